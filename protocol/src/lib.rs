@@ -1,0 +1,35 @@
+//! Sans-IO SMTP for towerpost.
+//!
+//! This crate takes byte slices and returns commands, decoded message
+//! content, or "need more data"; it renders replies into byte buffers. It
+//! never touches a socket, a clock or a file, so every rule here is tested
+//! with plain tables (see `tests/`) and a fuzz target (`fuzz/`).
+//!
+//! * [`CommandReceiver`] frames command lines and enforces the RFC 5321
+//!   command line limit (512 octets, configurable upward).
+//! * [`Command::parse`] turns one line into a [`Command`] or a
+//!   [`CommandError`] that knows its SMTP reply.
+//! * [`DataDecoder`] decodes `DATA` content: dot-unstuffing, and only
+//!   `<CRLF>.<CRLF>` ends the data, so none of the SMTP smuggling sequences
+//!   (`<LF>.<LF>`, `<LF>.<CR><LF>`, `<CR><LF>.<LF>`, `<CR>.<CR>`) can end a
+//!   message early.
+//! * [`BdatDecoder`] frames RFC 3030 `BDAT` chunks.
+//! * [`Reply`] is an SMTP reply with an optional enhanced status code.
+
+mod address;
+mod bdat;
+mod command;
+mod content;
+mod data;
+mod params;
+mod receiver;
+mod reply;
+
+pub use address::{Address, AddressError};
+pub use bdat::BdatDecoder;
+pub use command::{Command, CommandError};
+pub use content::{BareNewline, ContentIssues};
+pub use data::{DataDecoder, DataProgress};
+pub use params::{Body, MailParams, Notify, RcptParams, Ret};
+pub use receiver::{CommandReceiver, Frame};
+pub use reply::{EnhancedCode, Reply};

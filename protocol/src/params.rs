@@ -1,0 +1,210 @@
+//! ESMTP parameters of `MAIL` and `RCPT` (RFC 1870 SIZE, RFC 1652 BODY,
+//! RFC 6531 SMTPUTF8, RFC 3461 RET/ENVID/NOTIFY/ORCPT, RFC 4954 AUTH).
+
+use crate::command::CommandError;
+
+/// RFC 1652 body type declared on `MAIL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Body {
+    /// No BODY parameter, or `BODY=7BIT`.
+    #[default]
+    SevenBit,
+    /// `BODY=8BITMIME`.
+    EightBitMime,
+}
+
+/// RFC 3461 `RET`: how much of the message a failure DSN returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ret {
+    /// `RET=FULL`: the whole message.
+    Full,
+    /// `RET=HDRS`: the headers only.
+    Headers,
+}
+
+/// Parameters of `MAIL FROM`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailParams {
+    /// `SIZE=`: the client's estimate of the message size in octets.
+    pub size: Option<u64>,
+    /// `BODY=`.
+    pub body: Body,
+    /// `SMTPUTF8` was given.
+    pub smtputf8: bool,
+    /// `RET=`.
+    pub ret: Option<Ret>,
+    /// `ENVID=`, still xtext-encoded, as it is passed on.
+    pub envid: Option<String>,
+    /// `AUTH=`, still xtext-encoded (`<>` when the submitter is unknown).
+    pub auth: Option<String>,
+}
+
+/// RFC 3461 `NOTIFY`: which events the sender wants a DSN for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notify {
+    /// `SUCCESS` was listed.
+    pub success: bool,
+    /// `FAILURE` was listed.
+    pub failure: bool,
+    /// `DELAY` was listed.
+    pub delay: bool,
+}
+
+impl Notify {
+    /// `NOTIFY=NEVER`: nothing was listed.
+    pub fn is_never(&self) -> bool {
+        !(self.success || self.failure || self.delay)
+    }
+}
+
+/// Parameters of `RCPT TO`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RcptParams {
+    /// `NOTIFY=`; `None` when absent (Postfix then behaves as `DELAY,FAILURE`).
+    pub notify: Option<Notify>,
+    /// `ORCPT=`, as `addr-type;xtext`, still encoded.
+    pub orcpt: Option<String>,
+}
+
+/// RFC 3461 ENVID length limit (decoded octets).
+const MAX_ENVID: usize = 100;
+/// RFC 3461 ORCPT length limit (the address part, decoded).
+const MAX_ORCPT: usize = 500;
+
+impl MailParams {
+    pub(crate) fn parse<'a>(
+        params: impl Iterator<Item = &'a str>,
+    ) -> Result<Self, CommandError> {
+        let mut out = MailParams::default();
+        for param in params {
+            let (key, value) = split_param(param);
+            if key.eq_ignore_ascii_case("SIZE") {
+                let v = value.filter(|v| !v.is_empty() && v.len() <= 20);
+                let size = v
+                    .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse().ok());
+                out.size = Some(size.ok_or(CommandError::BadParameter(
+                    "Bad message size syntax",
+                ))?);
+            } else if key.eq_ignore_ascii_case("BODY") {
+                out.body = match value {
+                    Some(v) if v.eq_ignore_ascii_case("7BIT") => Body::SevenBit,
+                    Some(v) if v.eq_ignore_ascii_case("8BITMIME") => Body::EightBitMime,
+                    Some(_) => return Err(CommandError::UnsupportedParameter(param.to_owned())),
+                    None => return Err(CommandError::BadParameter("Bad BODY parameter syntax")),
+                };
+            } else if key.eq_ignore_ascii_case("SMTPUTF8") {
+                if value.is_some() {
+                    return Err(CommandError::BadParameter("Bad SMTPUTF8 parameter syntax"));
+                }
+                out.smtputf8 = true;
+            } else if key.eq_ignore_ascii_case("RET") {
+                out.ret = Some(match value {
+                    Some(v) if v.eq_ignore_ascii_case("FULL") => Ret::Full,
+                    Some(v) if v.eq_ignore_ascii_case("HDRS") => Ret::Headers,
+                    _ => return Err(CommandError::BadParameter("Bad RET parameter syntax")),
+                });
+            } else if key.eq_ignore_ascii_case("ENVID") {
+                let v = value
+                    .filter(|v| xtext_decoded_len(v).is_some_and(|n| n > 0 && n <= MAX_ENVID))
+                    .ok_or(CommandError::BadParameter("Bad ENVID parameter syntax"))?;
+                out.envid = Some(v.to_owned());
+            } else if key.eq_ignore_ascii_case("AUTH") {
+                let v = value
+                    .filter(|v| *v == "<>" || xtext_decoded_len(v).is_some_and(|n| n > 0))
+                    .ok_or(CommandError::BadParameter("Bad AUTH parameter syntax"))?;
+                out.auth = Some(v.to_owned());
+            } else {
+                return Err(CommandError::UnsupportedParameter(param.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RcptParams {
+    pub(crate) fn parse<'a>(
+        params: impl Iterator<Item = &'a str>,
+    ) -> Result<Self, CommandError> {
+        let mut out = RcptParams::default();
+        for param in params {
+            let (key, value) = split_param(param);
+            if key.eq_ignore_ascii_case("NOTIFY") {
+                out.notify = Some(
+                    value
+                        .and_then(parse_notify)
+                        .ok_or(CommandError::BadParameter("Bad NOTIFY parameter syntax"))?,
+                );
+            } else if key.eq_ignore_ascii_case("ORCPT") {
+                let v = value
+                    .filter(|v| is_orcpt(v))
+                    .ok_or(CommandError::BadParameter("Bad ORCPT parameter syntax"))?;
+                out.orcpt = Some(v.to_owned());
+            } else {
+                return Err(CommandError::UnsupportedParameter(param.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn split_param(param: &str) -> (&str, Option<&str>) {
+    match param.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (param, None),
+    }
+}
+
+fn parse_notify(value: &str) -> Option<Notify> {
+    if value.eq_ignore_ascii_case("NEVER") {
+        return Some(Notify::default());
+    }
+    let mut n = Notify::default();
+    for word in value.split(',') {
+        let flag = if word.eq_ignore_ascii_case("SUCCESS") {
+            &mut n.success
+        } else if word.eq_ignore_ascii_case("FAILURE") {
+            &mut n.failure
+        } else if word.eq_ignore_ascii_case("DELAY") {
+            &mut n.delay
+        } else {
+            return None;
+        };
+        *flag = true;
+    }
+    Some(n)
+}
+
+fn is_orcpt(value: &str) -> bool {
+    let Some((addr_type, addr)) = value.split_once(';') else {
+        return false;
+    };
+    !addr_type.is_empty()
+        && addr_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && xtext_decoded_len(addr).is_some_and(|n| n > 0 && n <= MAX_ORCPT)
+}
+
+/// The decoded length of RFC 3461 xtext, or `None` when it is malformed
+/// (characters outside `!`..`~`, a literal `+` or `=`, or a bad `+XX`).
+fn xtext_decoded_len(value: &str) -> Option<usize> {
+    let bytes = value.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b)) {
+                    return None;
+                }
+                i += 3;
+            }
+            b'=' => return None,
+            b'!'..=b'~' => i += 1,
+            _ => return None,
+        }
+        n += 1;
+    }
+    Some(n)
+}
