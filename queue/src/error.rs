@@ -1,0 +1,117 @@
+//! Queue errors.
+
+use std::fmt;
+
+/// A queue operation failed. These are faults (disk, bug, shutdown), never
+/// policy: the SMTP server turns them into a 4xx reply.
+#[derive(Debug)]
+pub struct QueueError {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// The storage layer failed (I/O, corruption, full disk).
+    Storage { context: String, source: redb::Error },
+    /// The shard task is gone (shutdown in progress).
+    Closed,
+    /// An envelope could not be encoded or decoded.
+    Codec { id: String, source: serde_json::Error },
+    /// The queue directory could not be prepared.
+    Directory { path: String, source: std::io::Error },
+}
+
+impl QueueError {
+    pub(crate) fn storage(context: impl Into<String>, source: impl Into<redb::Error>) -> Self {
+        Self {
+            kind: Kind::Storage {
+                context: context.into(),
+                source: source.into(),
+            },
+        }
+    }
+
+    pub(crate) fn closed() -> Self {
+        Self { kind: Kind::Closed }
+    }
+
+    pub(crate) fn codec(id: impl fmt::Display, source: serde_json::Error) -> Self {
+        Self {
+            kind: Kind::Codec {
+                id: id.to_string(),
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn directory(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self {
+            kind: Kind::Directory {
+                path: path.display().to_string(),
+                source,
+            },
+        }
+    }
+
+    /// The failure is a lack of disk space: the SMTP answer is
+    /// `452 4.3.1 Insufficient system storage`.
+    pub fn is_storage_full(&self) -> bool {
+        let io = match &self.kind {
+            Kind::Storage { source, .. } => match source {
+                redb::Error::Io(e) => Some(e),
+                _ => None,
+            },
+            Kind::Directory { source, .. } => Some(source),
+            _ => None,
+        };
+        io.is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded
+                || e.raw_os_error() == Some(28)
+        })
+    }
+
+    /// The queue is shutting down.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.kind, Kind::Closed)
+    }
+}
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Storage { context, source } => write!(f, "queue storage: {context}: {source}"),
+            Kind::Closed => f.write_str("queue is shut down"),
+            Kind::Codec { id, source } => write!(f, "queue file {id}: bad envelope: {source}"),
+            Kind::Directory { path, source } => write!(f, "queue directory {path}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for QueueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Storage { source, .. } => Some(source),
+            Kind::Codec { source, .. } => Some(source),
+            Kind::Directory { source, .. } => Some(source),
+            Kind::Closed => None,
+        }
+    }
+}
+
+impl QueueError {
+    /// A copy of a batch's error for each of its messages. redb's errors
+    /// are not `Clone`, so the copy keeps the text and whether the disk was
+    /// full.
+    pub(crate) fn from_shared(e: &QueueError) -> Self {
+        let io = std::io::Error::new(
+            if e.is_storage_full() {
+                std::io::ErrorKind::StorageFull
+            } else {
+                std::io::ErrorKind::Other
+            },
+            e.to_string(),
+        );
+        Self::storage("batch commit", redb::Error::Io(io))
+    }
+}

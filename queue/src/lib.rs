@@ -1,0 +1,26 @@
+//! towerpost's durable, sharded mail queue.
+//!
+//! The queue is split into shards, each an embedded [redb] database file
+//! owned by one task that alone writes to it, so shards never contend. A
+//! message is stored — content and envelope in one transaction — before
+//! [`Queue::enqueue`] returns, and concurrent messages of a shard share one
+//! commit (group commit): the fsync, not the CPU, is what a durable queue
+//! pays for, and a batch pays for it once.
+//!
+//! Durability contract: when `enqueue` returns `Ok`, the message survives a
+//! crash of the process or the machine at any later instant. A crash before
+//! that leaves no trace of it (a redb transaction is all or nothing).
+//!
+//! [redb]: https://docs.rs/redb
+
+mod error;
+mod id;
+mod message;
+mod queue;
+mod shard;
+mod store;
+
+pub use error::QueueError;
+pub use id::{QueueId, QueueIdParseError};
+pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
+pub use queue::{Queue, QueueSettings};

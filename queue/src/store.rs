@@ -1,0 +1,114 @@
+//! One shard's storage: a redb database with the content and envelope of
+//! each message under its queue id.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::QueueError;
+use crate::id::QueueId;
+use crate::message::{Envelope, QueueEntry};
+
+const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
+const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
+
+/// A message ready to be stored.
+#[derive(Debug)]
+pub(crate) struct StoredMessage {
+    pub(crate) id: QueueId,
+    pub(crate) envelope: Vec<u8>,
+    pub(crate) content: Vec<u8>,
+}
+
+/// A shard's database file.
+#[derive(Debug)]
+pub(crate) struct ShardStore {
+    path: PathBuf,
+    db: Database,
+}
+
+impl ShardStore {
+    /// Opens (or creates) the shard file and makes sure its tables exist.
+    pub(crate) fn open(path: &Path) -> Result<Self, QueueError> {
+        let created = !path.exists();
+        let db = Database::create(path)
+            .map_err(|e| QueueError::storage(format!("open {}", path.display()), e))?;
+        if created {
+            // The new file's directory entry must be durable before any
+            // message in it is acknowledged.
+            sync_parent_dir(path)?;
+        }
+        let store = Self {
+            path: path.to_owned(),
+            db,
+        };
+        // Create the tables up front so readers never see them missing.
+        store.commit(&[])?;
+        Ok(store)
+    }
+
+    /// Stores `batch` in one durable transaction: all or nothing.
+    pub(crate) fn commit(&self, batch: &[StoredMessage]) -> Result<(), QueueError> {
+        let ctx = || format!("commit to {}", self.path.display());
+        let mut txn = self.db.begin_write().map_err(|e| QueueError::storage(ctx(), e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| QueueError::storage(ctx(), redb::Error::from(e)))?;
+        {
+            let mut content = txn.open_table(CONTENT).map_err(|e| QueueError::storage(ctx(), e))?;
+            let mut envelope = txn
+                .open_table(ENVELOPE)
+                .map_err(|e| QueueError::storage(ctx(), e))?;
+            for m in batch {
+                let key = m.id.as_u64();
+                content
+                    .insert(key, m.content.as_slice())
+                    .map_err(|e| QueueError::storage(ctx(), e))?;
+                envelope
+                    .insert(key, m.envelope.as_slice())
+                    .map_err(|e| QueueError::storage(ctx(), e))?;
+            }
+        }
+        txn.commit().map_err(|e| QueueError::storage(ctx(), e))
+    }
+
+    /// The largest queue id in the shard.
+    pub(crate) fn last_id(&self) -> Result<Option<QueueId>, QueueError> {
+        let ctx = || format!("read {}", self.path.display());
+        let txn = self.db.begin_read().map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn.open_table(ENVELOPE).map_err(|e| QueueError::storage(ctx(), e))?;
+        let last = table.last().map_err(|e| QueueError::storage(ctx(), e))?;
+        Ok(last.map(|(k, _)| QueueId::from_u64(k.value())))
+    }
+
+    /// Every message's envelope, in id order.
+    pub(crate) fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
+        let ctx = || format!("read {}", self.path.display());
+        let txn = self.db.begin_read().map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn.open_table(ENVELOPE).map_err(|e| QueueError::storage(ctx(), e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| QueueError::storage(ctx(), e))? {
+            let (k, v) = row.map_err(|e| QueueError::storage(ctx(), e))?;
+            let id = QueueId::from_u64(k.value());
+            let envelope: Envelope =
+                serde_json::from_slice(v.value()).map_err(|e| QueueError::codec(id, e))?;
+            out.push(QueueEntry { id, envelope });
+        }
+        Ok(out)
+    }
+
+    /// A message's content.
+    pub(crate) fn content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
+        let ctx = || format!("read {}", self.path.display());
+        let txn = self.db.begin_read().map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn.open_table(CONTENT).map_err(|e| QueueError::storage(ctx(), e))?;
+        let value = table.get(id.as_u64()).map_err(|e| QueueError::storage(ctx(), e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+}
+
+fn sync_parent_dir(path: &Path) -> Result<(), QueueError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| QueueError::directory(dir, e))
+}
