@@ -49,7 +49,9 @@ impl BdatDecoder {
     /// how many were used. The chunk is complete when
     /// [`remaining`](Self::remaining) is 0.
     pub fn feed(&mut self, input: &[u8], out: Option<&mut Vec<u8>>) -> usize {
-        let take = input.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let take = input
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let chunk = &input[..take];
         self.remaining -= take as u64;
         if let Some(out) = out {

@@ -251,12 +251,10 @@ fn find_path_end(inner: &str) -> Option<usize> {
 /// Drops an RFC 5321 source route (`@a,@b:user@c`): §3.6.1 says the
 /// route SHOULD be ignored.
 fn strip_source_route(path: &str) -> &str {
-    if path.starts_with('@') {
-        if let Some(colon) = path.find(':') {
-            return &path[colon + 1..];
-        }
+    match path.find(':') {
+        Some(colon) if path.starts_with('@') => &path[colon + 1..],
+        _ => path,
     }
-    path
 }
 
 fn parse_mail(rest: &str) -> Result<Command, CommandError> {
@@ -360,9 +358,7 @@ impl CommandError {
                 Reply::enhanced(502, e(5, 5, 2), "Error: command not recognized")
             }
             CommandError::BadSyntax => Reply::enhanced(500, e(5, 5, 2), "Error: bad syntax"),
-            CommandError::LineTooLong => {
-                Reply::enhanced(500, e(5, 5, 2), "Error: line too long")
-            }
+            CommandError::LineTooLong => Reply::enhanced(500, e(5, 5, 2), "Error: line too long"),
             CommandError::Usage(usage) => {
                 Reply::enhanced(501, e(5, 5, 4), format!("Syntax: {usage}"))
             }
@@ -387,11 +383,9 @@ impl CommandError {
                 "Must declare SMTPUTF8 to send unicode address",
             ),
             CommandError::BadParameter(text) => Reply::enhanced(501, e(5, 5, 4), *text),
-            CommandError::UnsupportedParameter(param) => Reply::enhanced(
-                555,
-                e(5, 5, 4),
-                format!("Unsupported option: {param}"),
-            ),
+            CommandError::UnsupportedParameter(param) => {
+                Reply::enhanced(555, e(5, 5, 4), format!("Unsupported option: {param}"))
+            }
             CommandError::EtrnSyntax => Reply::new(500, "Syntax: ETRN domain"),
             CommandError::BdatSyntax => {
                 Reply::enhanced(521, e(5, 5, 4), "Syntax: BDAT count [LAST]")

@@ -72,9 +72,7 @@ const MAX_ENVID: usize = 100;
 const MAX_ORCPT: usize = 500;
 
 impl MailParams {
-    pub(crate) fn parse<'a>(
-        params: impl Iterator<Item = &'a str>,
-    ) -> Result<Self, CommandError> {
+    pub(crate) fn parse<'a>(params: impl Iterator<Item = &'a str>) -> Result<Self, CommandError> {
         let mut out = MailParams::default();
         for param in params {
             let (key, value) = split_param(param);
@@ -83,9 +81,7 @@ impl MailParams {
                 let size = v
                     .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
                     .and_then(|v| v.parse().ok());
-                out.size = Some(size.ok_or(CommandError::BadParameter(
-                    "Bad message size syntax",
-                ))?);
+                out.size = Some(size.ok_or(CommandError::BadParameter("Bad message size syntax"))?);
             } else if key.eq_ignore_ascii_case("BODY") {
                 out.body = match value {
                     Some(v) if v.eq_ignore_ascii_case("7BIT") => Body::SevenBit,
@@ -123,9 +119,7 @@ impl MailParams {
 }
 
 impl RcptParams {
-    pub(crate) fn parse<'a>(
-        params: impl Iterator<Item = &'a str>,
-    ) -> Result<Self, CommandError> {
+    pub(crate) fn parse<'a>(params: impl Iterator<Item = &'a str>) -> Result<Self, CommandError> {
         let mut out = RcptParams::default();
         for param in params {
             let (key, value) = split_param(param);
@@ -195,7 +189,10 @@ fn xtext_decoded_len(value: &str) -> Option<usize> {
         match bytes[i] {
             b'+' => {
                 let hex = bytes.get(i + 1..i + 3)?;
-                if !hex.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b)) {
+                if !hex
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+                {
                     return None;
                 }
                 i += 3;

@@ -60,12 +60,12 @@ impl Reply {
     ///
     /// `code` and `enhanced` must agree in class (RFC 2034 §4); a mismatch
     /// is a programming error and is caught in debug builds.
-    pub fn enhanced(
-        code: u16,
-        enhanced: EnhancedCode,
-        text: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        debug_assert_eq!(u16::from(enhanced.class), code / 100, "reply class mismatch");
+    pub fn enhanced(code: u16, enhanced: EnhancedCode, text: impl Into<Cow<'static, str>>) -> Self {
+        debug_assert_eq!(
+            u16::from(enhanced.class),
+            code / 100,
+            "reply class mismatch"
+        );
         Self {
             code,
             enhanced: Some(enhanced),
@@ -212,7 +212,10 @@ mod tests {
     #[test]
     fn renders_multiline_with_dashes_until_the_last_line() {
         let r = Reply::multiline(250, ["mx.test", "PIPELINING", "CHUNKING"]);
-        assert_eq!(r.to_bytes(), b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
+        assert_eq!(
+            r.to_bytes(),
+            b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+        );
     }
 
     #[test]

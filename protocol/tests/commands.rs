@@ -12,21 +12,69 @@ fn reply(line: &str) -> String {
 #[test]
 fn verbs_are_case_insensitive_and_keep_their_arguments() {
     let table: &[(&str, Command)] = &[
-        ("HELO client.test", Command::Helo { host: "client.test".into() }),
-        ("ehlo client.test", Command::Ehlo { host: "client.test".into() }),
-        ("EHLO [127.0.0.1]", Command::Ehlo { host: "[127.0.0.1]".into() }),
+        (
+            "HELO client.test",
+            Command::Helo {
+                host: "client.test".into(),
+            },
+        ),
+        (
+            "ehlo client.test",
+            Command::Ehlo {
+                host: "client.test".into(),
+            },
+        ),
+        (
+            "EHLO [127.0.0.1]",
+            Command::Ehlo {
+                host: "[127.0.0.1]".into(),
+            },
+        ),
         ("DATA", Command::Data),
         ("rset", Command::Rset),
         ("NOOP anything", Command::Noop),
         ("QUIT", Command::Quit),
         ("HELP", Command::Help),
-        ("VRFY postmaster", Command::Vrfy { arg: "postmaster".into() }),
-        ("ETRN example.com", Command::Etrn { node: "example.com".into() }),
-        ("ETRN @example.com", Command::Etrn { node: "@example.com".into() }),
+        (
+            "VRFY postmaster",
+            Command::Vrfy {
+                arg: "postmaster".into(),
+            },
+        ),
+        (
+            "ETRN example.com",
+            Command::Etrn {
+                node: "example.com".into(),
+            },
+        ),
+        (
+            "ETRN @example.com",
+            Command::Etrn {
+                node: "@example.com".into(),
+            },
+        ),
         ("STARTTLS", Command::StartTls),
-        ("BDAT 100", Command::Bdat { size: 100, last: false }),
-        ("BDAT 0 LAST", Command::Bdat { size: 0, last: true }),
-        ("bdat 5 last", Command::Bdat { size: 5, last: true }),
+        (
+            "BDAT 100",
+            Command::Bdat {
+                size: 100,
+                last: false,
+            },
+        ),
+        (
+            "BDAT 0 LAST",
+            Command::Bdat {
+                size: 0,
+                last: true,
+            },
+        ),
+        (
+            "bdat 5 last",
+            Command::Bdat {
+                size: 5,
+                last: true,
+            },
+        ),
         (
             "AUTH plain AGZvbwBiYXI=",
             Command::Auth {
@@ -77,16 +125,20 @@ fn mail_parameters() {
 
 #[test]
 fn rcpt_parameters() {
-    let Command::Rcpt { to, params } =
-        Command::parse(b"RCPT TO:<b@example.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b@example.test")
-            .unwrap()
-    else {
+    let Command::Rcpt { to, params } = Command::parse(
+        b"RCPT TO:<b@example.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b@example.test",
+    )
+    .unwrap() else {
         panic!()
     };
     assert_eq!(to.domain(), Some("example.test"));
     assert_eq!(
         params.notify,
-        Some(Notify { success: true, failure: false, delay: true })
+        Some(Notify {
+            success: true,
+            failure: false,
+            delay: true
+        })
     );
     assert_eq!(params.orcpt.as_deref(), Some("rfc822;b@example.test"));
     let Command::Rcpt { params, .. } = Command::parse(b"RCPT TO:<b@x.test> NOTIFY=NEVER").unwrap()
@@ -110,23 +162,71 @@ fn bad_commands_get_postfix_replies() {
         ("HELO", "501 Syntax: HELO hostname"),
         ("EHLO", "501 Syntax: EHLO hostname"),
         ("MAIL", "501 5.5.4 Syntax: MAIL FROM:<address>"),
-        ("MAIL TO:<a@b.test>", "501 5.5.4 Syntax: MAIL FROM:<address>"),
-        ("MAIL FROM:<a@b.test", "501 5.5.4 Syntax: MAIL FROM:<address>"),
-        ("MAIL FROM:<a b@c.test>", "501 5.1.7 Bad sender address syntax"),
-        ("MAIL FROM:<postmaster>", "501 5.1.7 Bad sender address syntax"),
+        (
+            "MAIL TO:<a@b.test>",
+            "501 5.5.4 Syntax: MAIL FROM:<address>",
+        ),
+        (
+            "MAIL FROM:<a@b.test",
+            "501 5.5.4 Syntax: MAIL FROM:<address>",
+        ),
+        (
+            "MAIL FROM:<a b@c.test>",
+            "501 5.1.7 Bad sender address syntax",
+        ),
+        (
+            "MAIL FROM:<postmaster>",
+            "501 5.1.7 Bad sender address syntax",
+        ),
         ("RCPT TO:<>", "501 5.5.4 Syntax: RCPT TO:<address>"),
-        ("RCPT TO:<a@@b.test>", "501 5.1.3 Bad recipient address syntax"),
-        ("MAIL FROM:<a@b.test> SIZE=abc", "501 5.5.4 Bad message size syntax"),
-        ("MAIL FROM:<a@b.test> SIZE=", "501 5.5.4 Bad message size syntax"),
-        ("MAIL FROM:<a@b.test> SIZE=99999999999999999999999", "501 5.5.4 Bad message size syntax"),
-        ("MAIL FROM:<a@b.test> RET=ALL", "501 5.5.4 Bad RET parameter syntax"),
-        ("MAIL FROM:<a@b.test> ENVID=a=b", "501 5.5.4 Bad ENVID parameter syntax"),
-        ("MAIL FROM:<a@b.test> BODY=BINARYMIME", "555 5.5.4 Unsupported option: BODY=BINARYMIME"),
-        ("MAIL FROM:<a@b.test> XFOO=1", "555 5.5.4 Unsupported option: XFOO=1"),
-        ("RCPT TO:<a@b.test> NOTIFY=NEVER,SUCCESS", "501 5.5.4 Bad NOTIFY parameter syntax"),
-        ("RCPT TO:<a@b.test> NOTIFY=SOMETIMES", "501 5.5.4 Bad NOTIFY parameter syntax"),
-        ("RCPT TO:<a@b.test> ORCPT=b@c.test", "501 5.5.4 Bad ORCPT parameter syntax"),
-        ("MAIL FROM:<jörg@example.test>", "553 5.6.7 Must declare SMTPUTF8 to send unicode address"),
+        (
+            "RCPT TO:<a@@b.test>",
+            "501 5.1.3 Bad recipient address syntax",
+        ),
+        (
+            "MAIL FROM:<a@b.test> SIZE=abc",
+            "501 5.5.4 Bad message size syntax",
+        ),
+        (
+            "MAIL FROM:<a@b.test> SIZE=",
+            "501 5.5.4 Bad message size syntax",
+        ),
+        (
+            "MAIL FROM:<a@b.test> SIZE=99999999999999999999999",
+            "501 5.5.4 Bad message size syntax",
+        ),
+        (
+            "MAIL FROM:<a@b.test> RET=ALL",
+            "501 5.5.4 Bad RET parameter syntax",
+        ),
+        (
+            "MAIL FROM:<a@b.test> ENVID=a=b",
+            "501 5.5.4 Bad ENVID parameter syntax",
+        ),
+        (
+            "MAIL FROM:<a@b.test> BODY=BINARYMIME",
+            "555 5.5.4 Unsupported option: BODY=BINARYMIME",
+        ),
+        (
+            "MAIL FROM:<a@b.test> XFOO=1",
+            "555 5.5.4 Unsupported option: XFOO=1",
+        ),
+        (
+            "RCPT TO:<a@b.test> NOTIFY=NEVER,SUCCESS",
+            "501 5.5.4 Bad NOTIFY parameter syntax",
+        ),
+        (
+            "RCPT TO:<a@b.test> NOTIFY=SOMETIMES",
+            "501 5.5.4 Bad NOTIFY parameter syntax",
+        ),
+        (
+            "RCPT TO:<a@b.test> ORCPT=b@c.test",
+            "501 5.5.4 Bad ORCPT parameter syntax",
+        ),
+        (
+            "MAIL FROM:<jörg@example.test>",
+            "553 5.6.7 Must declare SMTPUTF8 to send unicode address",
+        ),
         ("ETRN", "500 Syntax: ETRN domain"),
         ("ETRN a.test b.test", "500 Syntax: ETRN domain"),
         ("BDAT", "521 5.5.4 Syntax: BDAT count [LAST]"),

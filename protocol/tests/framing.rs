@@ -25,22 +25,55 @@ fn decode(input: &[u8], step: usize) -> (Vec<u8>, Vec<u8>, bool) {
     (out, buf, false)
 }
 
+/// (input, stored content, remainder after the end, done)
+type DataCase = (&'static [u8], &'static [u8], &'static [u8], bool);
+
 #[test]
 fn only_crlf_dot_crlf_ends_data() {
     // (input, stored content, remainder after the end, done)
-    let table: &[(&[u8], &[u8], &[u8], bool)] = &[
-        (b"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n", b"Subject: x\r\n\r\nbody\r\n", b"QUIT\r\n", true),
+    let table: &[DataCase] = &[
+        (
+            b"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+            b"Subject: x\r\n\r\nbody\r\n",
+            b"QUIT\r\n",
+            true,
+        ),
         (b".\r\n", b"", b"", true),
         (b"..hidden\r\n.\r\n", b".hidden\r\n", b"", true),
         (b"a\r\n..\r\n.\r\n", b"a\r\n.\r\n", b"", true),
         // The SMTP smuggling sequences: none of them ends the message, and
         // the command that follows them stays content.
-        (b"a\n.\nMAIL FROM:<x@y.test>\r\n", b"a\r\nMAIL FROM:<x@y.test>\r\n", b"", false),
-        (b"a\n.\r\nMAIL FROM:<x@y.test>\r\n", b"a\r\nMAIL FROM:<x@y.test>\r\n", b"", false),
-        (b"a\r\n.\nMAIL FROM:<x@y.test>\r\n", b"a\r\nMAIL FROM:<x@y.test>\r\n", b"", false),
-        (b"a\r.\rMAIL FROM:<x@y.test>\r\n", b"a\r.\rMAIL FROM:<x@y.test>\r\n", b"", false),
+        (
+            b"a\n.\nMAIL FROM:<x@y.test>\r\n",
+            b"a\r\nMAIL FROM:<x@y.test>\r\n",
+            b"",
+            false,
+        ),
+        (
+            b"a\n.\r\nMAIL FROM:<x@y.test>\r\n",
+            b"a\r\nMAIL FROM:<x@y.test>\r\n",
+            b"",
+            false,
+        ),
+        (
+            b"a\r\n.\nMAIL FROM:<x@y.test>\r\n",
+            b"a\r\nMAIL FROM:<x@y.test>\r\n",
+            b"",
+            false,
+        ),
+        (
+            b"a\r.\rMAIL FROM:<x@y.test>\r\n",
+            b"a\r.\rMAIL FROM:<x@y.test>\r\n",
+            b"",
+            false,
+        ),
         // A line that starts with a dot and has more is unstuffed.
-        (b"a\r\n.\rMAIL FROM:<x@y.test>\r\n", b"a\r\n\rMAIL FROM:<x@y.test>\r\n", b"", false),
+        (
+            b"a\r\n.\rMAIL FROM:<x@y.test>\r\n",
+            b"a\r\n\rMAIL FROM:<x@y.test>\r\n",
+            b"",
+            false,
+        ),
         (b"a\r\n.\r\r\n", b"a\r\n\r\r\n", b"", false),
     ];
     for (input, content, rest, done) in table {
@@ -74,7 +107,11 @@ fn bare_lf_is_normalized_or_rejected() {
     assert_eq!(out, b"line one\r\nline two\r\n");
     let issues = d.issues();
     assert!(issues.bare_lf);
-    assert!(issues.rejection(BareNewline::Normalize, 1000, "mx.test").is_none());
+    assert!(
+        issues
+            .rejection(BareNewline::Normalize, 1000, "mx.test")
+            .is_none()
+    );
     assert_eq!(
         issues
             .rejection(BareNewline::Reject, 1000, "mx.test")
@@ -90,10 +127,16 @@ fn size_limit_stops_storing_but_keeps_reading_to_the_end() {
     let mut out = Vec::new();
     let p = d.feed(b"0123456789abcdef\r\nmore\r\n.\r\nNOOP\r\n", &mut out);
     assert!(p.done);
-    assert_eq!(&b"0123456789abcdef\r\nmore\r\n.\r\nNOOP\r\n"[p.consumed..], b"NOOP\r\n");
+    assert_eq!(
+        &b"0123456789abcdef\r\nmore\r\n.\r\nNOOP\r\n"[p.consumed..],
+        b"NOOP\r\n"
+    );
     assert!(out.len() <= 10);
     assert_eq!(
-        d.issues().rejection(BareNewline::Normalize, 1000, "mx").unwrap().to_string(),
+        d.issues()
+            .rejection(BareNewline::Normalize, 1000, "mx")
+            .unwrap()
+            .to_string(),
         "552 5.3.4 Error: message file too big"
     );
 }
@@ -128,9 +171,20 @@ fn command_framing() {
     assert_eq!(r.frame(b"NOOP"), Frame::Incomplete { consumed: 0 });
     assert_eq!(
         r.frame(b"NOOP\r\nQUIT\r\n"),
-        Frame::Line { len: 4, consumed: 6, bare_lf: false }
+        Frame::Line {
+            len: 4,
+            consumed: 6,
+            bare_lf: false
+        }
     );
-    assert_eq!(r.frame(b"NOOP\nQUIT"), Frame::Line { len: 4, consumed: 5, bare_lf: true });
+    assert_eq!(
+        r.frame(b"NOOP\nQUIT"),
+        Frame::Line {
+            len: 4,
+            consumed: 5,
+            bare_lf: true
+        }
+    );
     // 510 characters plus CRLF is the longest allowed line.
     let mut ok = vec![b'a'; 510];
     ok.extend_from_slice(b"\r\n");

@@ -12,13 +12,22 @@ pub struct QueueError {
 #[derive(Debug)]
 enum Kind {
     /// The storage layer failed (I/O, corruption, full disk).
-    Storage { context: String, source: redb::Error },
+    Storage {
+        context: String,
+        source: redb::Error,
+    },
     /// The shard task is gone (shutdown in progress).
     Closed,
     /// An envelope could not be encoded or decoded.
-    Codec { id: String, source: serde_json::Error },
+    Codec {
+        id: String,
+        source: serde_json::Error,
+    },
     /// The queue directory could not be prepared.
-    Directory { path: String, source: std::io::Error },
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl QueueError {
@@ -57,10 +66,10 @@ impl QueueError {
     /// `452 4.3.1 Insufficient system storage`.
     pub fn is_storage_full(&self) -> bool {
         let io = match &self.kind {
-            Kind::Storage { source, .. } => match source {
-                redb::Error::Io(e) => Some(e),
-                _ => None,
-            },
+            Kind::Storage {
+                source: redb::Error::Io(e),
+                ..
+            } => Some(e),
             Kind::Directory { source, .. } => Some(source),
             _ => None,
         };

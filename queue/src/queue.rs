@@ -110,7 +110,8 @@ impl Queue {
     /// Stops the shard tasks after they have committed what they were
     /// given. Every clone of the handle must be dropped or idle first.
     pub async fn shutdown(self) {
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         drop(self);
         for t in tasks {
             let _ = t.await;

@@ -63,11 +63,7 @@ impl Shard {
     }
 }
 
-async fn run(
-    path: PathBuf,
-    store: SharedStore,
-    mut rx: mpsc::Receiver<(StoredMessage, Reply)>,
-) {
+async fn run(path: PathBuf, store: SharedStore, mut rx: mpsc::Receiver<(StoredMessage, Reply)>) {
     let mut broken = false;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {

@@ -50,11 +50,16 @@ impl ShardStore {
     /// Stores `batch` in one durable transaction: all or nothing.
     pub(crate) fn commit(&self, batch: &[StoredMessage]) -> Result<(), QueueError> {
         let ctx = || format!("commit to {}", self.path.display());
-        let mut txn = self.db.begin_write().map_err(|e| QueueError::storage(ctx(), e))?;
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| QueueError::storage(ctx(), e))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| QueueError::storage(ctx(), redb::Error::from(e)))?;
         {
-            let mut content = txn.open_table(CONTENT).map_err(|e| QueueError::storage(ctx(), e))?;
+            let mut content = txn
+                .open_table(CONTENT)
+                .map_err(|e| QueueError::storage(ctx(), e))?;
             let mut envelope = txn
                 .open_table(ENVELOPE)
                 .map_err(|e| QueueError::storage(ctx(), e))?;
@@ -74,8 +79,13 @@ impl ShardStore {
     /// The largest queue id in the shard.
     pub(crate) fn last_id(&self) -> Result<Option<QueueId>, QueueError> {
         let ctx = || format!("read {}", self.path.display());
-        let txn = self.db.begin_read().map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn.open_table(ENVELOPE).map_err(|e| QueueError::storage(ctx(), e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn
+            .open_table(ENVELOPE)
+            .map_err(|e| QueueError::storage(ctx(), e))?;
         let last = table.last().map_err(|e| QueueError::storage(ctx(), e))?;
         Ok(last.map(|(k, _)| QueueId::from_u64(k.value())))
     }
@@ -83,8 +93,13 @@ impl ShardStore {
     /// Every message's envelope, in id order.
     pub(crate) fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
         let ctx = || format!("read {}", self.path.display());
-        let txn = self.db.begin_read().map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn.open_table(ENVELOPE).map_err(|e| QueueError::storage(ctx(), e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn
+            .open_table(ENVELOPE)
+            .map_err(|e| QueueError::storage(ctx(), e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| QueueError::storage(ctx(), e))? {
             let (k, v) = row.map_err(|e| QueueError::storage(ctx(), e))?;
@@ -99,9 +114,16 @@ impl ShardStore {
     /// A message's content.
     pub(crate) fn content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
         let ctx = || format!("read {}", self.path.display());
-        let txn = self.db.begin_read().map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn.open_table(CONTENT).map_err(|e| QueueError::storage(ctx(), e))?;
-        let value = table.get(id.as_u64()).map_err(|e| QueueError::storage(ctx(), e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn
+            .open_table(CONTENT)
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        let value = table
+            .get(id.as_u64())
+            .map_err(|e| QueueError::storage(ctx(), e))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
 }

@@ -31,9 +31,13 @@ async fn concurrent_messages_survive_a_reopen_with_fresh_ids() {
         let q = queue.clone();
         handles.push(tokio::spawn(async move {
             let id = q.new_id();
-            q.enqueue(id, &envelope(&format!("r{i}@example.test")), b"hello".to_vec())
-                .await
-                .unwrap();
+            q.enqueue(
+                id,
+                &envelope(&format!("r{i}@example.test")),
+                b"hello".to_vec(),
+            )
+            .await
+            .unwrap();
             id
         }));
     }
@@ -46,7 +50,12 @@ async fn concurrent_messages_survive_a_reopen_with_fresh_ids() {
     queue.shutdown().await;
 
     // Fewer shards than before: the old shard files are still read.
-    let queue = Queue::open(QueueSettings { shards: 1, ..settings }).await.unwrap();
+    let queue = Queue::open(QueueSettings {
+        shards: 1,
+        ..settings
+    })
+    .await
+    .unwrap();
     let entries = queue.entries().await.unwrap();
     assert_eq!(entries.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
     assert_eq!(queue.content(ids[7]).await.unwrap().unwrap(), b"hello");

@@ -1,0 +1,544 @@
+//! Conversion of expanded figment values into typed settings.
+//!
+//! Each function returns a message saying what was expected and what was
+//! found; the caller adds the origin and the key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::value::{Dict, Value};
+use ipnet::IpNet;
+
+use crate::error::{Origin, Problem};
+use crate::keys::{KEYS, LISTENER_KEYS, suggest};
+use crate::{BareNewline, Listener, TlsMode};
+
+/// Describes a value for "found ..." in messages.
+pub(crate) fn describe(value: &Value) -> String {
+    match value {
+        Value::String(_, s) => format!("{s:?}"),
+        Value::Char(_, c) => format!("{:?}", c.to_string()),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => {
+            if let Some(i) = n.to_i128() {
+                i.to_string()
+            } else if let Some(u) = n.to_u128() {
+                u.to_string()
+            } else {
+                n.to_f64().map(|f| f.to_string()).unwrap_or_default()
+            }
+        }
+        Value::Empty(..) => "an empty value".to_owned(),
+        Value::Array(..) => "an array".to_owned(),
+        Value::Dict(..) => "a table".to_owned(),
+    }
+}
+
+fn found(expected: &str, value: &Value) -> String {
+    format!("expected {expected}, found {}", describe(value))
+}
+
+/// A string without control characters (which could break SMTP replies).
+pub(crate) fn text(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(_, s) => {
+            if s.chars().any(char::is_control) {
+                Err(format!(
+                    "expected text without control characters (such as line breaks), found {s:?}"
+                ))
+            } else {
+                Ok(s.clone())
+            }
+        }
+        Value::Char(_, c) => text(&Value::from(c.to_string())),
+        other => Err(found("a string", other)),
+    }
+}
+
+/// A host or domain name: non-empty, no whitespace or control characters.
+pub(crate) fn host_name(value: &Value) -> Result<String, String> {
+    let s = text(value)?;
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || "/@,:".contains(c)) {
+        return Err(found("a host name such as \"mail.example.com\"", value));
+    }
+    Ok(s)
+}
+
+/// A boolean: TOML `true` / `false`, or the strings "yes" / "no" (and
+/// "true" / "false", as environment variables are strings).
+pub(crate) fn boolean(value: &Value) -> Result<bool, String> {
+    const EXPECTED: &str = "true/false or \"yes\"/\"no\"";
+    match value {
+        Value::Bool(_, b) => Ok(*b),
+        Value::String(_, s) => match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" => Ok(true),
+            "no" | "false" => Ok(false),
+            _ => Err(found(EXPECTED, value)),
+        },
+        other => Err(found(EXPECTED, other)),
+    }
+}
+
+/// An integer in `min..=max`, given as a TOML integer or a string of digits.
+pub(crate) fn integer(value: &Value, min: u64, max: u64) -> Result<u64, String> {
+    let expected = if max == u64::MAX && min == 0 {
+        "a non-negative integer".to_owned()
+    } else if max == u64::MAX {
+        format!("an integer of at least {min}")
+    } else {
+        format!("an integer from {min} to {max}")
+    };
+    let n: Option<i128> = match value {
+        Value::Num(_, n) => match (n.to_u128(), n.to_i128()) {
+            (Some(u), _) => Some(i128::try_from(u).unwrap_or(i128::MAX)),
+            (None, signed) => signed,
+        },
+        Value::String(_, s) => {
+            let s = s.trim();
+            s.parse::<i128>().ok().filter(|_| !s.starts_with('+'))
+        }
+        _ => None,
+    };
+    match n {
+        Some(n) if n >= i128::from(min) && n <= i128::from(max) => {
+            Ok(u64::try_from(n).unwrap_or(max))
+        }
+        _ => Err(found(&expected, value)),
+    }
+}
+
+/// An integer in `min..=max` as a `usize`.
+pub(crate) fn count(value: &Value, min: usize, max: usize) -> Result<usize, String> {
+    let n = integer(value, min as u64, max as u64)?;
+    usize::try_from(n).map_err(|_| found("a smaller integer", value))
+}
+
+const DURATION_EXPECTED: &str = "a duration with a unit such as \"300s\" or \"5m\"";
+
+/// A duration in humantime syntax; a bare number is refused since its unit
+/// would be a guess.
+pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
+    match value {
+        Value::String(_, s) => {
+            humantime::parse_duration(s.trim()).map_err(|_| found(DURATION_EXPECTED, value))
+        }
+        other => Err(found(DURATION_EXPECTED, other)),
+    }
+}
+
+/// A duration that must not be zero.
+pub(crate) fn positive_duration(value: &Value) -> Result<Duration, String> {
+    let d = duration(value)?;
+    if d.is_zero() {
+        return Err(found("a duration greater than zero", value));
+    }
+    Ok(d)
+}
+
+const LIST_EXPECTED: &str =
+    "an array of strings or a string of items separated by commas or spaces";
+
+/// A list: an array of strings or one string, each split on commas and
+/// whitespace (so that expanded references to lists split too).
+pub(crate) fn list(value: &Value) -> Result<Vec<String>, String> {
+    fn split(s: &str, out: &mut Vec<String>) {
+        out.extend(
+            s.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let mut out = Vec::new();
+    match value {
+        Value::String(_, s) => split(s, &mut out),
+        Value::Array(_, items) => {
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(_, s) => split(s, &mut out),
+                    other => {
+                        return Err(format!(
+                            "expected {LIST_EXPECTED}, found {} at position {}",
+                            describe(other),
+                            i + 1
+                        ));
+                    }
+                }
+            }
+        }
+        other => return Err(found(LIST_EXPECTED, other)),
+    }
+    Ok(out)
+}
+
+/// Explains list items that are valid in Postfix but not in towerpost.
+fn unsupported_hint(item: &str) -> &'static str {
+    let is_table = item.split_once(':').is_some_and(|(kind, _)| {
+        !kind.is_empty()
+            && kind.chars().all(|c| c.is_ascii_lowercase())
+            && !kind.chars().all(|c| c.is_ascii_hexdigit())
+    });
+    if item.starts_with('/') || is_table {
+        " (lookup tables and files are not supported)"
+    } else if item.starts_with('!') {
+        " (exclusions with '!' are not supported)"
+    } else {
+        ""
+    }
+}
+
+/// A list of networks in Postfix syntax: `127.0.0.0/8`, `[::1]/128`,
+/// `[2001:db8::]/32`, `::1/128`, or a plain address (a host route).
+pub(crate) fn networks(value: &Value) -> Result<Vec<IpNet>, String> {
+    list(value)?.iter().map(|item| network(item)).collect()
+}
+
+fn network(item: &str) -> Result<IpNet, String> {
+    let bad = || {
+        format!(
+            "expected networks such as \"192.0.2.0/24\", \"[2001:db8::]/32\" or an IP address, \
+             found {item:?}{}",
+            unsupported_hint(item)
+        )
+    };
+    let (addr, prefix) = match item.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (item, None),
+    };
+    let addr = addr
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(addr);
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(bad)?,
+        None => max,
+    };
+    let net = IpNet::new(addr, prefix).map_err(|_| bad())?;
+    if net.network() != addr {
+        let suggestion = match net {
+            IpNet::V4(_) => format!("{}", net.trunc()),
+            IpNet::V6(_) => format!("[{}]/{}", net.network(), net.prefix_len()),
+        };
+        return Err(format!(
+            "network {item:?} has host bits set (did you mean \"{suggestion}\"?)"
+        ));
+    }
+    Ok(net)
+}
+
+/// A list of domain names; a leading dot (`.example.com`, subdomains only)
+/// is kept. Domains are lower-cased.
+pub(crate) fn domains(value: &Value) -> Result<Vec<String>, String> {
+    list(value)?
+        .into_iter()
+        .map(|item| {
+            let name = item.strip_prefix('.').unwrap_or(&item);
+            let name = name.strip_suffix('.').unwrap_or(name);
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+                });
+            if valid {
+                Ok(item.to_lowercase())
+            } else {
+                Err(format!(
+                    "expected domain names such as \"example.com\", found {item:?}{}",
+                    unsupported_hint(&item)
+                ))
+            }
+        })
+        .collect()
+}
+
+/// A non-empty path.
+pub(crate) fn path(value: &Value) -> Result<PathBuf, String> {
+    match optional_path(value)? {
+        Some(path) => Ok(path),
+        None => Err(found("a non-empty path", value)),
+    }
+}
+
+/// A path, or nothing for the empty string.
+pub(crate) fn optional_path(value: &Value) -> Result<Option<PathBuf>, String> {
+    let s = text(value).map_err(|_| found("a path", value))?;
+    Ok((!s.is_empty()).then(|| PathBuf::from(s)))
+}
+
+/// `smtpd_forbid_bare_newline`: `normalize` (or `yes`) or `reject`.
+pub(crate) fn bare_newline(value: &Value) -> Result<BareNewline, String> {
+    const REFUSED: &str = "is refused: accepting a bare newline (LF without CR) as the end of \
+         a line allows SMTP smuggling; use \"normalize\" (same as \"yes\") or \"reject\"";
+    match value {
+        Value::Bool(_, true) => Ok(BareNewline::Normalize),
+        Value::Bool(_, false) => Err(format!("false {REFUSED}")),
+        Value::String(_, s) => match s.trim().to_ascii_lowercase().as_str() {
+            "normalize" | "yes" | "true" => Ok(BareNewline::Normalize),
+            "reject" => Ok(BareNewline::Reject),
+            "no" | "false" => Err(format!("{s:?} {REFUSED}")),
+            _ => Err(found("\"normalize\" (or \"yes\") or \"reject\"", value)),
+        },
+        other => Err(found("\"normalize\" (or \"yes\") or \"reject\"", other)),
+    }
+}
+
+fn tls_mode(value: &Value) -> Result<TlsMode, String> {
+    const EXPECTED: &str = "\"none\", \"starttls\" or \"implicit\"";
+    match value {
+        Value::String(_, s) => match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(TlsMode::None),
+            "starttls" => Ok(TlsMode::StartTls),
+            "implicit" => Ok(TlsMode::Implicit),
+            _ => Err(found(EXPECTED, value)),
+        },
+        other => Err(found(EXPECTED, other)),
+    }
+}
+
+fn socket_address(value: &Value) -> Result<SocketAddr, String> {
+    const EXPECTED: &str = "a socket address such as \"127.0.0.1:25\" or \"[::1]:25\"";
+    match value {
+        Value::String(_, s) => s.trim().parse().map_err(|_| found(EXPECTED, value)),
+        other => Err(found(EXPECTED, other)),
+    }
+}
+
+/// The `listener` array of tables. Problems are pushed with `origin`;
+/// `None` if there were any.
+pub(crate) fn listeners(
+    value: &Value,
+    origin: &Origin,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<Listener>> {
+    let before = problems.len();
+    let tables: Vec<&Dict> = match value {
+        Value::Array(_, items) if items.is_empty() => {
+            problems.push(Problem::value(
+                origin,
+                "listener",
+                "at least one [[listener]] table is required",
+            ));
+            return None;
+        }
+        Value::Array(_, items) => {
+            let mut tables = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::Dict(_, d) => tables.push(d),
+                    other => problems.push(Problem::value(
+                        origin,
+                        "listener",
+                        format!(
+                            "expected an array of tables ([[listener]]), found {} at position {}",
+                            describe(other),
+                            i + 1
+                        ),
+                    )),
+                }
+            }
+            tables
+        }
+        Value::Dict(_, d) => vec![d],
+        other => {
+            problems.push(Problem::value(
+                origin,
+                "listener",
+                found("an array of tables ([[listener]])", other),
+            ));
+            return None;
+        }
+    };
+
+    let mut out: Vec<Listener> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut addresses: Vec<(SocketAddr, String)> = Vec::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let label = match table.get("name") {
+            Some(Value::String(_, name)) => format!("listener '{name}'"),
+            _ => format!("listener #{}", i + 1),
+        };
+        let mut fail = |message: String| {
+            problems.push(Problem::listener(origin, format!("{label}: {message}")));
+        };
+        for key in table.keys() {
+            if !LISTENER_KEYS.contains(&key.as_str()) {
+                let hint = if KEYS.contains(&key.as_str()) {
+                    " (top-level keys must come before the first [[listener]] table)".to_owned()
+                } else {
+                    suggest(key, LISTENER_KEYS)
+                        .map(|s| format!(" (did you mean '{s}'?)"))
+                        .unwrap_or_default()
+                };
+                fail(format!("unknown key '{key}'{hint}"));
+            }
+        }
+        let name = match table.get("name").map(text) {
+            Some(Ok(name)) if !name.is_empty() && !name.chars().any(char::is_whitespace) => {
+                Some(name)
+            }
+            Some(Ok(name)) => {
+                fail(format!(
+                    "key 'name': expected a name without spaces, found {name:?}"
+                ));
+                None
+            }
+            Some(Err(message)) => {
+                fail(format!("key 'name': {message}"));
+                None
+            }
+            None => {
+                fail("missing key 'name'".to_owned());
+                None
+            }
+        };
+        let address = match table.get("address").map(socket_address) {
+            Some(Ok(address)) => Some(address),
+            Some(Err(message)) => {
+                fail(format!("key 'address': {message}"));
+                None
+            }
+            None => {
+                fail("missing key 'address' (such as \"127.0.0.1:25\")".to_owned());
+                None
+            }
+        };
+        let tls = match table.get("tls").map(tls_mode) {
+            Some(Ok(tls)) => Some(tls),
+            Some(Err(message)) => {
+                fail(format!("key 'tls': {message}"));
+                None
+            }
+            None => Some(TlsMode::None),
+        };
+        if let Some(name) = &name {
+            if names.contains(name) {
+                fail(format!(
+                    "name '{name}' is already used by an earlier listener"
+                ));
+            }
+            names.push(name.clone());
+        }
+        if let Some(address) = address {
+            if let Some((_, other)) = addresses
+                .iter()
+                .find(|(a, _)| *a == address && address.port() != 0)
+            {
+                fail(format!("address {address} is already used by {other}"));
+            }
+            addresses.push((address, label.clone()));
+        }
+        if let (Some(name), Some(address), Some(tls)) = (name, address, tls) {
+            out.push(Listener { name, address, tls });
+        }
+    }
+    (problems.len() == before).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::from(v)
+    }
+
+    #[test]
+    fn booleans_accept_toml_and_postfix_spellings() {
+        assert_eq!(boolean(&Value::from(true)), Ok(true));
+        assert_eq!(boolean(&s("yes")), Ok(true));
+        assert_eq!(boolean(&s("No")), Ok(false));
+        assert!(boolean(&s("maybe")).is_err());
+        assert!(boolean(&Value::from(1u8)).is_err());
+    }
+
+    #[test]
+    fn integers_check_their_range() {
+        assert_eq!(integer(&Value::from(5000u64), 0, u64::MAX), Ok(5000));
+        assert_eq!(integer(&s("5000"), 0, u64::MAX), Ok(5000));
+        assert!(integer(&Value::from(-1i64), 0, u64::MAX).is_err());
+        let err = integer(&Value::from(0u64), 1, 256).unwrap_err();
+        assert_eq!(err, "expected an integer from 1 to 256, found 0");
+        let err = integer(&Value::from(100u64), 512, u64::MAX).unwrap_err();
+        assert_eq!(err, "expected an integer of at least 512, found 100");
+        assert!(integer(&s("12abc"), 0, u64::MAX).is_err());
+        assert!(integer(&Value::from(1.5f64), 0, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(duration(&s("300s")), Ok(Duration::from_secs(300)));
+        assert_eq!(duration(&s("5m")), Ok(Duration::from_secs(300)));
+        assert_eq!(duration(&s("5d")), Ok(Duration::from_secs(5 * 86400)));
+        assert_eq!(
+            duration(&s("300")).unwrap_err(),
+            "expected a duration with a unit such as \"300s\" or \"5m\", found \"300\""
+        );
+        assert!(duration(&Value::from(300u64)).is_err());
+        assert!(positive_duration(&s("0s")).is_err());
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_whitespace() {
+        assert_eq!(list(&s("a, b c,,d")).unwrap(), ["a", "b", "c", "d"]);
+        assert_eq!(list(&s("")).unwrap(), Vec::<String>::new());
+        let array = Value::from(vec!["a", "b, c"]);
+        assert_eq!(list(&array).unwrap(), ["a", "b", "c"]);
+        assert!(list(&Value::from(vec![1u8])).is_err());
+    }
+
+    #[test]
+    fn networks_accept_postfix_syntax() {
+        let nets = networks(&s("127.0.0.0/8 [::1]/128 [2001:db8::]/32 192.0.2.7 ::1")).unwrap();
+        let shown: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "127.0.0.0/8",
+                "::1/128",
+                "2001:db8::/32",
+                "192.0.2.7/32",
+                "::1/128"
+            ]
+        );
+        assert!(
+            networks(&s("10.1.2.3/8"))
+                .unwrap_err()
+                .contains("10.0.0.0/8")
+        );
+        assert!(networks(&s("10.0.0.0/33")).is_err());
+        assert!(networks(&s("hash:/etc/postfix/network_table")).is_err());
+        assert!(networks(&s("example.com")).is_err());
+    }
+
+    #[test]
+    fn domains_are_checked_and_lowercased() {
+        assert_eq!(
+            domains(&s("Example.COM .example.org")).unwrap(),
+            ["example.com", ".example.org"]
+        );
+        assert!(domains(&s("hash:/etc/postfix/relay")).is_err());
+        assert!(domains(&s("a..b")).is_err());
+    }
+
+    #[test]
+    fn bare_newline_no_is_refused() {
+        assert_eq!(bare_newline(&s("yes")), Ok(BareNewline::Normalize));
+        assert_eq!(bare_newline(&s("reject")), Ok(BareNewline::Reject));
+        assert!(
+            bare_newline(&s("no"))
+                .unwrap_err()
+                .contains("SMTP smuggling")
+        );
+        assert!(
+            bare_newline(&Value::from(false))
+                .unwrap_err()
+                .contains("SMTP smuggling")
+        );
+    }
+}

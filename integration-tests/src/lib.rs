@@ -1,0 +1,1 @@
+//! Black-box tests of the towerpost binary live in tests/.

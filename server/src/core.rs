@@ -1,0 +1,257 @@
+//! The innermost service: answers commands and queues messages.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tower::BoxError;
+use tower_service::Service;
+use towerpost_protocol::{Command, EnhancedCode, Reply, Ret};
+use towerpost_queue::{Envelope, Queue, QueueState, Recipient};
+
+use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
+
+/// Settings of [`SmtpCore`].
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// `myhostname`.
+    pub myhostname: String,
+    /// `message_size_limit` in octets (0 = unlimited).
+    pub message_size_limit: u64,
+    /// `smtpd_recipient_limit`.
+    pub recipient_limit: usize,
+    /// `relay_domains`: the default of `fast_flush_domains`, which decides
+    /// whether ETRN may name a domain.
+    pub relay_domains: Vec<String>,
+}
+
+/// Answers SMTP commands that passed every policy layer and stores
+/// messages in the queue. Sequence errors never reach it: the connection's
+/// state machine answers those itself.
+#[derive(Debug, Clone)]
+pub struct SmtpCore {
+    settings: Arc<CoreSettings>,
+    queue: Queue,
+}
+
+impl SmtpCore {
+    /// A core storing into `queue`.
+    pub fn new(settings: CoreSettings, queue: Queue) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            queue,
+        }
+    }
+
+    fn answer(&self, transaction: Option<&Transaction>, command: &Command) -> Reply {
+        let s = &self.settings;
+        let e = EnhancedCode::new;
+        match command {
+            Command::Helo { .. } => Reply::new(250, s.myhostname.clone()),
+            Command::Ehlo { .. } => self.ehlo_reply(),
+            Command::Mail { params, .. } => {
+                if s.message_size_limit > 0 && params.size.is_some_and(|n| n > s.message_size_limit)
+                {
+                    Reply::enhanced(552, e(5, 3, 4), "Message size exceeds fixed limit")
+                } else {
+                    Reply::enhanced(250, e(2, 1, 0), "Ok")
+                }
+            }
+            Command::Rcpt { .. } => {
+                let have = transaction.map_or(0, |t| t.recipients.len());
+                if have >= s.recipient_limit {
+                    Reply::enhanced(452, e(4, 5, 3), "Error: too many recipients")
+                } else {
+                    Reply::enhanced(250, e(2, 1, 5), "Ok")
+                }
+            }
+            Command::Data => Reply::new(354, "End data with <CR><LF>.<CR><LF>"),
+            Command::Bdat { .. } => Reply::enhanced(250, e(2, 0, 0), "Ok"),
+            Command::Rset | Command::Noop => Reply::enhanced(250, e(2, 0, 0), "Ok"),
+            Command::Quit => Reply::enhanced(221, e(2, 0, 0), "Bye"),
+            Command::Vrfy { arg } => Reply::enhanced(252, e(2, 0, 0), arg.clone()),
+            Command::Help => Reply::enhanced(
+                214,
+                e(2, 0, 0),
+                "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP",
+            ),
+            Command::Etrn { node } => self.etrn(node),
+            Command::StartTls => Reply::enhanced(502, e(5, 5, 1), "Error: command not implemented"),
+            Command::Auth { .. } => {
+                Reply::enhanced(503, e(5, 5, 1), "Error: authentication not enabled")
+            }
+        }
+    }
+
+    fn ehlo_reply(&self) -> Reply {
+        let s = &self.settings;
+        let size = if s.message_size_limit > 0 {
+            format!("SIZE {}", s.message_size_limit)
+        } else {
+            "SIZE".to_owned()
+        };
+        Reply::multiline(
+            250,
+            [
+                s.myhostname.clone(),
+                "PIPELINING".into(),
+                size,
+                "VRFY".into(),
+                "ETRN".into(),
+                "ENHANCEDSTATUSCODES".into(),
+                "8BITMIME".into(),
+                "DSN".into(),
+                "SMTPUTF8".into(),
+                "CHUNKING".into(),
+            ],
+        )
+    }
+
+    /// ETRN, Postfix-compatible. Until the flush service exists, an eligible
+    /// domain gets `458 Unable to queue messages`: accepting the request
+    /// would promise a queue run that nothing performs.
+    fn etrn(&self, node: &str) -> Reply {
+        let domain = node
+            .strip_prefix(['@', '#'])
+            .unwrap_or(node)
+            .trim_end_matches('.');
+        if !is_etrn_name(domain) {
+            return Reply::new(501, "Error: invalid parameter syntax");
+        }
+        let eligible = self.settings.relay_domains.iter().any(|d| {
+            let d = d.trim_end_matches('.');
+            domain.eq_ignore_ascii_case(d)
+                || domain
+                    .to_ascii_lowercase()
+                    .ends_with(&format!(".{}", d.to_ascii_lowercase()))
+        });
+        if eligible {
+            Reply::new(458, "Unable to queue messages")
+        } else {
+            Reply::new(459, format!("<{domain}>: service unavailable"))
+        }
+    }
+
+    async fn store(
+        queue: Queue,
+        session: Arc<SessionInfo>,
+        transaction: Option<Arc<Transaction>>,
+        message: ReceivedMessage,
+    ) -> Result<Reply, BoxError> {
+        let Some(txn) = transaction.as_deref() else {
+            return Err("message without a transaction".into());
+        };
+        let ReceivedMessage { id, content } = message;
+        let envelope = Envelope {
+            sender: txn
+                .sender
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            recipients: txn
+                .recipients
+                .iter()
+                .map(|(addr, params)| Recipient {
+                    orcpt: params.orcpt.clone(),
+                    notify: params.notify.map(|n| {
+                        if n.is_never() {
+                            "NEVER".to_owned()
+                        } else {
+                            [
+                                (n.success, "SUCCESS"),
+                                (n.failure, "FAILURE"),
+                                (n.delay, "DELAY"),
+                            ]
+                            .iter()
+                            .filter(|(on, _)| *on)
+                            .map(|(_, name)| *name)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                        }
+                    }),
+                    ..Recipient::new(addr.to_string())
+                })
+                .collect(),
+            arrival_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            size: content.len() as u64,
+            state: QueueState::Incoming,
+            client: session.client_name(),
+            helo: session.helo.clone().unwrap_or_default(),
+            eight_bit_mime: txn.params.body == towerpost_protocol::Body::EightBitMime,
+            smtputf8: txn.params.smtputf8,
+            ret: txn.params.ret.map(|r| match r {
+                Ret::Full => "FULL".to_owned(),
+                Ret::Headers => "HDRS".to_owned(),
+            }),
+            envid: txn.params.envid.clone(),
+        };
+        queue.enqueue(id, &envelope, content).await?;
+        tracing::info!(
+            target: "towerpost::cleanup",
+            "{id}: from=<{}>, size={}, nrcpt={} (queue {})",
+            envelope.sender,
+            envelope.size,
+            envelope.recipients.len(),
+            envelope.state.name()
+        );
+        Ok(Reply::enhanced(
+            250,
+            EnhancedCode::new(2, 0, 0),
+            format!("Ok: queued as {id}"),
+        ))
+    }
+}
+
+/// A host name or an address literal, as Postfix's ETRN accepts.
+fn is_etrn_name(name: &str) -> bool {
+    if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return inner.parse::<std::net::IpAddr>().is_ok()
+            || inner
+                .get(..5)
+                .is_some_and(|t| t.eq_ignore_ascii_case("IPv6:"))
+                && inner[5..].parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !name.is_empty()
+        && name.len() <= 255
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+impl Service<SmtpRequest> for SmtpCore {
+    type Response = Reply;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: SmtpRequest) -> Self::Future {
+        let SmtpRequest {
+            session,
+            transaction,
+            kind,
+        } = req;
+        match kind {
+            RequestKind::Command(command) => {
+                let reply = self.answer(transaction.as_deref(), &command);
+                Box::pin(async move { Ok(reply) })
+            }
+            RequestKind::Message(message) => Box::pin(Self::store(
+                self.queue.clone(),
+                session,
+                transaction,
+                message,
+            )),
+        }
+    }
+}

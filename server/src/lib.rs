@@ -1,0 +1,22 @@
+//! towerpost: an asynchronous SMTP relay on a tower service stack.
+//!
+//! Every SMTP command becomes an [`SmtpRequest`] that flows through a stack
+//! of tower layers to [`SmtpCore`]; replies are values. See
+//! `DESIGN.md` for the architecture.
+
+pub mod control;
+pub mod core;
+pub mod listener;
+pub mod logging;
+pub mod queue_list;
+pub mod recover;
+pub mod request;
+pub mod session;
+pub mod settings;
+pub mod stack;
+
+pub use crate::core::{CoreSettings, SmtpCore};
+pub use crate::recover::{RecoverError, RecoverErrorLayer};
+pub use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
+pub use crate::session::{Connection, SessionSettings, SmtpService};
+pub use towerpost_protocol::{Command, EnhancedCode, Reply};

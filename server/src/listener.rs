@@ -1,0 +1,173 @@
+//! Listeners, the accept loops and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use towerpost_config::{Config, TlsMode};
+use towerpost_queue::{Queue, QueueSettings};
+
+use crate::control::ControlServer;
+use crate::request::SessionInfo;
+use crate::session::{Connection, SessionSettings};
+use crate::settings::session_settings;
+use crate::stack::build_stack;
+
+/// A fatal start-up problem (a port in use, a queue that will not open).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not bind.
+    #[error("listener {name}: cannot listen on {address}: {source}")]
+    Bind {
+        /// The listener's name.
+        name: String,
+        /// Its address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The listener asks for TLS, which this build does not serve yet.
+    #[error("listener {name}: tls = \"{mode}\" is not supported yet; use tls = \"none\"")]
+    TlsUnsupported {
+        /// The listener's name.
+        name: String,
+        /// The TLS mode asked for.
+        mode: TlsMode,
+    },
+    /// The queue could not be opened.
+    #[error("{0}")]
+    Queue(#[from] towerpost_queue::QueueError),
+    /// The control socket could not be created.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The socket path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the server until `shutdown` is cancelled, then shuts down
+/// gracefully: stop accepting, let transactions in flight finish (up to
+/// `smtpd_shutdown_grace_time`), answer idle sessions `421`, and close the
+/// queue after its last commit.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    for l in &config.listener {
+        if l.tls != TlsMode::None {
+            return Err(ServeError::TlsUnsupported {
+                name: l.name.clone(),
+                mode: l.tls,
+            });
+        }
+    }
+    let queue = Queue::open(QueueSettings {
+        directory: config.queue_directory.clone(),
+        shards: config.queue_shard_count,
+    })
+    .await?;
+    let control = ControlServer::bind(&config.queue_directory, queue.clone())?;
+    let settings = Arc::new(session_settings(&config));
+    let mut accept_loops = JoinSet::new();
+    let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+    for l in &config.listener {
+        let listener = TcpListener::bind(l.address)
+            .await
+            .map_err(|source| ServeError::Bind {
+                name: l.name.clone(),
+                address: l.address,
+                source,
+            })?;
+        tracing::info!(
+            target: "towerpost::master",
+            "listener {} on {}",
+            l.name,
+            listener.local_addr().map_or(l.address, |a| a)
+        );
+        accept_loops.spawn(accept_loop(
+            listener,
+            Arc::from(l.name.as_str()),
+            build_stack(&config, queue.clone()),
+            settings.clone(),
+            queue.clone(),
+            shutdown.clone(),
+            sessions.clone(),
+        ));
+    }
+    let control_task = tokio::spawn(control.run(shutdown.clone()));
+    tracing::info!(target: "towerpost::master", "daemon started -- version {}", env!("CARGO_PKG_VERSION"));
+
+    shutdown.cancelled().await;
+    tracing::info!(target: "towerpost::master", "terminating on signal");
+    accept_loops.shutdown().await;
+    let mut sessions = std::mem::take(&mut *sessions.lock().await);
+    let grace = config.smtpd_shutdown_grace_time;
+    let drained = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            target: "towerpost::master",
+            "{} sessions still busy after {grace:?}; closing them (nothing they sent was acknowledged)",
+            sessions.len()
+        );
+        sessions.shutdown().await;
+    }
+    let _ = control_task.await;
+    queue.shutdown().await;
+    tracing::info!(target: "towerpost::master", "stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    name: Arc<str>,
+    service: crate::session::SmtpService,
+    settings: Arc<SessionSettings>,
+    queue: Queue,
+    shutdown: CancellationToken,
+    sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => return,
+        };
+        let (stream, client) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // instead of spinning.
+                tracing::warn!(target: "towerpost::smtpd", "accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(client);
+        let info = SessionInfo {
+            client,
+            local,
+            listener: name.clone(),
+            helo: None,
+            esmtp: false,
+            tls: false,
+            auth: None,
+        };
+        let conn = Connection::new(
+            stream,
+            info,
+            service.clone(),
+            settings.clone(),
+            queue.clone(),
+            shutdown.clone(),
+        );
+        let mut set = sessions.lock().await;
+        // Reap finished sessions so the set stays as small as the live ones.
+        while set.try_join_next().is_some() {}
+        set.spawn(conn.run());
+    }
+}

@@ -1,0 +1,90 @@
+//! What flows through the tower stack: one request per SMTP command.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use towerpost_protocol::{Address, Command, MailParams, RcptParams};
+use towerpost_queue::QueueId;
+
+/// The connection's state as a request sees it: an immutable snapshot.
+///
+/// The connection owns the real state and applies each reply to it (a 250
+/// to `RCPT` adds the recipient); a layer only ever reads.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// The listener's name from the configuration (`smtp`, `submission`, …).
+    pub listener: Arc<str>,
+    /// The HELO/EHLO name, once given.
+    pub helo: Option<String>,
+    /// The client greeted with EHLO.
+    pub esmtp: bool,
+    /// The connection is encrypted.
+    pub tls: bool,
+    /// The SASL identity, once authenticated.
+    pub auth: Option<String>,
+}
+
+impl SessionInfo {
+    /// The client as Postfix logs it: `name[address]` (`unknown` without
+    /// reverse DNS).
+    pub fn client_name(&self) -> String {
+        format!("unknown[{}]", self.client.ip())
+    }
+}
+
+/// The mail transaction in progress (from `MAIL` to the end of the data).
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    /// The sender; `None` is the null sender `<>`.
+    pub sender: Option<Address>,
+    /// The `MAIL` parameters.
+    pub params: MailParams,
+    /// Accepted recipients, in order.
+    pub recipients: Vec<(Address, RcptParams)>,
+}
+
+/// A message whose content has been received in full.
+#[derive(Debug)]
+pub struct ReceivedMessage {
+    /// The queue id the message will be stored under (already in its
+    /// `Received:` header).
+    pub id: QueueId,
+    /// The content, CRLF line endings, `Received:` header first.
+    pub content: Vec<u8>,
+}
+
+/// What the client asked for.
+#[derive(Debug)]
+pub enum RequestKind {
+    /// An SMTP command.
+    Command(Command),
+    /// The end of `DATA` or `BDAT … LAST`: queue this message.
+    Message(ReceivedMessage),
+}
+
+/// A request through the SMTP service stack. The response is a
+/// [`Reply`](towerpost_protocol::Reply); a policy refusal is a reply, and
+/// `Service::Error` is reserved for faults.
+#[derive(Debug)]
+pub struct SmtpRequest {
+    /// The session, as it was when the command arrived.
+    pub session: Arc<SessionInfo>,
+    /// The transaction in progress, if any.
+    pub transaction: Option<Arc<Transaction>>,
+    /// The command or message.
+    pub kind: RequestKind,
+}
+
+impl SmtpRequest {
+    /// The command, if this request is one.
+    pub fn command(&self) -> Option<&Command> {
+        match &self.kind {
+            RequestKind::Command(c) => Some(c),
+            RequestKind::Message(_) => None,
+        }
+    }
+}

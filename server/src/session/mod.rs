@@ -1,0 +1,706 @@
+//! One SMTP connection: reads commands, keeps the session state machine,
+//! sends each command through the service stack, and writes the replies.
+//!
+//! The state machine answers protocol sequence errors itself (`503 … need
+//! MAIL command`), so policy layers only ever see commands that make sense
+//! where they are. Everything a client controls is bounded: line lengths by
+//! the protocol crate, message size by `message_size_limit`, time by
+//! `smtpd_timeout`, errors by `smtpd_hard_error_limit`.
+
+mod received;
+mod stats;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tower::util::BoxCloneService;
+use tower::{Service, ServiceExt};
+use towerpost_protocol::{
+    BareNewline, BdatDecoder, Command, CommandError, CommandReceiver, ContentIssues, DataDecoder,
+    EnhancedCode, Frame, Reply,
+};
+use towerpost_queue::{Queue, QueueId};
+
+use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
+use received::write_received;
+use stats::CommandStats;
+
+/// The boxed service stack a connection talks to.
+pub type SmtpService = BoxCloneService<SmtpRequest, Reply, Infallible>;
+
+/// Session settings (built from the configuration).
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// `myhostname`.
+    pub myhostname: String,
+    /// `smtpd_banner`, the greeting text after `220 `.
+    pub banner: String,
+    /// `smtpd_timeout`.
+    pub timeout: Duration,
+    /// `smtpd_helo_required`.
+    pub helo_required: bool,
+    /// `smtpd_hard_error_limit`.
+    pub hard_error_limit: u32,
+    /// `smtpd_soft_error_limit`.
+    pub soft_error_limit: u32,
+    /// `smtpd_error_sleep_time`.
+    pub error_sleep_time: Duration,
+    /// `smtpd_junk_command_limit`.
+    pub junk_command_limit: u32,
+    /// `smtpd_forbid_bare_newline`.
+    pub bare_newline: BareNewline,
+    /// `smtpd_forbid_unauth_pipelining`.
+    pub forbid_unauth_pipelining: bool,
+    /// `smtpd_command_line_limit`.
+    pub command_line_limit: usize,
+    /// `smtpd_text_line_limit`.
+    pub text_line_limit: usize,
+    /// `message_size_limit` (0 = unlimited).
+    pub message_size_limit: u64,
+}
+
+/// Why the connection ends.
+enum Close {
+    /// The client went away (EOF or I/O error).
+    Lost,
+    /// We sent a final reply (221, 421, 521, 554 synchronization).
+    Done,
+}
+
+/// What the reader produced.
+enum Input {
+    Line(Vec<u8>, bool),
+    TooLong,
+}
+
+/// The state of a `BDAT` transfer within a transaction.
+struct BdatState {
+    decoder: BdatDecoder,
+    id: QueueId,
+    content: Vec<u8>,
+    /// A chunk was refused; the rest is discarded until `LAST`.
+    failed: bool,
+    discarded: u64,
+}
+
+/// A client connection.
+pub struct Connection<IO> {
+    io: IO,
+    service: SmtpService,
+    settings: Arc<SessionSettings>,
+    queue: Queue,
+    shutdown: CancellationToken,
+    inbuf: BytesMut,
+    out: Vec<u8>,
+    receiver: CommandReceiver,
+    info: Arc<SessionInfo>,
+    txn: Option<Arc<Transaction>>,
+    rcpt_attempts: usize,
+    bdat: Option<BdatState>,
+    errors: u32,
+    junk: u32,
+    stats: CommandStats,
+}
+
+impl<IO> Connection<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// A connection over `io`, served by `service`.
+    pub fn new(
+        io: IO,
+        info: SessionInfo,
+        service: SmtpService,
+        settings: Arc<SessionSettings>,
+        queue: Queue,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            io,
+            service,
+            receiver: CommandReceiver::new(settings.command_line_limit),
+            settings,
+            queue,
+            shutdown,
+            inbuf: BytesMut::with_capacity(4096),
+            out: Vec::with_capacity(1024),
+            info: Arc::new(info),
+            txn: None,
+            rcpt_attempts: 0,
+            bdat: None,
+            errors: 0,
+            junk: 0,
+            stats: CommandStats::default(),
+        }
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        let client = self.info.client_name();
+        tracing::info!(target: "towerpost::smtpd", "connect from {client}");
+        let close = self.session().await;
+        let how = match close {
+            Close::Lost => "lost connection",
+            Close::Done => "disconnect",
+        };
+        let _ = self.flush().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+        tracing::info!(target: "towerpost::smtpd", "{how} from {client}{}", self.stats);
+    }
+
+    async fn session(&mut self) -> Close {
+        if self.settings.forbid_unauth_pipelining && self.talks_before_greeting().await {
+            tracing::info!(
+                target: "towerpost::smtpd",
+                "improper command pipelining before greeting from {}",
+                self.info.client_name()
+            );
+            self.push(&sync_error());
+            return Close::Done;
+        }
+        let banner = Reply::new(220, self.settings.banner.clone());
+        self.push(&banner);
+        loop {
+            if self.errors >= self.settings.hard_error_limit {
+                let text = format!("{} Error: too many errors", self.settings.myhostname);
+                self.push(&Reply::enhanced(421, EnhancedCode::new(4, 7, 0), text));
+                return Close::Done;
+            }
+            let input = match self.next_line().await {
+                Ok(input) => input,
+                Err(close) => return close,
+            };
+            let close = match input {
+                Input::TooLong => {
+                    self.stats.record("unknown", false);
+                    self.reply(CommandError::LineTooLong.reply()).await
+                }
+                Input::Line(line, bare_lf) => self.handle_line(&line, bare_lf).await,
+            };
+            if let Some(close) = close {
+                return close;
+            }
+        }
+    }
+
+    /// Postfix's pre-greeting check: a client that talks before the
+    /// banner is a spambot that does not wait for replies.
+    async fn talks_before_greeting(&mut self) -> bool {
+        // `timeout` polls the read once before looking at the clock, so a
+        // zero duration asks "is anything here already?" without waiting.
+        matches!(
+            tokio::time::timeout(Duration::ZERO, self.io.read_buf(&mut self.inbuf)).await,
+            Ok(Ok(n)) if n > 0
+        )
+    }
+
+    async fn handle_line(&mut self, line: &[u8], bare_lf: bool) -> Option<Close> {
+        if bare_lf && self.settings.bare_newline == BareNewline::Reject {
+            self.stats.record("unknown", false);
+            let text = format!("{} Error: bare <LF> received", self.settings.myhostname);
+            return self
+                .reply(Reply::enhanced(550, EnhancedCode::new(5, 5, 2), text))
+                .await;
+        }
+        let command = match Command::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.record("unknown", false);
+                let close = matches!(e, CommandError::BdatSyntax);
+                let r = self.reply(e.reply()).await;
+                return if close { Some(Close::Done) } else { r };
+            }
+        };
+        if self.settings.forbid_unauth_pipelining
+            && !self.inbuf.is_empty()
+            && (command.must_end_pipeline_group() || !self.info.esmtp)
+            && !matches!(command, Command::Bdat { .. })
+        {
+            tracing::info!(
+                target: "towerpost::smtpd",
+                "improper command pipelining after {} from {}",
+                command.verb().to_ascii_uppercase(),
+                self.info.client_name()
+            );
+            self.stats.record(command.verb(), false);
+            self.push(&sync_error());
+            return Some(Close::Done);
+        }
+        self.dispatch(command).await
+    }
+
+    /// The state machine: one arm per verb.
+    async fn dispatch(&mut self, command: Command) -> Option<Close> {
+        let verb = command.verb();
+        let e = EnhancedCode::new;
+        let sequence_error = |text: &'static str| Reply::enhanced(503, e(5, 5, 1), text);
+        match &command {
+            Command::Helo { host } | Command::Ehlo { host } => {
+                self.count_junk();
+                let esmtp = matches!(command, Command::Ehlo { .. });
+                let host = host.clone();
+                let reply = self.call(command).await;
+                if reply.is_positive() {
+                    // RFC 5321 §4.1.4: a new EHLO resets the transaction.
+                    self.reset_transaction();
+                    let info = Arc::make_mut(&mut self.info);
+                    info.helo = Some(host);
+                    info.esmtp = esmtp;
+                }
+                self.finish(verb, reply).await
+            }
+            Command::Mail { .. } => {
+                if self.settings.helo_required && self.info.helo.is_none() {
+                    return self
+                        .finish(verb, sequence_error("Error: send HELO/EHLO first"))
+                        .await;
+                }
+                if self.txn.is_some() {
+                    return self
+                        .finish(verb, sequence_error("Error: nested MAIL command"))
+                        .await;
+                }
+                let Command::Mail { from, params } = command.clone() else {
+                    unreachable!("matched above")
+                };
+                let reply = self.call(command).await;
+                if reply.is_positive() {
+                    self.txn = Some(Arc::new(Transaction {
+                        sender: from,
+                        params,
+                        recipients: Vec::new(),
+                    }));
+                    self.rcpt_attempts = 0;
+                } else {
+                    self.log_reject("MAIL", &reply, None);
+                }
+                self.finish(verb, reply).await
+            }
+            Command::Rcpt { to, params } => {
+                let Some(txn) = &self.txn else {
+                    return self
+                        .finish(verb, sequence_error("Error: need MAIL command"))
+                        .await;
+                };
+                if self.bdat.is_some() {
+                    return self
+                        .finish(verb, sequence_error("Error: RCPT after BDAT"))
+                        .await;
+                }
+                if !to.is_ascii() && !txn.params.smtputf8 {
+                    return self
+                        .finish(verb, CommandError::Utf8Undeclared.reply())
+                        .await;
+                }
+                self.rcpt_attempts += 1;
+                let (to, params) = (to.clone(), params.clone());
+                let reply = self.call(command).await;
+                if reply.is_positive() {
+                    if let Some(txn) = self.txn.as_mut() {
+                        Arc::make_mut(txn).recipients.push((to, params));
+                    }
+                } else {
+                    self.log_reject("RCPT", &reply, Some(to.as_str()));
+                }
+                self.finish(verb, reply).await
+            }
+            Command::Data => {
+                if let Some(reply) = self.content_precondition(false) {
+                    return self.finish(verb, reply).await;
+                }
+                let reply = self.call(command).await;
+                if !reply.is_intermediate() {
+                    return self.finish(verb, reply).await;
+                }
+                self.stats.record(verb, true);
+                self.push(&reply);
+                match self.receive_data().await {
+                    Ok(reply) => self.reply(reply).await,
+                    Err(close) => Some(close),
+                }
+            }
+            Command::Bdat { size, last } => {
+                let (size, last) = (*size, *last);
+                self.bdat_chunk(size, last).await
+            }
+            Command::Rset => {
+                self.count_junk();
+                self.reset_transaction();
+                let reply = self.call(command).await;
+                self.finish(verb, reply).await
+            }
+            Command::Noop | Command::Vrfy { .. } => {
+                self.count_junk();
+                let reply = self.call(command).await;
+                self.finish(verb, reply).await
+            }
+            Command::Etrn { .. } => {
+                self.count_junk();
+                // Postfix's ETRN sequence errors carry no enhanced code.
+                if self.settings.helo_required && self.info.helo.is_none() {
+                    return self
+                        .finish(verb, Reply::new(503, "Error: send HELO/EHLO first"))
+                        .await;
+                }
+                if self.txn.is_some() {
+                    return self
+                        .finish(verb, Reply::new(503, "Error: MAIL transaction in progress"))
+                        .await;
+                }
+                let reply = self.call(command).await;
+                self.finish(verb, reply).await
+            }
+            Command::Quit => {
+                let reply = self.call(command).await;
+                self.stats.record(verb, true);
+                self.push(&reply);
+                Some(Close::Done)
+            }
+            Command::Help | Command::StartTls | Command::Auth { .. } => {
+                let reply = self.call(command).await;
+                self.finish(verb, reply).await
+            }
+        }
+    }
+
+    /// Checks that message content may start (DATA, or the first BDAT).
+    fn content_precondition(&self, bdat: bool) -> Option<Reply> {
+        let e = EnhancedCode::new;
+        let Some(txn) = &self.txn else {
+            return Some(Reply::enhanced(503, e(5, 5, 1), "Error: need MAIL command"));
+        };
+        if !bdat && self.bdat.is_some() {
+            return Some(Reply::enhanced(503, e(5, 5, 1), "Error: DATA after BDAT"));
+        }
+        if txn.recipients.is_empty() {
+            return Some(if self.rcpt_attempts == 0 {
+                Reply::enhanced(503, e(5, 5, 1), "Error: need RCPT command")
+            } else {
+                Reply::enhanced(554, e(5, 5, 1), "Error: no valid recipients")
+            });
+        }
+        None
+    }
+
+    /// Starts the message content: a queue id, and the `Received:` header.
+    fn begin_content(&self) -> (QueueId, Vec<u8>) {
+        let id = self.queue.new_id();
+        let txn = self.txn.as_ref().expect("checked by content_precondition");
+        let mut content = Vec::with_capacity(8192);
+        write_received(
+            &mut content,
+            &self.info,
+            txn,
+            &self.settings.myhostname,
+            id,
+            SystemTime::now(),
+        );
+        tracing::info!(target: "towerpost::smtpd", "{id}: client={}", self.info.client_name());
+        (id, content)
+    }
+
+    /// Reads DATA content up to the end-of-data line and queues it.
+    async fn receive_data(&mut self) -> Result<Reply, Close> {
+        let (id, mut content) = self.begin_content();
+        let mut decoder = DataDecoder::new(
+            self.settings.message_size_limit,
+            self.settings.text_line_limit,
+        );
+        loop {
+            let progress = decoder.feed(&self.inbuf, &mut content);
+            self.inbuf.advance(progress.consumed);
+            if progress.done {
+                break;
+            }
+            self.read_more(false).await?;
+        }
+        Ok(self.end_of_content(id, content, decoder.issues()).await)
+    }
+
+    /// The end of DATA or `BDAT … LAST`: refuse the content or queue it.
+    async fn end_of_content(
+        &mut self,
+        id: QueueId,
+        content: Vec<u8>,
+        issues: ContentIssues,
+    ) -> Reply {
+        let s = &self.settings;
+        let reply = match issues.rejection(s.bare_newline, s.text_line_limit, &s.myhostname) {
+            Some(reply) => {
+                tracing::info!(
+                    target: "towerpost::smtpd",
+                    "{id}: reject: END-OF-MESSAGE from {}: {reply}",
+                    self.info.client_name()
+                );
+                reply
+            }
+            None => {
+                let message = RequestKind::Message(ReceivedMessage { id, content });
+                self.call_kind(message).await
+            }
+        };
+        if reply.is_positive() {
+            self.junk = 0;
+        }
+        self.reset_transaction();
+        reply
+    }
+
+    /// One BDAT chunk: always consumes its octets, whatever the answer.
+    async fn bdat_chunk(&mut self, size: u64, last: bool) -> Option<Close> {
+        let e = EnhancedCode::new;
+        let mut refusal = None;
+        if self.bdat.is_none() {
+            refusal = self.content_precondition(true);
+            if refusal.is_none() {
+                let reply = self.call(Command::Bdat { size, last }).await;
+                if reply.is_positive() {
+                    let (id, content) = self.begin_content();
+                    self.bdat = Some(BdatState {
+                        decoder: BdatDecoder::new(
+                            self.settings.message_size_limit,
+                            self.settings.text_line_limit,
+                        ),
+                        id,
+                        content,
+                        failed: false,
+                        discarded: 0,
+                    });
+                } else {
+                    refusal = Some(reply);
+                }
+            }
+        }
+        if refusal.is_none() && size == 0 && !last {
+            refusal = Some(Reply::enhanced(551, e(5, 7, 1), "Null BDAT request"));
+        }
+        // Consume the chunk: stored when the transfer is healthy, skipped
+        // otherwise.
+        let store = refusal.is_none() && self.bdat.as_ref().is_some_and(|b| !b.failed);
+        let mut skipper = BdatDecoder::new(0, usize::MAX);
+        skipper.start_chunk(size);
+        if let Some(b) = self.bdat.as_mut() {
+            b.decoder.start_chunk(size);
+        }
+        loop {
+            let used = match (store, self.bdat.as_mut()) {
+                (true, Some(b)) => b.decoder.feed(&self.inbuf, Some(&mut b.content)),
+                _ => skipper.feed(&self.inbuf, None),
+            };
+            self.inbuf.advance(used);
+            let remaining = match (store, self.bdat.as_ref()) {
+                (true, Some(b)) => b.decoder.remaining(),
+                _ => skipper.remaining(),
+            };
+            if remaining == 0 {
+                break;
+            }
+            if let Err(close) = self.read_more(false).await {
+                return Some(close);
+            }
+        }
+        if let Some(reply) = refusal {
+            if let Some(b) = self.bdat.as_mut() {
+                b.failed = true;
+            }
+            return self.finish("bdat", reply).await;
+        }
+        let Some(b) = self.bdat.as_mut() else {
+            unreachable!("a healthy chunk has a transfer")
+        };
+        if b.failed {
+            b.discarded += size;
+            let discarded = b.discarded;
+            if last {
+                self.reset_transaction();
+            }
+            let text = format!("Discarded {discarded} bytes after earlier error");
+            return self
+                .finish("bdat", Reply::enhanced(551, e(5, 0, 0), text))
+                .await;
+        }
+        if b.decoder.issues().too_big {
+            b.failed = true;
+            b.discarded = 0;
+            if last {
+                self.reset_transaction();
+            }
+            let reply = Reply::enhanced(552, e(5, 3, 4), "Chunk exceeds message size limit");
+            return self.finish("bdat", reply).await;
+        }
+        if !last {
+            let text = format!("Ok: {size} bytes");
+            return self
+                .finish("bdat", Reply::enhanced(250, e(2, 0, 0), text))
+                .await;
+        }
+        let b = self.bdat.take().expect("checked above");
+        let reply = self
+            .end_of_content(b.id, b.content, b.decoder.issues())
+            .await;
+        self.finish("bdat", reply).await
+    }
+
+    fn reset_transaction(&mut self) {
+        self.txn = None;
+        self.bdat = None;
+        self.rcpt_attempts = 0;
+    }
+
+    /// Postfix: NOOP, VRFY, ETRN, RSET, HELO and EHLO beyond
+    /// `smtpd_junk_command_limit` count as errors.
+    fn count_junk(&mut self) {
+        self.junk += 1;
+        if self.junk > self.settings.junk_command_limit {
+            self.errors += 1;
+        }
+    }
+
+    fn log_reject(&self, verb: &str, reply: &Reply, rcpt: Option<&str>) {
+        let from = self
+            .txn
+            .as_ref()
+            .and_then(|t| t.sender.as_ref().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let to = rcpt.map(|r| format!(" to=<{r}>")).unwrap_or_default();
+        tracing::info!(
+            target: "towerpost::smtpd",
+            "NOQUEUE: reject: {verb} from {}: {reply}; from=<{from}>{to} proto={} helo=<{}>",
+            self.info.client_name(),
+            if self.info.esmtp { "ESMTP" } else { "SMTP" },
+            self.info.helo.as_deref().unwrap_or(""),
+        );
+    }
+
+    async fn call(&mut self, command: Command) -> Reply {
+        self.call_kind(RequestKind::Command(command)).await
+    }
+
+    async fn call_kind(&mut self, kind: RequestKind) -> Reply {
+        let request = SmtpRequest {
+            session: self.info.clone(),
+            transaction: self.txn.clone(),
+            kind,
+        };
+        let Ok(service) = self.service.ready().await;
+        let Ok(reply) = service.call(request).await;
+        reply
+    }
+
+    /// Records the outcome of a command and queues its reply.
+    async fn finish(&mut self, verb: &'static str, reply: Reply) -> Option<Close> {
+        self.stats
+            .record(verb, reply.is_positive() || reply.is_intermediate());
+        self.reply(reply).await
+    }
+
+    /// Queues a reply, applying the error count and the tarpit.
+    async fn reply(&mut self, reply: Reply) -> Option<Close> {
+        if reply.is_error() && !reply.closes_connection() {
+            self.errors += 1;
+            if self.errors >= self.settings.soft_error_limit
+                && !self.settings.error_sleep_time.is_zero()
+            {
+                // Flush first, so the delay is felt before the next
+                // command rather than hiding earlier replies.
+                if self.flush().await.is_err() {
+                    return Some(Close::Lost);
+                }
+                tokio::time::sleep(self.settings.error_sleep_time).await;
+            }
+        }
+        self.push(&reply);
+        reply.closes_connection().then_some(Close::Done)
+    }
+
+    fn push(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.out);
+    }
+
+    /// Sends every pending reply (RFC 2920: before blocking on a read).
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.io.write_all(&self.out).await?;
+            self.io.flush().await
+        };
+        let r = tokio::time::timeout(self.settings.timeout, write).await;
+        self.out.clear();
+        match r {
+            Ok(r) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    async fn next_line(&mut self) -> Result<Input, Close> {
+        loop {
+            match self.receiver.frame(&self.inbuf) {
+                Frame::Line {
+                    len,
+                    consumed,
+                    bare_lf,
+                } => {
+                    let line = self.inbuf[..len].to_vec();
+                    self.inbuf.advance(consumed);
+                    return Ok(Input::Line(line, bare_lf));
+                }
+                Frame::TooLong { consumed } => {
+                    self.inbuf.advance(consumed);
+                    return Ok(Input::TooLong);
+                }
+                Frame::Incomplete { consumed } => {
+                    self.inbuf.advance(consumed);
+                    let idle = self.txn.is_none() && !self.receiver.is_discarding();
+                    self.read_more(idle).await?;
+                }
+            }
+        }
+    }
+
+    /// Flushes pending replies, then reads more input. An idle session
+    /// (no transaction) is told `421` when the server shuts down.
+    async fn read_more(&mut self, idle: bool) -> Result<(), Close> {
+        if self.flush().await.is_err() {
+            return Err(Close::Lost);
+        }
+        let timeout = self.settings.timeout;
+        let shutdown = self.shutdown.clone();
+        let read = tokio::time::timeout(timeout, self.io.read_buf(&mut self.inbuf));
+        tokio::select! {
+            r = read => match r {
+                Ok(Ok(0)) | Ok(Err(_)) => Err(Close::Lost),
+                Ok(Ok(_)) => Ok(()),
+                Err(_) => {
+                    let text = format!("{} Error: timeout exceeded", self.settings.myhostname);
+                    tracing::info!(
+                        target: "towerpost::smtpd",
+                        "timeout after {} from {}",
+                        if idle { "command" } else { "DATA" },
+                        self.info.client_name()
+                    );
+                    self.push(&Reply::enhanced(421, EnhancedCode::new(4, 4, 2), text));
+                    Err(Close::Done)
+                }
+            },
+            _ = shutdown.cancelled(), if idle => {
+                let text = format!("{} Error: service shutting down", self.settings.myhostname);
+                self.push(&Reply::enhanced(421, EnhancedCode::new(4, 3, 2), text));
+                Err(Close::Done)
+            }
+        }
+    }
+}
+
+fn sync_error() -> Reply {
+    Reply::enhanced(
+        554,
+        EnhancedCode::new(5, 5, 0),
+        "Error: SMTP protocol synchronization",
+    )
+}
