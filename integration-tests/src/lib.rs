@@ -1,1 +1,321 @@
-//! Black-box tests of the towerpost binary live in tests/.
+//! Harness for black-box tests: starts the real `towerpost` binary on a
+//! loopback port with a temporary spool, and talks SMTP to it.
+//!
+//! Tests that need an outside client (swaks, Python, Postfix's
+//! smtp-source) skip with a loud message when it is not installed, unless
+//! `TOWERPOST_REQUIRE_TOOLS=1` is set — CI sets it, so there nothing is
+//! skipped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The towerpost binary, built on first use so the tests never run an
+/// outdated one.
+pub fn towerpost_bin() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/towerpost
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    BUILD.call_once(|| {
+        let release = profile_dir.ends_with("release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "towerpost", "--bin", "towerpost"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of towerpost failed");
+    });
+    profile_dir.join("towerpost")
+}
+
+/// Whether an outside tool is installed; panics when it is missing and
+/// `TOWERPOST_REQUIRE_TOOLS=1`, prints a skip notice otherwise.
+pub fn have_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("TOWERPOST_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (TOWERPOST_REQUIRE_TOOLS=1) but not installed");
+        }
+        eprintln!("SKIPPED: {name} is not installed; install it to run this test");
+    }
+    found
+}
+
+/// A running towerpost with its own spool and config file.
+pub struct Server {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts a server with the given extra top-level configuration lines.
+    pub fn start(extra_config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            "myhostname = \"mx.towerpost.test\"\nqueue_directory = \"{}\"\n{extra_config}\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:0\"\n",
+            dir.path().join("spool").display()
+        );
+        std::fs::write(dir.path().join("towerpost.toml"), config).expect("write config");
+        let mut server = Server {
+            dir,
+            child: None,
+            addr: "127.0.0.1:0".parse().expect("address"),
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        server.spawn();
+        server
+    }
+
+    /// The config file path.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("towerpost.toml")
+    }
+
+    /// The spool directory.
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(towerpost_bin())
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start towerpost");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listener smtp on ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("towerpost did not start; log:\n{}", self.log())
+        });
+        self.addr = addr.parse().expect("listener address in log");
+        self.child = Some(child);
+    }
+
+    /// The SMTP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < WAIT,
+                "log never showed {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Connects a client and reads the greeting.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns its log.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(start.elapsed() < WAIT, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same spool (after `kill9`/`terminate`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
+    /// Runs `towerpost --config … <args>` and returns (status, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+        let out = Command::new(towerpost_bin())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .expect("run towerpost");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The queue as `queue list --json` reports it: one JSON value per message.
+    pub fn queue(&self) -> Vec<serde_json::Value> {
+        let (status, stdout, stderr) = self.cli(&["queue", "list", "--json"]);
+        assert!(status.success(), "queue list failed: {stderr}");
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("queue list JSON"))
+            .collect()
+    }
+
+    /// The queue ids listed.
+    pub fn queue_ids(&self) -> Vec<String> {
+        self.queue()
+            .iter()
+            .map(|m| m["queue_id"].as_str().expect("queue_id").to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal SMTP client: writes raw bytes, reads whole replies.
+pub struct Client {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    /// The greeting line.
+    pub greeting: String,
+}
+
+impl Client {
+    /// Connects and reads the 220 greeting.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut c = Client {
+            stream,
+            reader,
+            greeting: String::new(),
+        };
+        c.greeting = c.read_reply();
+        c
+    }
+
+    /// Connects without reading anything.
+    pub fn connect_silent(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Client {
+            stream,
+            reader,
+            greeting: String::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads one reply (all its lines), returned as the lines joined by `\n`.
+    pub fn read_reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("read reply");
+            assert!(n > 0, "connection closed; got so far: {lines:?}");
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+
+    /// Sends a command line and reads its reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.read_reply()
+    }
+
+    /// Runs EHLO, MAIL, RCPT…, DATA and the content; returns the final reply.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], content: &str) -> String {
+        assert!(self.cmd("EHLO client.test").starts_with("250"));
+        assert_eq!(self.cmd(&format!("MAIL FROM:<{from}>")), "250 2.1.0 Ok");
+        for rcpt in to {
+            assert_eq!(self.cmd(&format!("RCPT TO:<{rcpt}>")), "250 2.1.5 Ok");
+        }
+        assert!(self.cmd("DATA").starts_with("354"));
+        self.send(content.as_bytes());
+        self.cmd(".")
+    }
+
+    /// Whether the server has closed the connection (reads EOF).
+    pub fn is_closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+}
+
+/// The queue id from a `250 2.0.0 Ok: queued as ID` reply.
+pub fn queued_id(reply: &str) -> String {
+    reply
+        .rsplit("queued as ")
+        .next()
+        .filter(|_| reply.starts_with("250"))
+        .unwrap_or_else(|| panic!("not a queued reply: {reply}"))
+        .trim()
+        .to_owned()
+}

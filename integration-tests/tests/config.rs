@@ -1,0 +1,72 @@
+//! The configuration file as an operator meets it.
+
+use std::process::Command;
+
+use integration_tests::towerpost_bin;
+
+fn towerpost(args: &[&str], config: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("towerpost.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(towerpost_bin())
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .env_remove("TOWERPOST_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "FILE");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+#[test]
+fn typo_in_a_key_fails_config_check_naming_key_and_file() {
+    let (ok, _, stderr) = towerpost(&["config", "check"], "smtpd_recipent_limit = 10\n");
+    assert!(!ok);
+    assert!(stderr.contains("FILE"), "{stderr}");
+    assert!(stderr.contains("smtpd_recipent_limit"), "{stderr}");
+    assert!(
+        stderr.contains("smtpd_recipient_limit"),
+        "suggests the right key: {stderr}"
+    );
+}
+
+#[test]
+fn bad_value_names_the_key_and_what_was_expected() {
+    let (ok, _, stderr) = towerpost(&["config", "check"], "smtpd_timeout = \"300\"\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("smtpd_timeout") && stderr.contains("unit"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = towerpost(&["config", "check"], "smtpd_forbid_bare_newline = \"no\"\n");
+    assert!(!ok);
+    assert!(stderr.contains("smuggling"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_bad_config_too() {
+    let (ok, _, stderr) = towerpost(&["serve"], "message_size_limit = \"big\"\n");
+    assert!(!ok);
+    assert!(stderr.contains("message_size_limit"), "{stderr}");
+}
+
+#[test]
+fn config_check_accepts_a_good_file_and_show_lists_what_changed() {
+    let (ok, stdout, stderr) = towerpost(&["config", "check"], "message_size_limit = 5000\n");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("configuration OK"));
+    let (ok, stdout, _) = towerpost(
+        &["config", "show"],
+        "myhostname = \"mx.example.test\"\nmessage_size_limit = 5000\n",
+    );
+    assert!(ok);
+    assert_eq!(
+        stdout,
+        "message_size_limit = 5000\nmyhostname = \"mx.example.test\"\n"
+    );
+}
