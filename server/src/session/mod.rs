@@ -153,7 +153,7 @@ where
     }
 
     async fn session(&mut self) -> Close {
-        if self.settings.forbid_unauth_pipelining && self.talks_before_greeting().await {
+        if self.settings.forbid_unauth_pipelining && self.talks_before_greeting() {
             tracing::info!(
                 target: "towerpost::smtpd",
                 "improper command pipelining before greeting from {}",
@@ -189,12 +189,15 @@ where
 
     /// Postfix's pre-greeting check: a client that talks before the
     /// banner is a spambot that does not wait for replies.
-    async fn talks_before_greeting(&mut self) -> bool {
-        // `timeout` polls the read once before looking at the clock, so a
-        // zero duration asks "is anything here already?" without waiting.
+    fn talks_before_greeting(&mut self) -> bool {
+        // One poll of the read, no waiting: "is anything here already?".
+        // (A zero-length `tokio::time::timeout` would wait for the next
+        // timer tick, a millisecond on every connection.) Dropping a
+        // pending `read_buf` loses no data.
+        use futures::FutureExt;
         matches!(
-            tokio::time::timeout(Duration::ZERO, self.io.read_buf(&mut self.inbuf)).await,
-            Ok(Ok(n)) if n > 0
+            self.io.read_buf(&mut self.inbuf).now_or_never(),
+            Some(Ok(n)) if n > 0
         )
     }
 
