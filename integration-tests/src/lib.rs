@@ -66,12 +66,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server with the given extra top-level configuration lines.
+    /// Starts a server with the given extra top-level configuration lines
+    /// (a `queue_directory` among them replaces the temporary spool).
     pub fn start(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        let spool = if extra_config.contains("queue_directory") {
+            String::new()
+        } else {
+            format!(
+                "queue_directory = \"{}\"\n",
+                dir.path().join("spool").display()
+            )
+        };
         let config = format!(
-            "myhostname = \"mx.towerpost.test\"\nqueue_directory = \"{}\"\n{extra_config}\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:0\"\n",
-            dir.path().join("spool").display()
+            "myhostname = \"mx.towerpost.test\"\n{spool}{extra_config}\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:0\"\n"
         );
         std::fs::write(dir.path().join("towerpost.toml"), config).expect("write config");
         let mut server = Server {

@@ -70,3 +70,14 @@ fn config_check_accepts_a_good_file_and_show_lists_what_changed() {
         "message_size_limit = 5000\nmyhostname = \"mx.example.test\"\n"
     );
 }
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/towerpost.toml");
+    let (ok, stdout, stderr) = towerpost(
+        &["config", "check"],
+        &std::fs::read_to_string(example).unwrap(),
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("configuration OK"));
+}
