@@ -46,7 +46,7 @@ pub(crate) const DEFAULT_MYNETWORKS: &[&str] = &["127.0.0.0/8", "[::1]/128"];
 /// The default of `queue_directory`.
 pub(crate) const DEFAULT_QUEUE_DIRECTORY: &str = "spool";
 /// The default of `queue_shard_count`.
-pub(crate) const DEFAULT_QUEUE_SHARD_COUNT: usize = 4;
+pub(crate) const DEFAULT_QUEUE_SHARD_COUNT: usize = 2;
 /// The default of `message_size_limit`.
 pub(crate) const DEFAULT_MESSAGE_SIZE_LIMIT: u64 = 10_240_000;
 /// The default of `smtpd_recipient_limit`.

@@ -82,7 +82,7 @@ pub struct Config {
     /// to the working directory.
     pub queue_directory: PathBuf,
     /// `queue_shard_count` (towerpost): number of queue shards, 1 to 256.
-    /// Default 4.
+    /// Default 2.
     pub queue_shard_count: usize,
     /// `message_size_limit`: the maximal message size in bytes; 0 means
     /// unlimited. Default 10240000.

@@ -45,7 +45,7 @@ fn defaults_are_postfix_defaults() {
     assert_eq!(config.mynetworks, nets);
     assert!(config.relay_domains.is_empty());
     assert_eq!(config.queue_directory, PathBuf::from("spool"));
-    assert_eq!(config.queue_shard_count, 4);
+    assert_eq!(config.queue_shard_count, 2);
     assert_eq!(config.message_size_limit, 10_240_000);
     assert_eq!(config.smtpd_recipient_limit, 1000);
     assert_eq!(config.smtpd_timeout, Duration::from_secs(300));

@@ -32,7 +32,7 @@ struct Inner {
     shards: Vec<Shard>,
     writable: usize,
     ids: IdGenerator,
-    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Queue {
@@ -47,19 +47,20 @@ impl Queue {
             .map_err(|_| QueueError::closed())??;
         let mut last = 0;
         let mut shards = Vec::new();
-        let mut tasks = Vec::new();
-        for (path, store, last_id) in opened {
+        let mut threads = Vec::new();
+        for (index, (path, store, last_id)) in opened.into_iter().enumerate() {
             last = last.max(last_id.map_or(0, QueueId::as_u64));
-            let (shard, task) = Shard::spawn(path, store);
+            let (shard, thread) = Shard::spawn(index, path.clone(), store)
+                .map_err(|e| QueueError::directory(&path, e))?;
             shards.push(shard);
-            tasks.push(task);
+            threads.push(thread);
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 shards,
                 writable,
                 ids: IdGenerator::starting_after(last),
-                tasks: std::sync::Mutex::new(tasks),
+                threads: std::sync::Mutex::new(threads),
             }),
         })
     }
@@ -107,15 +108,18 @@ impl Queue {
         Ok(None)
     }
 
-    /// Stops the shard tasks after they have committed what they were
+    /// Stops the shard writers after they have committed what they were
     /// given. Every clone of the handle must be dropped or idle first.
     pub async fn shutdown(self) {
-        let tasks =
-            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
         drop(self);
-        for t in tasks {
-            let _ = t.await;
-        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 
     fn shard_for(&self, id: QueueId) -> &Shard {
