@@ -61,31 +61,51 @@ pub fn have_tool(name: &str) -> bool {
 pub struct Server {
     dir: tempfile::TempDir,
     child: Option<Child>,
-    addr: SocketAddr,
+    listeners: Vec<(String, SocketAddr)>,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
     /// Starts a server with the given extra top-level configuration lines
-    /// (a `queue_directory` among them replaces the temporary spool).
+    /// (a `queue_directory` among them replaces the temporary spool) and
+    /// one plain listener named `smtp`.
     pub fn start(extra_config: &str) -> Server {
+        Server::start_with(extra_config, &[("smtp", "none")])
+    }
+
+    /// Starts a server with listeners given as (name, tls mode). When one
+    /// uses TLS, a self-signed certificate for `mx.towerpost.test` is made
+    /// and configured.
+    pub fn start_with(extra_config: &str, listeners: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let spool = if extra_config.contains("queue_directory") {
-            String::new()
-        } else {
-            format!(
-                "queue_directory = \"{}\"\n",
-                dir.path().join("spool").display()
-            )
-        };
-        let config = format!(
-            "myhostname = \"mx.towerpost.test\"\n{spool}{extra_config}\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:0\"\n"
-        );
+        let mut config = String::from("myhostname = \"mx.towerpost.test\"\n");
+        if !extra_config.contains("queue_directory") {
+            let spool = dir.path().join("spool");
+            config.push_str(&format!("queue_directory = \"{}\"\n", spool.display()));
+        }
+        if listeners.iter().any(|(_, tls)| *tls != "none") {
+            let (cert, key) = write_certificate(dir.path());
+            config.push_str(&format!(
+                "smtpd_tls_cert_file = \"{}\"\nsmtpd_tls_key_file = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        config.push_str(extra_config);
+        config.push('\n');
+        for (name, tls) in listeners {
+            config.push_str(&format!(
+                "\n[[listener]]\nname = \"{name}\"\naddress = \"127.0.0.1:0\"\ntls = \"{tls}\"\n"
+            ));
+        }
         std::fs::write(dir.path().join("towerpost.toml"), config).expect("write config");
         let mut server = Server {
             dir,
             child: None,
-            addr: "127.0.0.1:0".parse().expect("address"),
+            listeners: listeners
+                .iter()
+                .map(|(n, _)| ((*n).to_owned(), "127.0.0.1:0".parse().expect("address")))
+                .collect(),
             log: Arc::new(Mutex::new(String::new())),
         };
         server.spawn();
@@ -116,29 +136,42 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         let log = self.log.clone();
         std::thread::spawn(move || {
-            let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listener smtp on ").nth(1)
-                    && let Some(tx) = tx.take()
+                if let Some(rest) = line.split(" listener ").nth(1)
+                    && let Some((name, addr)) = rest.split_once(" on ")
                 {
-                    let _ = tx.send(addr.trim().to_owned());
+                    let _ = tx.send((name.to_owned(), addr.trim().to_owned()));
                 }
                 let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let addr = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("towerpost did not start; log:\n{}", self.log())
-        });
-        self.addr = addr.parse().expect("listener address in log");
+        for _ in 0..self.listeners.len() {
+            let (name, addr) = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("towerpost did not start; log:\n{}", self.log())
+            });
+            let addr = addr.parse().expect("listener address in log");
+            if let Some(l) = self.listeners.iter_mut().find(|(n, _)| *n == name) {
+                l.1 = addr;
+            }
+        }
         self.child = Some(child);
     }
 
-    /// The SMTP address.
+    /// The address of the first listener.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listeners[0].1
+    }
+
+    /// The address of the listener named `name`.
+    pub fn addr_of(&self, name: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no listener {name}"))
+            .1
     }
 
     /// Everything the server logged so far.
@@ -161,7 +194,7 @@ impl Server {
 
     /// Connects a client and reads the greeting.
     pub fn client(&self) -> Client {
-        Client::connect(self.addr)
+        Client::connect(self.addr())
     }
 
     /// `kill -9`: no chance to clean up.
@@ -326,4 +359,16 @@ pub fn queued_id(reply: &str) -> String {
         .unwrap_or_else(|| panic!("not a queued reply: {reply}"))
         .trim()
         .to_owned()
+}
+
+/// Writes a self-signed certificate for `mx.towerpost.test` and its key as
+/// PEM files into `dir`.
+pub fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["mx.towerpost.test".to_owned()])
+        .expect("generate certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    (cert, key)
 }

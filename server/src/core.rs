@@ -45,12 +45,17 @@ impl SmtpCore {
         }
     }
 
-    fn answer(&self, transaction: Option<&Transaction>, command: &Command) -> Reply {
+    fn answer(
+        &self,
+        session: &SessionInfo,
+        transaction: Option<&Transaction>,
+        command: &Command,
+    ) -> Reply {
         let s = &self.settings;
         let e = EnhancedCode::new;
         match command {
             Command::Helo { .. } => Reply::new(250, s.myhostname.clone()),
-            Command::Ehlo { .. } => self.ehlo_reply(),
+            Command::Ehlo { .. } => self.ehlo_reply(session),
             Command::Mail { params, .. } => {
                 if s.message_size_limit > 0 && params.size.is_some_and(|n| n > s.message_size_limit)
                 {
@@ -78,6 +83,9 @@ impl SmtpCore {
                 "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP",
             ),
             Command::Etrn { node } => self.etrn(node),
+            Command::StartTls if session.starttls_offered && !session.tls => {
+                Reply::enhanced(220, e(2, 0, 0), "Ready to start TLS")
+            }
             Command::StartTls => Reply::enhanced(502, e(5, 5, 1), "Error: command not implemented"),
             Command::Auth { .. } => {
                 Reply::enhanced(503, e(5, 5, 1), "Error: authentication not enabled")
@@ -85,28 +93,35 @@ impl SmtpCore {
         }
     }
 
-    fn ehlo_reply(&self) -> Reply {
+    /// The EHLO keywords, in Postfix's order.
+    fn ehlo_reply(&self, session: &SessionInfo) -> Reply {
         let s = &self.settings;
         let size = if s.message_size_limit > 0 {
             format!("SIZE {}", s.message_size_limit)
         } else {
             "SIZE".to_owned()
         };
-        Reply::multiline(
-            250,
+        let mut lines = vec![
+            s.myhostname.clone(),
+            "PIPELINING".into(),
+            size,
+            "VRFY".into(),
+            "ETRN".into(),
+        ];
+        if session.starttls_offered && !session.tls {
+            lines.push("STARTTLS".into());
+        }
+        lines.extend(
             [
-                s.myhostname.clone(),
-                "PIPELINING".into(),
-                size,
-                "VRFY".into(),
-                "ETRN".into(),
-                "ENHANCEDSTATUSCODES".into(),
-                "8BITMIME".into(),
-                "DSN".into(),
-                "SMTPUTF8".into(),
-                "CHUNKING".into(),
-            ],
-        )
+                "ENHANCEDSTATUSCODES",
+                "8BITMIME",
+                "DSN",
+                "SMTPUTF8",
+                "CHUNKING",
+            ]
+            .map(String::from),
+        );
+        Reply::multiline(250, lines)
     }
 
     /// ETRN, Postfix-compatible. Until the flush service exists, an eligible
@@ -243,7 +258,7 @@ impl Service<SmtpRequest> for SmtpCore {
         } = req;
         match kind {
             RequestKind::Command(command) => {
-                let reply = self.answer(transaction.as_deref(), &command);
+                let reply = self.answer(&session, transaction.as_deref(), &command);
                 Box::pin(async move { Ok(reply) })
             }
             RequestKind::Message(message) => Box::pin(Self::store(

@@ -14,6 +14,7 @@ pub mod request;
 pub mod session;
 pub mod settings;
 pub mod stack;
+pub mod tls;
 
 pub use crate::core::{CoreSettings, SmtpCore};
 pub use crate::recover::{RecoverError, RecoverErrorLayer};

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use towerpost_config::{Config, TlsMode};
@@ -15,6 +15,7 @@ use crate::request::SessionInfo;
 use crate::session::{Connection, SessionSettings};
 use crate::settings::session_settings;
 use crate::stack::build_stack;
+use crate::tls::ListenerTls;
 
 /// A fatal start-up problem (a port in use, a queue that will not open).
 #[derive(Debug, thiserror::Error)]
@@ -29,14 +30,9 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The listener asks for TLS, which this build does not serve yet.
-    #[error("listener {name}: tls = \"{mode}\" is not supported yet; use tls = \"none\"")]
-    TlsUnsupported {
-        /// The listener's name.
-        name: String,
-        /// The TLS mode asked for.
-        mode: TlsMode,
-    },
+    /// The TLS certificate or key could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The queue could not be opened.
     #[error("{0}")]
     Queue(#[from] towerpost_queue::QueueError),
@@ -55,14 +51,14 @@ pub enum ServeError {
 /// `smtpd_shutdown_grace_time`), answer idle sessions `421`, and close the
 /// queue after its last commit.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
-    for l in &config.listener {
-        if l.tls != TlsMode::None {
-            return Err(ServeError::TlsUnsupported {
-                name: l.name.clone(),
-                mode: l.tls,
-            });
+    // One acceptor for all TLS listeners; config validation made sure the
+    // files are named when a listener needs them.
+    let acceptor = match (&config.smtpd_tls_cert_file, &config.smtpd_tls_key_file) {
+        (Some(cert), Some(key)) if config.listener.iter().any(|l| l.tls != TlsMode::None) => {
+            Some(crate::tls::acceptor(cert, key)?)
         }
-    }
+        _ => None,
+    };
     let queue = Queue::open(QueueSettings {
         directory: config.queue_directory.clone(),
         shards: config.queue_shard_count,
@@ -86,15 +82,20 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
             l.name,
             listener.local_addr().map_or(l.address, |a| a)
         );
-        accept_loops.spawn(accept_loop(
-            listener,
-            Arc::from(l.name.as_str()),
-            build_stack(&config, queue.clone()),
-            settings.clone(),
-            queue.clone(),
-            shutdown.clone(),
-            sessions.clone(),
-        ));
+        let tls = match (l.tls, &acceptor) {
+            (TlsMode::StartTls, Some(a)) => Some(ListenerTls::StartTls(a.clone())),
+            (TlsMode::Implicit, Some(a)) => Some(ListenerTls::Implicit(a.clone())),
+            _ => None,
+        };
+        let context = ListenerContext {
+            name: Arc::from(l.name.as_str()),
+            tls,
+            service: build_stack(&config, queue.clone()),
+            settings: settings.clone(),
+            queue: queue.clone(),
+            shutdown: shutdown.clone(),
+        };
+        accept_loops.spawn(accept_loop(listener, context, sessions.clone()));
     }
     let control_task = tokio::spawn(control.run(shutdown.clone()));
     tracing::info!(target: "towerpost::master", "daemon started -- version {}", env!("CARGO_PKG_VERSION"));
@@ -122,19 +123,51 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     Ok(())
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What every session of one listener shares.
+struct ListenerContext {
     name: Arc<str>,
+    tls: Option<ListenerTls>,
     service: crate::session::SmtpService,
     settings: Arc<SessionSettings>,
     queue: Queue,
     shutdown: CancellationToken,
+}
+
+impl ListenerContext {
+    fn connection(&self, stream: TcpStream, client: SocketAddr) -> Connection<TcpStream> {
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(client);
+        let info = SessionInfo {
+            client,
+            local,
+            listener: self.name.clone(),
+            helo: None,
+            esmtp: false,
+            tls: false,
+            starttls_offered: false,
+            auth: None,
+        };
+        Connection::new(
+            stream,
+            self.tls.clone(),
+            info,
+            self.service.clone(),
+            self.settings.clone(),
+            self.queue.clone(),
+            self.shutdown.clone(),
+        )
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    context: ListenerContext,
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 ) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.cancelled() => return,
+            _ = context.shutdown.cancelled() => return,
         };
         let (stream, client) = match accepted {
             Ok(a) => a,
@@ -146,25 +179,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(client);
-        let info = SessionInfo {
-            client,
-            local,
-            listener: name.clone(),
-            helo: None,
-            esmtp: false,
-            tls: false,
-            auth: None,
-        };
-        let conn = Connection::new(
-            stream,
-            info,
-            service.clone(),
-            settings.clone(),
-            queue.clone(),
-            shutdown.clone(),
-        );
+        let conn = context.connection(stream, client);
         let mut set = sessions.lock().await;
         // Reap finished sessions so the set stays as small as the live ones.
         while set.try_join_next().is_some() {}

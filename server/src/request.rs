@@ -24,6 +24,9 @@ pub struct SessionInfo {
     pub esmtp: bool,
     /// The connection is encrypted.
     pub tls: bool,
+    /// STARTTLS may be offered (the listener has `tls = "starttls"` and
+    /// TLS is not active yet, see `tls`).
+    pub starttls_offered: bool,
     /// The SASL identity, once authenticated.
     pub auth: Option<String>,
 }

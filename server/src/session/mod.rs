@@ -26,6 +26,7 @@ use towerpost_protocol::{
 use towerpost_queue::{Queue, QueueId};
 
 use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
+use crate::tls::{ListenerTls, MaybeTls};
 use received::write_received;
 use stats::CommandStats;
 
@@ -89,7 +90,8 @@ struct BdatState {
 
 /// A client connection.
 pub struct Connection<IO> {
-    io: IO,
+    io: MaybeTls<IO>,
+    tls: Option<ListenerTls>,
     service: SmtpService,
     settings: Arc<SessionSettings>,
     queue: Queue,
@@ -110,17 +112,21 @@ impl<IO> Connection<IO>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// A connection over `io`, served by `service`.
+    /// A connection over `io`, served by `service`; `tls` says whether
+    /// STARTTLS is offered or TLS starts with the first byte.
     pub fn new(
         io: IO,
-        info: SessionInfo,
+        tls: Option<ListenerTls>,
+        mut info: SessionInfo,
         service: SmtpService,
         settings: Arc<SessionSettings>,
         queue: Queue,
         shutdown: CancellationToken,
     ) -> Self {
+        info.starttls_offered = matches!(tls, Some(ListenerTls::StartTls(_)));
         Self {
-            io,
+            io: MaybeTls::Plain(io),
+            tls,
             service,
             receiver: CommandReceiver::new(settings.command_line_limit),
             settings,
@@ -153,6 +159,11 @@ where
     }
 
     async fn session(&mut self) -> Close {
+        if let Some(ListenerTls::Implicit(acceptor)) = self.tls.clone()
+            && let Err(close) = self.handshake(&acceptor).await
+        {
+            return close;
+        }
         if self.settings.forbid_unauth_pipelining && self.talks_before_greeting() {
             tracing::info!(
                 target: "towerpost::smtpd",
@@ -363,9 +374,77 @@ where
                 self.push(&reply);
                 Some(Close::Done)
             }
-            Command::Help | Command::StartTls | Command::Auth { .. } => {
+            Command::StartTls => self.starttls(command).await,
+            Command::Help | Command::Auth { .. } => {
                 let reply = self.call(command).await;
                 self.finish(verb, reply).await
+            }
+        }
+    }
+
+    /// STARTTLS (RFC 3207): reply 220, discard any plaintext the client
+    /// sent after the command (CVE-2011-0411: it would run as if it came
+    /// over TLS), hand the socket to rustls, and forget everything learned
+    /// before the handshake.
+    async fn starttls(&mut self, command: Command) -> Option<Close> {
+        let e = EnhancedCode::new;
+        if self.info.tls {
+            let reply = Reply::enhanced(554, e(5, 5, 1), "Error: TLS already active");
+            return self.finish("starttls", reply).await;
+        }
+        let Some(ListenerTls::StartTls(acceptor)) = self.tls.clone() else {
+            let reply = Reply::enhanced(502, e(5, 5, 1), "Error: command not implemented");
+            return self.finish("starttls", reply).await;
+        };
+        let reply = self.call(command).await;
+        if reply.code() != 220 {
+            return self.finish("starttls", reply).await;
+        }
+        self.stats.record("starttls", true);
+        self.push(&reply);
+        if self.flush().await.is_err() {
+            return Some(Close::Lost);
+        }
+        if !self.inbuf.is_empty() {
+            tracing::warn!(
+                target: "towerpost::smtpd",
+                "{}: discarding {} bytes of plaintext sent after STARTTLS (command injection attempt?)",
+                self.info.client_name(),
+                self.inbuf.len()
+            );
+            self.inbuf.clear();
+        }
+        self.receiver = CommandReceiver::new(self.settings.command_line_limit);
+        if let Err(close) = self.handshake(&acceptor).await {
+            return Some(close);
+        }
+        // RFC 3207 §4.2: back to the state right after the greeting.
+        self.reset_transaction();
+        let info = Arc::make_mut(&mut self.info);
+        info.helo = None;
+        info.esmtp = false;
+        None
+    }
+
+    /// The TLS handshake, bounded by `smtpd_timeout`.
+    async fn handshake(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<(), Close> {
+        let client = self.info.client_name();
+        match tokio::time::timeout(self.settings.timeout, self.io.upgrade(acceptor)).await {
+            Ok(Ok(summary)) => {
+                tracing::info!(
+                    target: "towerpost::smtpd",
+                    "Anonymous TLS connection established from {client}: {summary}"
+                );
+                Arc::make_mut(&mut self.info).tls = true;
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::info!(target: "towerpost::smtpd", "SSL_accept error from {client}: {e}");
+                Err(Close::Lost)
+            }
+            Err(_) => {
+                tracing::info!(target: "towerpost::smtpd", "SSL_accept error from {client}: timeout");
+                Err(Close::Lost)
             }
         }
     }

@@ -1,0 +1,150 @@
+//! TLS for inbound sessions: STARTTLS (RFC 3207) and implicit TLS
+//! (RFC 8314), with rustls.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// The certificate or key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path}: {reason}")]
+pub struct TlsError {
+    what: &'static str,
+    path: String,
+    reason: String,
+}
+
+/// Builds the TLS acceptor from `smtpd_tls_cert_file` (PEM chain, leaf
+/// first) and `smtpd_tls_key_file` (PEM private key).
+pub fn acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, TlsError> {
+    let err = |what, path: &Path, reason: String| TlsError {
+        what,
+        path: path.display().to_string(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| err("smtpd_tls_cert_file", cert_file, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err(
+            "smtpd_tls_cert_file",
+            cert_file,
+            "no certificate in the file".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| err("smtpd_tls_key_file", key_file, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err("smtpd_tls_cert_file", cert_file, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| err("smtpd_tls_key_file", key_file, e.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// How a listener uses TLS.
+#[derive(Clone)]
+pub enum ListenerTls {
+    /// Plain text, with STARTTLS offered.
+    StartTls(TlsAcceptor),
+    /// TLS from the first byte.
+    Implicit(TlsAcceptor),
+}
+
+impl std::fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListenerTls::StartTls(_) => "StartTls",
+            ListenerTls::Implicit(_) => "Implicit",
+        })
+    }
+}
+
+/// A connection's transport: plain until STARTTLS, then TLS.
+pub(crate) enum MaybeTls<IO> {
+    Plain(IO),
+    Tls(Box<TlsStream<IO>>),
+    /// Only while the handshake runs; never read or written.
+    Upgrading,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> MaybeTls<IO> {
+    /// Runs the TLS handshake over the plain transport. Returns a text for
+    /// the log: protocol and cipher, as Postfix logs them.
+    pub(crate) async fn upgrade(&mut self, acceptor: &TlsAcceptor) -> io::Result<String> {
+        let MaybeTls::Plain(io) = std::mem::replace(self, MaybeTls::Upgrading) else {
+            return Err(io::Error::other("TLS already active"));
+        };
+        let stream = acceptor.accept(io).await?;
+        let (_, conn) = stream.get_ref();
+        let version = conn
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("TLS");
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .and_then(|c| c.suite().as_str())
+            .unwrap_or("unknown");
+        let summary = format!("{version} with cipher {cipher}");
+        *self = MaybeTls::Tls(Box::new(stream));
+        Ok(summary)
+    }
+}
+
+fn upgrading() -> io::Error {
+    io::Error::other("transport used during the TLS handshake")
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            MaybeTls::Tls(io) => Pin::new(io).poll_read(cx, buf),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            MaybeTls::Tls(io) => Pin::new(io).poll_write(cx, buf),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_flush(cx),
+            MaybeTls::Tls(io) => Pin::new(io).poll_flush(cx),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            MaybeTls::Tls(io) => Pin::new(io).poll_shutdown(cx),
+            MaybeTls::Upgrading => Poll::Ready(Err(upgrading())),
+        }
+    }
+}
