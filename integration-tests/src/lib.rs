@@ -3,7 +3,7 @@
 //!
 //! Tests that need an outside client (swaks, Python, Postfix's
 //! smtp-source) skip with a loud message when it is not installed, unless
-//! `TOWERPOST_REQUIRE_TOOLS=1` is set — CI sets it, so there nothing is
+//! `REQUIRE_TEST_TOOLS=1` is set — CI sets it, so there nothing is
 //! skipped.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -41,7 +41,7 @@ pub fn towerpost_bin() -> PathBuf {
 }
 
 /// Whether an outside tool is installed; panics when it is missing and
-/// `TOWERPOST_REQUIRE_TOOLS=1`, prints a skip notice otherwise.
+/// `REQUIRE_TEST_TOOLS=1`, prints a skip notice otherwise.
 pub fn have_tool(name: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
@@ -49,8 +49,8 @@ pub fn have_tool(name: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        if std::env::var("TOWERPOST_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (TOWERPOST_REQUIRE_TOOLS=1) but not installed");
+        if std::env::var("REQUIRE_TEST_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (REQUIRE_TEST_TOOLS=1) but not installed");
         }
         eprintln!("SKIPPED: {name} is not installed; install it to run this test");
     }
@@ -123,7 +123,14 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(towerpost_bin())
+        let mut cmd = Command::new(towerpost_bin());
+        // Only the test's config file configures the server under test.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TOWERPOST_") {
+                cmd.env_remove(name);
+            }
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")

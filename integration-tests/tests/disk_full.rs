@@ -17,8 +17,8 @@ impl SmallDisk {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            if std::env::var("TOWERPOST_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("cannot mount a tmpfs (TOWERPOST_REQUIRE_TOOLS=1 needs root)");
+            if std::env::var("REQUIRE_TEST_TOOLS").as_deref() == Ok("1") {
+                panic!("cannot mount a tmpfs (REQUIRE_TEST_TOOLS=1 needs root)");
             }
             eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
             return None;
