@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
+pub mod sink;
+
 /// How long a test waits for anything before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
 

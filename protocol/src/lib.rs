@@ -14,7 +14,8 @@
 //!   (`<LF>.<LF>`, `<LF>.<CR><LF>`, `<CR><LF>.<LF>`, `<CR>.<CR>`) can end a
 //!   message early.
 //! * [`BdatDecoder`] frames RFC 3030 `BDAT` chunks.
-//! * [`Reply`] is an SMTP reply with an optional enhanced status code.
+//! * [`Reply`] is an SMTP reply with an optional enhanced status code;
+//!   [`ReplyParser`] reads one from a server, for the SMTP client.
 
 mod address;
 mod bdat;
@@ -24,6 +25,7 @@ mod data;
 mod params;
 mod receiver;
 mod reply;
+mod reply_parser;
 
 pub use address::{Address, AddressError};
 pub use bdat::BdatDecoder;
@@ -33,3 +35,4 @@ pub use data::{DataDecoder, DataProgress};
 pub use params::{Body, MailParams, Notify, RcptParams, Ret};
 pub use receiver::{CommandReceiver, Frame};
 pub use reply::{EnhancedCode, Reply};
+pub use reply_parser::{MAX_REPLY_LINE, ReplyError, ReplyParser};
