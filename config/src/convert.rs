@@ -3,7 +3,8 @@
 //! Each function returns a message saying what was expected and what was
 //! found; the caller adds the origin and the key.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,8 +12,10 @@ use figment::value::{Dict, Value};
 use ipnet::IpNet;
 
 use crate::error::{Origin, Problem};
-use crate::keys::{KEYS, LISTENER_KEYS, suggest};
-use crate::{BareNewline, Listener, TlsMode};
+use crate::keys::{KEYS, LISTENER_KEYS, TRANSPORT_KEYS, suggest};
+use crate::{
+    BareNewline, Listener, Nexthop, Route, SmtpTlsLevel, TlsMode, TransportConfig, TransportKind,
+};
 
 /// Describes a value for "found ..." in messages.
 pub(crate) fn describe(value: &Value) -> String {
@@ -127,6 +130,16 @@ pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
     }
 }
 
+/// A duration, or a bare `0` (Postfix writes `0` for "never" or "at once").
+pub(crate) fn duration_or_zero(value: &Value) -> Result<Duration, String> {
+    match value {
+        Value::Num(_, n) if n.to_u128() == Some(0) || n.to_i128() == Some(0) => Ok(Duration::ZERO),
+        Value::String(_, s) if s.trim() == "0" => Ok(Duration::ZERO),
+        Value::String(..) => duration(value),
+        other => Err(found(&format!("{DURATION_EXPECTED}, or 0"), other)),
+    }
+}
+
 /// A duration that must not be zero.
 pub(crate) fn positive_duration(value: &Value) -> Result<Duration, String> {
     let d = duration(value)?;
@@ -235,17 +248,7 @@ pub(crate) fn domains(value: &Value) -> Result<Vec<String>, String> {
         .into_iter()
         .map(|item| {
             let name = item.strip_prefix('.').unwrap_or(&item);
-            let name = name.strip_suffix('.').unwrap_or(name);
-            let valid = !name.is_empty()
-                && name.len() <= 253
-                && name.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label
-                            .chars()
-                            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-                });
-            if valid {
+            if is_domain(name.strip_suffix('.').unwrap_or(name)) {
                 Ok(item.to_lowercase())
             } else {
                 Err(format!(
@@ -255,6 +258,19 @@ pub(crate) fn domains(value: &Value) -> Result<Vec<String>, String> {
             }
         })
         .collect()
+}
+
+/// Whether `name` is a domain name (without a trailing dot).
+fn is_domain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 /// A non-empty path.
@@ -440,6 +456,429 @@ pub(crate) fn listeners(
     (problems.len() == before).then_some(out)
 }
 
+/// `smtp_tls_security_level` (and `tls_security_level` of a transport).
+pub(crate) fn smtp_tls_level(value: &Value) -> Result<SmtpTlsLevel, String> {
+    const EXPECTED: &str = "\"none\", \"may\", \"encrypt\" or \"verify\"";
+    match value {
+        Value::String(_, s) => match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(SmtpTlsLevel::None),
+            "may" => Ok(SmtpTlsLevel::May),
+            "encrypt" => Ok(SmtpTlsLevel::Encrypt),
+            "verify" => Ok(SmtpTlsLevel::Verify),
+            "dane" | "dane-only" | "fingerprint" | "secure" => {
+                Err(format!("{s:?} is not supported; expected {EXPECTED}"))
+            }
+            _ => Err(found(EXPECTED, value)),
+        },
+        other => Err(found(EXPECTED, other)),
+    }
+}
+
+/// The `type` of a transport.
+pub(crate) fn transport_kind(value: &Value) -> Result<TransportKind, String> {
+    const EXPECTED: &str = "\"smtp\", \"discard\" or \"error\"";
+    match value {
+        Value::String(_, s) => match s.trim().to_ascii_lowercase().as_str() {
+            "smtp" => Ok(TransportKind::Smtp),
+            "discard" => Ok(TransportKind::Discard),
+            "error" => Ok(TransportKind::Error),
+            _ => Err(found(EXPECTED, value)),
+        },
+        other => Err(found(EXPECTED, other)),
+    }
+}
+
+const NEXTHOP_EXPECTED: &str = "a next hop such as \"example.com\", \"example.com:587\", \
+     \"[mail.example.com]\", \"[192.0.2.1]:25\" or \"[2001:db8::1]:25\"";
+
+/// `relayhost`: a next hop, or nothing for the empty string.
+pub(crate) fn relayhost(value: &Value) -> Result<Option<Nexthop>, String> {
+    let s = text(value).map_err(|_| found(NEXTHOP_EXPECTED, value))?;
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    nexthop(s).map(Some)
+}
+
+/// A next hop in Postfix syntax: `domain`, `domain:port`, `[host]`,
+/// `[host]:port`, where host is a host name, an IPv4 address, an IPv6
+/// address or `ipv6:` and an IPv6 address; port is a number or one of a few
+/// service names.
+pub(crate) fn nexthop(s: &str) -> Result<Nexthop, String> {
+    let bad = |hint: &str| format!("expected {NEXTHOP_EXPECTED}, found {s:?}{hint}");
+    let (host, port, mx_lookup) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err(bad(" (missing ']')"));
+        };
+        let port = match after {
+            "" => None,
+            after => Some(after.strip_prefix(':').ok_or_else(|| bad(""))?),
+        };
+        let host = match inside.get(..5) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("ipv6:") => inside[5..]
+                .parse::<Ipv6Addr>()
+                .map_err(|_| bad(" (not an IPv6 address after 'ipv6:')"))?
+                .to_string(),
+            _ => match inside.parse::<IpAddr>() {
+                Ok(address) => address.to_string(),
+                Err(_) => host_name_part(inside).ok_or_else(|| bad(""))?,
+            },
+        };
+        (host, port, false)
+    } else {
+        let (name, port) = match s.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (s, None),
+        };
+        if s.matches(':').count() > 1 || name.parse::<IpAddr>().is_ok() {
+            return Err(bad(
+                " (write an IP address in brackets, such as \"[192.0.2.1]\" or \
+                 \"[2001:db8::1]\")",
+            ));
+        }
+        (host_name_part(name).ok_or_else(|| bad(""))?, port, true)
+    };
+    let port = port
+        .map(|p| service_port(p).ok_or_else(|| bad(PORT_HINT)))
+        .transpose()?;
+    Ok(Nexthop {
+        host,
+        port,
+        mx_lookup,
+    })
+}
+
+const PORT_HINT: &str = " (a port is a number from 1 to 65535 or one of smtp, submission, \
+     smtps and submissions)";
+
+/// A host or domain name in a next hop: lower-cased, without a trailing
+/// dot.
+fn host_name_part(name: &str) -> Option<String> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    is_domain(name).then(|| name.to_lowercase())
+}
+
+/// A port number from 1 to 65535, or a service name.
+fn service_port(port: &str) -> Option<u16> {
+    match port {
+        "smtp" => Some(25),
+        "submission" => Some(587),
+        "smtps" | "submissions" => Some(465),
+        _ if port.bytes().all(|b| b.is_ascii_digit()) => {
+            port.parse::<u16>().ok().filter(|&p| p != 0)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `name` is a valid transport name.
+fn is_transport_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+const TRANSPORT_NAME_EXPECTED: &str = "a transport name of letters, digits, '-', '_' and '.'";
+
+/// Checks that `name` is a declared transport; `declared` is `None` when
+/// the transports could not be read (which has been reported).
+fn check_declared(name: &str, declared: Option<&BTreeSet<String>>) -> Result<(), String> {
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    if !is_transport_name(name) {
+        return Err(format!(
+            "expected {TRANSPORT_NAME_EXPECTED}, found {name:?}"
+        ));
+    }
+    if declared.contains(name) {
+        return Ok(());
+    }
+    let names: Vec<&str> = declared.iter().map(String::as_str).collect();
+    let hint = match suggest(name, &names) {
+        Some(s) => format!("did you mean '{s}'? "),
+        None => String::new(),
+    };
+    Err(format!(
+        "unknown transport '{name}' ({hint}declared: {}; declare others as [transport.NAME] \
+         tables)",
+        names.join(", ")
+    ))
+}
+
+/// `default_transport`: the name of a declared transport.
+pub(crate) fn transport_name(
+    value: &Value,
+    declared: Option<&BTreeSet<String>>,
+) -> Result<String, String> {
+    let name = text(value).map_err(|_| found("a transport name such as \"smtp\"", value))?;
+    let name = name.trim();
+    if name.contains(':') {
+        return Err(format!(
+            "expected a transport name such as \"smtp\", found {name:?} (a next hop is not \
+             supported here; use relayhost or transport_maps)"
+        ));
+    }
+    if !is_transport_name(name) {
+        return Err(found(TRANSPORT_NAME_EXPECTED, value));
+    }
+    check_declared(name, declared)?;
+    Ok(name.to_owned())
+}
+
+/// `defer_transports`: a list of declared transport names.
+pub(crate) fn transport_names(
+    value: &Value,
+    declared: Option<&BTreeSet<String>>,
+) -> Result<Vec<String>, String> {
+    let names = list(value)?;
+    for name in &names {
+        check_declared(name, declared)?;
+    }
+    Ok(names)
+}
+
+/// The result of reading the `transport` table.
+pub(crate) struct Transports {
+    /// The transports without problems.
+    pub(crate) valid: BTreeMap<String, TransportConfig>,
+    /// The names of all transports, with or without problems.
+    pub(crate) declared: BTreeSet<String>,
+}
+
+/// The `transport` table of `[transport.NAME]` tables; `defaults` gives a
+/// transport of a kind with the configuration's defaults. Problems are
+/// pushed with `origin`. `None` if the value is not a table at all.
+pub(crate) fn transports(
+    value: &Value,
+    origin: &Origin,
+    defaults: impl Fn(TransportKind) -> TransportConfig,
+    problems: &mut Vec<Problem>,
+) -> Option<Transports> {
+    let Value::Dict(_, dict) = value else {
+        problems.push(Problem::value(
+            origin,
+            "transport",
+            found("[transport.NAME] tables", value),
+        ));
+        return None;
+    };
+    let mut out = Transports {
+        valid: BTreeMap::new(),
+        declared: BTreeSet::new(),
+    };
+    for (name, value) in dict {
+        let key = format!("transport.{name}");
+        if !is_transport_name(name) {
+            problems.push(Problem::value(
+                origin,
+                "transport",
+                format!("expected {TRANSPORT_NAME_EXPECTED}, found {name:?}"),
+            ));
+            continue;
+        }
+        out.declared.insert(name.clone());
+        let Value::Dict(_, table) = value else {
+            problems.push(Problem::value(
+                origin,
+                &key,
+                found(&format!("a table ([{key}])"), value),
+            ));
+            continue;
+        };
+        let before = problems.len();
+        for k in table.keys() {
+            if !TRANSPORT_KEYS.contains(&k.as_str()) {
+                let hint = if KEYS.contains(&k.as_str()) {
+                    " (top-level keys must come before the first [transport.NAME] table)".to_owned()
+                } else {
+                    suggest(k, TRANSPORT_KEYS)
+                        .map(|s| format!(" (did you mean '{key}.{s}'?)"))
+                        .unwrap_or_default()
+                };
+                problems.push(Problem::unknown_key(origin, format!("{key}.{k}"), hint));
+            }
+        }
+        let field = |problems: &mut Vec<Problem>, field: &str, message: String| {
+            problems.push(Problem::value(origin, &format!("{key}.{field}"), message));
+        };
+        let kind = match table.get("type").map(transport_kind) {
+            Some(Ok(kind)) => Some(kind),
+            Some(Err(message)) => {
+                field(problems, "type", message);
+                None
+            }
+            None => {
+                problems.push(Problem::value(
+                    origin,
+                    &key,
+                    "missing key 'type' (\"smtp\", \"discard\" or \"error\")",
+                ));
+                None
+            }
+        };
+        // Without a valid type, the other keys are still checked.
+        let mut transport = defaults(kind.unwrap_or(TransportKind::Smtp));
+        let any = usize::MAX;
+        for (k, limit) in [
+            (
+                "destination_concurrency_limit",
+                &mut transport.destination_concurrency_limit,
+            ),
+            (
+                "destination_recipient_limit",
+                &mut transport.destination_recipient_limit,
+            ),
+        ] {
+            match table.get(k).map(|v| count(v, 1, any)) {
+                Some(Ok(n)) => *limit = n,
+                Some(Err(message)) => field(problems, k, message),
+                None => {}
+            }
+        }
+        match table.get("tls_security_level") {
+            Some(_) if kind.is_some_and(|k| k != TransportKind::Smtp) => field(
+                problems,
+                "tls_security_level",
+                format!(
+                    "only allowed with type = \"smtp\", not \"{}\"",
+                    transport.kind
+                ),
+            ),
+            Some(v) => match smtp_tls_level(v) {
+                Ok(level) => transport.tls_security_level = level,
+                Err(message) => field(problems, "tls_security_level", message),
+            },
+            None => {}
+        }
+        if problems.len() == before && kind.is_some() {
+            out.valid.insert(name.clone(), transport);
+        }
+    }
+    Some(out)
+}
+
+/// The `transport_maps` table: domain patterns to `transport:nexthop`.
+/// Problems are pushed with `origin`; `None` if there were any.
+pub(crate) fn transport_maps(
+    value: &Value,
+    origin: &Origin,
+    declared: Option<&BTreeSet<String>>,
+    transports: &BTreeMap<String, TransportConfig>,
+    problems: &mut Vec<Problem>,
+) -> Option<BTreeMap<String, Route>> {
+    const KEY: &str = "transport_maps";
+    let Value::Dict(_, dict) = value else {
+        problems.push(Problem::value(
+            origin,
+            KEY,
+            found("a table of domain = \"transport:nexthop\"", value),
+        ));
+        return None;
+    };
+    let before = problems.len();
+    let mut out = BTreeMap::new();
+    let mut patterns: BTreeMap<String, &str> = BTreeMap::new();
+    for (key, value) in dict {
+        let mut fail = |message: String| {
+            problems.push(Problem::value(
+                origin,
+                KEY,
+                format!("entry {key:?}: {message}"),
+            ));
+        };
+        let pattern = if key == "*" {
+            Some(key.clone())
+        } else {
+            let (dot, name) = match key.strip_prefix('.') {
+                Some(name) => (".", name),
+                None => ("", key.as_str()),
+            };
+            let name = name.strip_suffix('.').unwrap_or(name);
+            if is_domain(name) {
+                Some(format!("{dot}{}", name.to_lowercase()))
+            } else {
+                let hint = if key.contains('@') {
+                    " (address patterns are not supported)"
+                } else {
+                    ""
+                };
+                fail(format!(
+                    "expected a domain, \".domain\" (its subdomains) or \"*\" as the key{hint}"
+                ));
+                None
+            }
+        };
+        if let Some(pattern) = &pattern {
+            if let Some(other) = patterns.get(pattern) {
+                fail(format!("same domain as entry {other:?}"));
+            } else {
+                patterns.insert(pattern.clone(), key);
+            }
+        }
+        let result = match value {
+            Value::Dict(..) => {
+                fail(format!(
+                    "expected \"transport:nexthop\", found a table (quote keys with dots: \
+                     \"{key}.…\" = \"…\")"
+                ));
+                continue;
+            }
+            value => match text(value) {
+                Ok(result) => result,
+                Err(_) => {
+                    fail(found("\"transport:nexthop\"", value));
+                    continue;
+                }
+            },
+        };
+        let Some((transport, next)) = result.split_once(':') else {
+            fail(format!(
+                "expected \"transport:nexthop\" (either part may be empty, as in \
+                 \":[relay.example.com]\" or \"discard:\"), found {result:?}"
+            ));
+            continue;
+        };
+        let transport = transport.trim();
+        let transport = if transport.is_empty() {
+            None
+        } else if let Err(message) = check_declared(transport, declared) {
+            fail(message);
+            continue;
+        } else {
+            Some(transport.to_owned())
+        };
+        let next = next.trim();
+        let nexthop = if next.is_empty() {
+            None
+        } else {
+            match nexthop(next) {
+                Ok(nexthop) => Some(nexthop),
+                Err(message) => {
+                    let kind = transport
+                        .as_ref()
+                        .and_then(|t| transports.get(t))
+                        .map(|t| t.kind);
+                    let hint = match kind {
+                        Some(TransportKind::Discard | TransportKind::Error) => {
+                            " (message texts after discard: and error: are not supported)"
+                        }
+                        _ => "",
+                    };
+                    fail(format!("{message}{hint}"));
+                    continue;
+                }
+            }
+        };
+        if let Some(pattern) = pattern {
+            out.insert(pattern, Route { transport, nexthop });
+        }
+    }
+    (problems.len() == before).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,5 +979,48 @@ mod tests {
                 .unwrap_err()
                 .contains("SMTP smuggling")
         );
+    }
+
+    #[test]
+    fn nexthops_use_postfix_syntax() {
+        let shown = |s: &str| nexthop(s).map(|n| n.to_string());
+        assert_eq!(shown("Example.COM"), Ok("example.com".to_owned()));
+        assert_eq!(shown("example.com.:smtp"), Ok("example.com:25".to_owned()));
+        assert_eq!(
+            shown("[mx.example.com]:587"),
+            Ok("[mx.example.com]:587".to_owned())
+        );
+        assert_eq!(shown("[IPV6:2001:db8::1]"), Ok("[2001:db8::1]".to_owned()));
+        assert_eq!(
+            shown("[2001:db8::1]:2525"),
+            Ok("[2001:db8::1]:2525".to_owned())
+        );
+        for bad in [
+            "", "[]", "[a", "[a]x", "a:", "a:0", "a:b:c", "10.0.0.1", "[a b]", "a/b",
+        ] {
+            assert!(nexthop(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn service_names_and_port_numbers() {
+        assert_eq!(service_port("smtp"), Some(25));
+        assert_eq!(service_port("submission"), Some(587));
+        assert_eq!(service_port("smtps"), Some(465));
+        assert_eq!(service_port("submissions"), Some(465));
+        assert_eq!(service_port("65535"), Some(65535));
+        assert_eq!(service_port("0"), None);
+        assert_eq!(service_port("+25"), None);
+        assert_eq!(service_port("pop3"), None);
+    }
+
+    #[test]
+    fn only_zero_durations_may_be_bare_numbers() {
+        assert_eq!(duration_or_zero(&Value::from(0u8)), Ok(Duration::ZERO));
+        assert_eq!(duration_or_zero(&Value::from(0i64)), Ok(Duration::ZERO));
+        assert_eq!(duration_or_zero(&s("0h")), Ok(Duration::ZERO));
+        assert_eq!(duration_or_zero(&s("5d")), Ok(Duration::from_secs(432_000)));
+        assert!(duration_or_zero(&Value::from(5u8)).is_err());
+        assert!(duration_or_zero(&s("5")).is_err());
     }
 }

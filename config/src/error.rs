@@ -63,6 +63,18 @@ impl Problem {
         }
     }
 
+    /// A key that towerpost does not know, such as `transport.NAME.key`;
+    /// `hint` follows the message (` (did you mean ...?)`) or is empty.
+    pub(crate) fn unknown_key(origin: &Origin, key: String, hint: impl AsRef<str>) -> Self {
+        Problem {
+            kind: ProblemKind::UnknownKey,
+            origin: origin.clone(),
+            message: format!("unknown key '{key}'{}", hint.as_ref()),
+            key: Some(key),
+            key_in_message: false,
+        }
+    }
+
     /// A problem about one `[[listener]]` table; `message` starts with
     /// `listener 'name'`.
     pub(crate) fn listener(origin: &Origin, message: impl Into<String>) -> Self {

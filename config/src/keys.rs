@@ -5,15 +5,37 @@ use figment::{Metadata, Profile, Provider};
 
 /// Every top-level key towerpost knows, sorted.
 pub(crate) const KEYS: &[&str] = &[
+    "bounce_queue_lifetime",
+    "bounce_size_limit",
+    "default_destination_concurrency_limit",
+    "default_destination_recipient_limit",
+    "default_transport",
+    "defer_transports",
+    "delay_warning_time",
     "listener",
     "mail_name",
+    "maximal_backoff_time",
+    "maximal_queue_lifetime",
     "message_size_limit",
+    "minimal_backoff_time",
     "mydomain",
     "myhostname",
     "mynetworks",
+    "qmgr_message_active_limit",
     "queue_directory",
+    "queue_run_delay",
     "queue_shard_count",
     "relay_domains",
+    "relayhost",
+    "smtp_connect_timeout",
+    "smtp_connection_cache_time_limit",
+    "smtp_data_done_timeout",
+    "smtp_data_init_timeout",
+    "smtp_data_xfer_timeout",
+    "smtp_helo_timeout",
+    "smtp_mail_timeout",
+    "smtp_rcpt_timeout",
+    "smtp_tls_security_level",
     "smtpd_banner",
     "smtpd_command_line_limit",
     "smtpd_error_sleep_time",
@@ -29,10 +51,21 @@ pub(crate) const KEYS: &[&str] = &[
     "smtpd_timeout",
     "smtpd_tls_cert_file",
     "smtpd_tls_key_file",
+    "soft_bounce",
+    "transport",
+    "transport_maps",
 ];
 
 /// The keys allowed inside a `[[listener]]` table.
 pub(crate) const LISTENER_KEYS: &[&str] = &["address", "name", "tls"];
+
+/// The keys allowed inside a `[transport.NAME]` table.
+pub(crate) const TRANSPORT_KEYS: &[&str] = &[
+    "destination_concurrency_limit",
+    "destination_recipient_limit",
+    "tls_security_level",
+    "type",
+];
 
 /// The metadata name of the built-in defaults provider.
 pub(crate) const DEFAULTS_NAME: &str = "built-in default";
@@ -69,6 +102,50 @@ pub(crate) const MIN_TEXT_LINE_LIMIT: usize = 1000;
 pub(crate) const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// The default listener: name and address.
 pub(crate) const DEFAULT_LISTENER: (&str, &str) = ("smtp", "127.0.0.1:2525");
+/// The default of `queue_run_delay`, in seconds.
+pub(crate) const DEFAULT_QUEUE_RUN_DELAY_SECS: u64 = 300;
+/// The default of `minimal_backoff_time`, in seconds.
+pub(crate) const DEFAULT_MINIMAL_BACKOFF_SECS: u64 = 300;
+/// The default of `maximal_backoff_time`, in seconds.
+pub(crate) const DEFAULT_MAXIMAL_BACKOFF_SECS: u64 = 4000;
+/// The default of `maximal_queue_lifetime` and `bounce_queue_lifetime`, in
+/// seconds (5 days).
+pub(crate) const DEFAULT_QUEUE_LIFETIME_SECS: u64 = 5 * 24 * 3600;
+/// The default of `delay_warning_time`, in seconds (0: no warnings).
+pub(crate) const DEFAULT_DELAY_WARNING_SECS: u64 = 0;
+/// The default of `smtp_connect_timeout`, in seconds.
+pub(crate) const DEFAULT_SMTP_CONNECT_TIMEOUT_SECS: u64 = 30;
+/// The default of `smtp_helo_timeout`, `smtp_mail_timeout` and
+/// `smtp_rcpt_timeout`, in seconds.
+pub(crate) const DEFAULT_SMTP_COMMAND_TIMEOUT_SECS: u64 = 300;
+/// The default of `smtp_data_init_timeout`, in seconds.
+pub(crate) const DEFAULT_SMTP_DATA_INIT_TIMEOUT_SECS: u64 = 120;
+/// The default of `smtp_data_xfer_timeout`, in seconds.
+pub(crate) const DEFAULT_SMTP_DATA_XFER_TIMEOUT_SECS: u64 = 180;
+/// The default of `smtp_data_done_timeout`, in seconds.
+pub(crate) const DEFAULT_SMTP_DATA_DONE_TIMEOUT_SECS: u64 = 600;
+/// The default of `smtp_connection_cache_time_limit`, in seconds.
+pub(crate) const DEFAULT_SMTP_CACHE_TIME_LIMIT_SECS: u64 = 2;
+/// The default of `qmgr_message_active_limit`.
+pub(crate) const DEFAULT_MESSAGE_ACTIVE_LIMIT: usize = 20_000;
+/// The default of `default_destination_concurrency_limit`.
+pub(crate) const DEFAULT_DESTINATION_CONCURRENCY_LIMIT: usize = 20;
+/// The default of `default_destination_recipient_limit`.
+pub(crate) const DEFAULT_DESTINATION_RECIPIENT_LIMIT: usize = 50;
+/// The default of `bounce_size_limit`.
+pub(crate) const DEFAULT_BOUNCE_SIZE_LIMIT: u64 = 50_000;
+/// The default of `default_transport`.
+pub(crate) const DEFAULT_TRANSPORT: &str = "smtp";
+/// The default of `smtp_tls_security_level`.
+pub(crate) const DEFAULT_SMTP_TLS_SECURITY_LEVEL: &str = "may";
+/// The built-in transports: name and `type`. A `[transport.NAME]` table of
+/// the same name changes them.
+pub(crate) const BUILTIN_TRANSPORTS: &[(&str, &str)] = &[
+    ("discard", "discard"),
+    ("error", "error"),
+    ("relay", "smtp"),
+    ("smtp", "smtp"),
+];
 
 /// The host name reported by the system, or `localhost` if it is empty.
 pub(crate) fn system_hostname() -> String {
@@ -139,6 +216,65 @@ impl Provider for Defaults {
         );
         put("smtpd_tls_cert_file", "".into());
         put("smtpd_tls_key_file", "".into());
+        let secs = |n: u64| Value::from(format!("{n}s"));
+        put("queue_run_delay", secs(DEFAULT_QUEUE_RUN_DELAY_SECS));
+        put("minimal_backoff_time", secs(DEFAULT_MINIMAL_BACKOFF_SECS));
+        put("maximal_backoff_time", secs(DEFAULT_MAXIMAL_BACKOFF_SECS));
+        put("maximal_queue_lifetime", secs(DEFAULT_QUEUE_LIFETIME_SECS));
+        put("bounce_queue_lifetime", secs(DEFAULT_QUEUE_LIFETIME_SECS));
+        put("delay_warning_time", secs(DEFAULT_DELAY_WARNING_SECS));
+        put(
+            "smtp_connect_timeout",
+            secs(DEFAULT_SMTP_CONNECT_TIMEOUT_SECS),
+        );
+        put("smtp_helo_timeout", secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS));
+        put("smtp_mail_timeout", secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS));
+        put("smtp_rcpt_timeout", secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS));
+        put(
+            "smtp_data_init_timeout",
+            secs(DEFAULT_SMTP_DATA_INIT_TIMEOUT_SECS),
+        );
+        put(
+            "smtp_data_xfer_timeout",
+            secs(DEFAULT_SMTP_DATA_XFER_TIMEOUT_SECS),
+        );
+        put(
+            "smtp_data_done_timeout",
+            secs(DEFAULT_SMTP_DATA_DONE_TIMEOUT_SECS),
+        );
+        put(
+            "smtp_connection_cache_time_limit",
+            secs(DEFAULT_SMTP_CACHE_TIME_LIMIT_SECS),
+        );
+        put(
+            "qmgr_message_active_limit",
+            DEFAULT_MESSAGE_ACTIVE_LIMIT.into(),
+        );
+        put(
+            "default_destination_concurrency_limit",
+            DEFAULT_DESTINATION_CONCURRENCY_LIMIT.into(),
+        );
+        put(
+            "default_destination_recipient_limit",
+            DEFAULT_DESTINATION_RECIPIENT_LIMIT.into(),
+        );
+        put("bounce_size_limit", DEFAULT_BOUNCE_SIZE_LIMIT.into());
+        put("soft_bounce", false.into());
+        put("relayhost", "".into());
+        put("default_transport", DEFAULT_TRANSPORT.into());
+        put(
+            "smtp_tls_security_level",
+            DEFAULT_SMTP_TLS_SECURITY_LEVEL.into(),
+        );
+        put("defer_transports", Vec::<String>::new().into());
+        put("transport_maps", Dict::new().into());
+        let mut transports = Dict::new();
+        for (name, kind) in BUILTIN_TRANSPORTS {
+            let mut table = Dict::new();
+            table.insert("type".into(), (*kind).into());
+            transports.insert((*name).into(), table.into());
+        }
+        put("transport", transports.into());
         let mut listener = Dict::new();
         listener.insert("name".into(), DEFAULT_LISTENER.0.into());
         listener.insert("address".into(), DEFAULT_LISTENER.1.into());
@@ -194,6 +330,16 @@ mod tests {
     #[test]
     fn keys_are_sorted_and_unique() {
         assert!(KEYS.windows(2).all(|w| w[0] < w[1]));
+        assert!(TRANSPORT_KEYS.windows(2).all(|w| w[0] < w[1]));
+        assert!(BUILTIN_TRANSPORTS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn defaults_provide_every_key_but_mydomain() {
+        let data = Defaults.data().unwrap();
+        let keys: Vec<&str> = data[&Profile::Default].keys().map(String::as_str).collect();
+        let expected: Vec<&str> = KEYS.iter().copied().filter(|k| *k != "mydomain").collect();
+        assert_eq!(keys, expected);
     }
 
     #[test]

@@ -21,11 +21,26 @@
 //! smtpd_timeout = "5m"
 //! smtpd_banner = "$myhostname ESMTP"
 //!
+//! relayhost = "[smarthost.example.com]:submission"
+//!
 //! [[listener]]
 //! name = "smtp"
 //! address = "0.0.0.0:25"
 //! tls = "starttls"
+//!
+//! [transport.etrn-only]
+//! type = "smtp"
+//! destination_concurrency_limit = 5
+//!
+//! [transport_maps]
+//! "customer.example" = "etrn-only:[mail.customer.example]"
+//! "*" = "smtp:[fallback.example.com]"
 //! ```
+//!
+//! The `[transport.NAME]` and `[transport_maps]` tables can only be set in
+//! the file, and references are not expanded inside them (nor inside
+//! `[[listener]]` tables). [`Config::route`] resolves a recipient domain to
+//! a transport and next hop as Postfix's trivial-rewrite does.
 
 mod convert;
 mod env;
@@ -49,7 +64,9 @@ pub use crate::error::ConfigError;
 use crate::env::{ENV_NAME, EnvVars};
 use crate::error::{Origin, Problem, ProblemKind};
 use crate::expand::{Entry, expand_all, expand_with};
-use crate::keys::{DEFAULT_BANNER, Defaults, KEYS, domain_of, suggest, system_hostname};
+use crate::keys::{
+    BUILTIN_TRANSPORTS, DEFAULT_BANNER, Defaults, KEYS, domain_of, suggest, system_hostname,
+};
 
 /// The prefix of the environment variables that set keys.
 pub const ENV_PREFIX: &str = "TOWERPOST_";
@@ -132,6 +149,93 @@ pub struct Config {
     /// one listener `smtp` on `127.0.0.1:2525` without TLS. Names and
     /// addresses (except port 0) are unique; there is at least one.
     pub listener: Vec<Listener>,
+    /// `queue_run_delay`: the time between scans of the deferred queue.
+    /// Greater than zero. Default 300 s.
+    pub queue_run_delay: Duration,
+    /// `minimal_backoff_time`: the minimal time between attempts to deliver
+    /// a deferred message. At most `maximal_backoff_time`. Default 300 s.
+    pub minimal_backoff_time: Duration,
+    /// `maximal_backoff_time`: the maximal time between attempts to deliver
+    /// a deferred message. Default 4000 s.
+    pub maximal_backoff_time: Duration,
+    /// `maximal_queue_lifetime`: how long a message may stay queued before
+    /// it is returned as undeliverable; zero means a single delivery attempt.
+    /// Default 5 days.
+    pub maximal_queue_lifetime: Duration,
+    /// `bounce_queue_lifetime`: the same for bounce messages (null sender).
+    /// Default 5 days.
+    pub bounce_queue_lifetime: Duration,
+    /// `delay_warning_time`: after how long the sender is told that a message
+    /// is delayed; zero means never. Default 0 (no warnings).
+    pub delay_warning_time: Duration,
+    /// `smtp_connect_timeout`: the time limit for connecting to a remote
+    /// server. Greater than zero. Default 30 s.
+    pub smtp_connect_timeout: Duration,
+    /// `smtp_helo_timeout`: the time limit for the greeting and the reply to
+    /// HELO/EHLO. Greater than zero. Default 300 s.
+    pub smtp_helo_timeout: Duration,
+    /// `smtp_mail_timeout`: the time limit for the reply to MAIL FROM.
+    /// Greater than zero. Default 300 s.
+    pub smtp_mail_timeout: Duration,
+    /// `smtp_rcpt_timeout`: the time limit for the reply to RCPT TO. Greater
+    /// than zero. Default 300 s.
+    pub smtp_rcpt_timeout: Duration,
+    /// `smtp_data_init_timeout`: the time limit for the reply to DATA.
+    /// Greater than zero. Default 120 s.
+    pub smtp_data_init_timeout: Duration,
+    /// `smtp_data_xfer_timeout`: the time limit for sending message content.
+    /// Greater than zero. Default 180 s.
+    pub smtp_data_xfer_timeout: Duration,
+    /// `smtp_data_done_timeout`: the time limit for the reply to the final
+    /// `.`. Greater than zero. Default 600 s.
+    pub smtp_data_done_timeout: Duration,
+    /// `smtp_connection_cache_time_limit`: how long an unused connection to a
+    /// remote server is kept open for reuse. Greater than zero. Default 2 s.
+    pub smtp_connection_cache_time_limit: Duration,
+    /// `qmgr_message_active_limit`: the maximal number of messages in the
+    /// active queue. At least 1. Default 20000.
+    pub qmgr_message_active_limit: usize,
+    /// `default_destination_concurrency_limit`: the default maximal number of
+    /// parallel deliveries to one destination, for transports that do not
+    /// set `destination_concurrency_limit`. At least 1. Default 20.
+    pub default_destination_concurrency_limit: usize,
+    /// `default_destination_recipient_limit`: the default maximal number of
+    /// recipients per delivery, for transports that do not set
+    /// `destination_recipient_limit`. At least 1. Default 50.
+    pub default_destination_recipient_limit: usize,
+    /// `bounce_size_limit`: the maximal amount of original message text, in
+    /// bytes, returned in a non-delivery notification. Default 50000.
+    pub bounce_size_limit: u64,
+    /// `soft_bounce`: a safety net that keeps mail queued instead of
+    /// returning it: permanent (5xx) delivery errors are treated as temporary
+    /// (4xx). Default false.
+    pub soft_bounce: bool,
+    /// `relayhost`: the next hop for mail that `transport_maps` does not
+    /// route, such as `[relay.example.com]:587`. Default unset (`""`): mail
+    /// goes to the MX hosts of the recipient domain.
+    pub relayhost: Option<Nexthop>,
+    /// `default_transport`: the transport for mail that `transport_maps` does
+    /// not route to a transport. A declared transport. Default `smtp`.
+    pub default_transport: String,
+    /// `smtp_tls_security_level`: TLS use of the SMTP client. Default
+    /// [`SmtpTlsLevel::May`] (as Postfix 3.11); `dane`, `secure` and
+    /// `fingerprint` are not supported.
+    pub smtp_tls_security_level: SmtpTlsLevel,
+    /// `defer_transports`: transports that do not deliver until the queue is
+    /// flushed explicitly (such as on ETRN). Declared transports. Default:
+    /// none.
+    pub defer_transports: Vec<String>,
+    /// `transport_maps` (a `[transport_maps]` table): routes by recipient
+    /// domain, as in Postfix's transport(5). Keys are lower-cased patterns:
+    /// a domain, `.domain` (its subdomains only) or `*` (any domain); values
+    /// are `transport:nexthop` with either part empty. See [`Config::route`].
+    /// Default: none. Only settable in the file.
+    pub transport_maps: BTreeMap<String, Route>,
+    /// `transport` (`[transport.NAME]` tables): the delivery transports, by
+    /// name, with effective limits. The built-in `smtp`, `relay` (type
+    /// smtp), `discard` and `error` are always present and can be changed by
+    /// a table of the same name. Only settable in the file.
+    pub transport: BTreeMap<String, TransportConfig>,
 }
 
 /// One `[[listener]]` table.
@@ -203,6 +307,161 @@ impl fmt::Display for BareNewline {
     }
 }
 
+/// How the SMTP client uses TLS (`smtp_tls_security_level`, and
+/// `tls_security_level` of a `[transport.NAME]` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SmtpTlsLevel {
+    /// `none`: never use TLS.
+    None,
+    /// `may`: opportunistic TLS: use STARTTLS when offered, without
+    /// verifying the certificate, and fall back to plain text.
+    #[default]
+    May,
+    /// `encrypt`: mandatory TLS without certificate verification.
+    Encrypt,
+    /// `verify`: mandatory TLS with a certificate that is valid for the
+    /// server name.
+    Verify,
+}
+
+impl SmtpTlsLevel {
+    /// The configuration spelling: `none`, `may`, `encrypt` or `verify`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpTlsLevel::None => "none",
+            SmtpTlsLevel::May => "may",
+            SmtpTlsLevel::Encrypt => "encrypt",
+            SmtpTlsLevel::Verify => "verify",
+        }
+    }
+}
+
+impl fmt::Display for SmtpTlsLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where mail goes next: a host or domain and an optional port, in Postfix
+/// syntax (`example.com`, `example.com:587`, `[mail.example.com]`,
+/// `[192.0.2.1]:25`, `[2001:db8::1]:25`).
+///
+/// Its [`Display`](fmt::Display) output is that syntax, with the port as a
+/// number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Nexthop {
+    /// A domain or host name (lower-case, without a trailing dot), or an IP
+    /// address (only when `mx_lookup` is false; IPv6 without brackets or
+    /// `ipv6:` prefix).
+    pub host: String,
+    /// The TCP port; `None` for the default (25 for SMTP). Service names are
+    /// resolved: `smtp` 25, `submission` 587, `smtps` and `submissions` 465.
+    pub port: Option<u16>,
+    /// Whether to look up the MX records of `host` (written without
+    /// brackets) rather than connect to `host` itself (written in brackets).
+    pub mx_lookup: bool,
+}
+
+impl fmt::Display for Nexthop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mx_lookup {
+            f.write_str(&self.host)?;
+        } else {
+            write!(f, "[{}]", self.host)?;
+        }
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One `transport_maps` entry: `transport:nexthop`, either part empty.
+///
+/// Its [`Display`](fmt::Display) output is that syntax.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Route {
+    /// The transport; `None` (empty) for `default_transport`.
+    pub transport: Option<String>,
+    /// The next hop; `None` (empty) for the default, see [`Config::route`].
+    pub nexthop: Option<Nexthop>,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.transport.as_deref().unwrap_or_default())?;
+        f.write_str(":")?;
+        if let Some(nexthop) = &self.nexthop {
+            write!(f, "{nexthop}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of [`Config::route`]: the transport and next hop for a
+/// recipient domain.
+///
+/// Its [`Display`](fmt::Display) output is `transport:nexthop`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResolvedRoute {
+    /// The name of the transport, a key of [`Config::transport`].
+    pub transport: String,
+    /// Where to deliver.
+    pub nexthop: Nexthop,
+}
+
+impl fmt::Display for ResolvedRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.nexthop)
+    }
+}
+
+/// What a transport does (`type = "smtp" | "discard" | "error"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// Deliver with SMTP to the next hop.
+    Smtp,
+    /// Accept and drop the mail, reporting it as delivered.
+    Discard,
+    /// Return the mail as undeliverable.
+    Error,
+}
+
+impl TransportKind {
+    /// The configuration spelling: `smtp`, `discard` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Smtp => "smtp",
+            TransportKind::Discard => "discard",
+            TransportKind::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[transport.NAME]` table, with the defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransportConfig {
+    /// `type`: what the transport does. Required, except for the built-in
+    /// names, whose type it defaults to.
+    pub kind: TransportKind,
+    /// `destination_concurrency_limit`: the maximal number of parallel
+    /// deliveries to one destination; at least 1. Default
+    /// `default_destination_concurrency_limit`.
+    pub destination_concurrency_limit: usize,
+    /// `destination_recipient_limit`: the maximal number of recipients per
+    /// delivery; at least 1. Default `default_destination_recipient_limit`.
+    pub destination_recipient_limit: usize,
+    /// `tls_security_level`: TLS use of an `smtp` transport (only allowed
+    /// with `type = "smtp"`). Default `smtp_tls_security_level`.
+    pub tls_security_level: SmtpTlsLevel,
+}
+
 impl Default for Config {
     /// The built-in defaults, with the system host name.
     fn default() -> Self {
@@ -256,6 +515,67 @@ impl Config {
         out
     }
 
+    /// Postfix-style resolution of a recipient domain: `transport_maps`
+    /// (exact domain, then `.parent` entries from the closest parent up, then
+    /// `*`), then `relayhost` for the default transport, then
+    /// `default_transport` with the recipient domain (MX lookup) as next hop.
+    ///
+    /// The domain is matched case-insensitively, ignoring a trailing dot. As
+    /// in transport(5), an entry with a transport but no next hop delivers to
+    /// the recipient domain (MX lookup, not `relayhost`); an entry with a
+    /// next hop but no transport uses `default_transport`; an entry with
+    /// neither (`":"`) stops the search and changes nothing, so `relayhost`
+    /// applies as if no entry had matched.
+    pub fn route(&self, domain: &str) -> ResolvedRoute {
+        let domain = domain.strip_suffix('.').unwrap_or(domain).to_lowercase();
+        let maps = &self.transport_maps;
+        let entry = maps
+            .get(&domain)
+            .or_else(|| {
+                domain
+                    .match_indices('.')
+                    .find_map(|(i, _)| maps.get(&domain[i..]))
+            })
+            .or_else(|| maps.get("*"));
+        let (transport, nexthop) = match entry {
+            Some(Route {
+                transport: None,
+                nexthop: None,
+            })
+            | None => (None, self.relayhost.clone()),
+            Some(route) => (route.transport.clone(), route.nexthop.clone()),
+        };
+        ResolvedRoute {
+            transport: transport.unwrap_or_else(|| self.default_transport.clone()),
+            nexthop: nexthop.unwrap_or(Nexthop {
+                host: domain,
+                port: None,
+                mx_lookup: true,
+            }),
+        }
+    }
+
+    /// A transport of type `kind` with this configuration's defaults.
+    fn default_transport_config(&self, kind: TransportKind) -> TransportConfig {
+        TransportConfig {
+            kind,
+            destination_concurrency_limit: self.default_destination_concurrency_limit,
+            destination_recipient_limit: self.default_destination_recipient_limit,
+            tls_security_level: self.smtp_tls_security_level,
+        }
+    }
+
+    /// The built-in transports with this configuration's defaults.
+    fn builtin_transports(&self) -> BTreeMap<String, TransportConfig> {
+        BUILTIN_TRANSPORTS
+            .iter()
+            .filter_map(|(name, kind)| {
+                let kind = convert::transport_kind(&Value::from(*kind)).ok()?;
+                Some(((*name).to_owned(), self.default_transport_config(kind)))
+            })
+            .collect()
+    }
+
     /// The built-in defaults for a given host name.
     fn builtin(myhostname: String) -> Config {
         use crate::keys::*;
@@ -288,7 +608,35 @@ impl Config {
                 address: SocketAddr::from(([127, 0, 0, 1], 2525)),
                 tls: TlsMode::None,
             }],
+            queue_run_delay: Duration::from_secs(DEFAULT_QUEUE_RUN_DELAY_SECS),
+            minimal_backoff_time: Duration::from_secs(DEFAULT_MINIMAL_BACKOFF_SECS),
+            maximal_backoff_time: Duration::from_secs(DEFAULT_MAXIMAL_BACKOFF_SECS),
+            maximal_queue_lifetime: Duration::from_secs(DEFAULT_QUEUE_LIFETIME_SECS),
+            bounce_queue_lifetime: Duration::from_secs(DEFAULT_QUEUE_LIFETIME_SECS),
+            delay_warning_time: Duration::from_secs(DEFAULT_DELAY_WARNING_SECS),
+            smtp_connect_timeout: Duration::from_secs(DEFAULT_SMTP_CONNECT_TIMEOUT_SECS),
+            smtp_helo_timeout: Duration::from_secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS),
+            smtp_mail_timeout: Duration::from_secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS),
+            smtp_rcpt_timeout: Duration::from_secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS),
+            smtp_data_init_timeout: Duration::from_secs(DEFAULT_SMTP_DATA_INIT_TIMEOUT_SECS),
+            smtp_data_xfer_timeout: Duration::from_secs(DEFAULT_SMTP_DATA_XFER_TIMEOUT_SECS),
+            smtp_data_done_timeout: Duration::from_secs(DEFAULT_SMTP_DATA_DONE_TIMEOUT_SECS),
+            smtp_connection_cache_time_limit: Duration::from_secs(
+                DEFAULT_SMTP_CACHE_TIME_LIMIT_SECS,
+            ),
+            qmgr_message_active_limit: DEFAULT_MESSAGE_ACTIVE_LIMIT,
+            default_destination_concurrency_limit: DEFAULT_DESTINATION_CONCURRENCY_LIMIT,
+            default_destination_recipient_limit: DEFAULT_DESTINATION_RECIPIENT_LIMIT,
+            bounce_size_limit: DEFAULT_BOUNCE_SIZE_LIMIT,
+            soft_bounce: false,
+            relayhost: None,
+            default_transport: DEFAULT_TRANSPORT.to_owned(),
+            smtp_tls_security_level: SmtpTlsLevel::default(),
+            defer_transports: Vec::new(),
+            transport_maps: BTreeMap::new(),
+            transport: BTreeMap::new(),
         };
+        config.transport = config.builtin_transports();
         config.mynetworks = DEFAULT_MYNETWORKS
             .iter()
             .filter_map(|n| convert::networks(&Value::from(*n)).ok())
@@ -297,6 +645,44 @@ impl Config {
         config.smtpd_banner =
             expand_with(DEFAULT_BANNER, |k| config.setting(k)?.plain()).unwrap_or_default();
         config
+    }
+
+    /// The transports that differ from the built-in ones, as an inline TOML
+    /// table; only the keys that differ from this configuration's defaults
+    /// are given.
+    fn render_transports(&self, transports: &BTreeMap<String, TransportConfig>) -> String {
+        let builtin = self.builtin_transports();
+        inline_table(
+            transports
+                .iter()
+                .filter(|(name, transport)| builtin.get(*name) != Some(*transport))
+                .map(|(name, transport)| {
+                    let defaults = self.default_transport_config(transport.kind);
+                    let mut fields = vec![("type", toml_string(transport.kind.as_str()))];
+                    if transport.destination_concurrency_limit
+                        != defaults.destination_concurrency_limit
+                    {
+                        fields.push((
+                            "destination_concurrency_limit",
+                            transport.destination_concurrency_limit.to_string(),
+                        ));
+                    }
+                    if transport.destination_recipient_limit != defaults.destination_recipient_limit
+                    {
+                        fields.push((
+                            "destination_recipient_limit",
+                            transport.destination_recipient_limit.to_string(),
+                        ));
+                    }
+                    if transport.tls_security_level != defaults.tls_security_level {
+                        fields.push((
+                            "tls_security_level",
+                            toml_string(transport.tls_security_level.as_str()),
+                        ));
+                    }
+                    (name.as_str(), inline_table(fields))
+                }),
+        )
     }
 
     fn setting(&self, key: &str) -> Option<Setting<'_>> {
@@ -333,7 +719,33 @@ impl Config {
             smtpd_tls_cert_file,
             smtpd_tls_key_file,
             listener,
+            queue_run_delay,
+            minimal_backoff_time,
+            maximal_backoff_time,
+            maximal_queue_lifetime,
+            bounce_queue_lifetime,
+            delay_warning_time,
+            smtp_connect_timeout,
+            smtp_helo_timeout,
+            smtp_mail_timeout,
+            smtp_rcpt_timeout,
+            smtp_data_init_timeout,
+            smtp_data_xfer_timeout,
+            smtp_data_done_timeout,
+            smtp_connection_cache_time_limit,
+            qmgr_message_active_limit,
+            default_destination_concurrency_limit,
+            default_destination_recipient_limit,
+            bounce_size_limit,
+            soft_bounce,
+            relayhost,
+            default_transport,
+            smtp_tls_security_level,
+            defer_transports,
+            transport_maps,
+            transport,
         } = self;
+        let duration = |d: &Duration| Setting::Duration(*d);
         let count = |n: &usize| Setting::Int(*n as u64);
         let mut settings = vec![
             ("myhostname", Setting::Text(myhostname)),
@@ -381,6 +793,62 @@ impl Config {
                 Setting::Path(smtpd_tls_key_file.as_deref()),
             ),
             ("listener", Setting::Listeners(listener)),
+            ("queue_run_delay", duration(queue_run_delay)),
+            ("minimal_backoff_time", duration(minimal_backoff_time)),
+            ("maximal_backoff_time", duration(maximal_backoff_time)),
+            ("maximal_queue_lifetime", duration(maximal_queue_lifetime)),
+            ("bounce_queue_lifetime", duration(bounce_queue_lifetime)),
+            ("delay_warning_time", duration(delay_warning_time)),
+            ("smtp_connect_timeout", duration(smtp_connect_timeout)),
+            ("smtp_helo_timeout", duration(smtp_helo_timeout)),
+            ("smtp_mail_timeout", duration(smtp_mail_timeout)),
+            ("smtp_rcpt_timeout", duration(smtp_rcpt_timeout)),
+            ("smtp_data_init_timeout", duration(smtp_data_init_timeout)),
+            ("smtp_data_xfer_timeout", duration(smtp_data_xfer_timeout)),
+            ("smtp_data_done_timeout", duration(smtp_data_done_timeout)),
+            (
+                "smtp_connection_cache_time_limit",
+                duration(smtp_connection_cache_time_limit),
+            ),
+            (
+                "qmgr_message_active_limit",
+                count(qmgr_message_active_limit),
+            ),
+            (
+                "default_destination_concurrency_limit",
+                count(default_destination_concurrency_limit),
+            ),
+            (
+                "default_destination_recipient_limit",
+                count(default_destination_recipient_limit),
+            ),
+            ("bounce_size_limit", Setting::Int(*bounce_size_limit)),
+            ("soft_bounce", Setting::Bool(*soft_bounce)),
+            (
+                "relayhost",
+                Setting::Rendered(
+                    relayhost
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                ),
+            ),
+            ("default_transport", Setting::Text(default_transport)),
+            (
+                "smtp_tls_security_level",
+                Setting::Word(smtp_tls_security_level.as_str()),
+            ),
+            ("defer_transports", Setting::List(defer_transports.clone())),
+            (
+                "transport_maps",
+                Setting::Table(inline_table(transport_maps.iter().map(
+                    |(pattern, route)| (pattern.as_str(), toml_string(&route.to_string())),
+                ))),
+            ),
+            (
+                "transport",
+                Setting::Table(self.render_transports(transport)),
+            ),
         ];
         settings.sort_by_key(|(k, _)| *k);
         settings
@@ -404,7 +872,11 @@ enum Setting<'a> {
     Duration(Duration),
     Path(Option<&'a Path>),
     Word(&'static str),
+    /// Text rendered from a typed value.
+    Rendered(String),
     Listeners(&'a [Listener]),
+    /// An inline TOML table, already rendered.
+    Table(String),
 }
 
 impl Setting<'_> {
@@ -423,6 +895,8 @@ impl Setting<'_> {
                 toml_string(&p.map(|p| p.display().to_string()).unwrap_or_default())
             }
             Setting::Word(w) => toml_string(w),
+            Setting::Rendered(s) => toml_string(s),
+            Setting::Table(table) => table.clone(),
             Setting::Listeners(listeners) => {
                 let tables: Vec<String> = listeners
                     .iter()
@@ -450,8 +924,34 @@ impl Setting<'_> {
             Setting::Duration(d) => humantime::format_duration(*d).to_string(),
             Setting::Path(p) => p.map(|p| p.display().to_string()).unwrap_or_default(),
             Setting::Word(w) => (*w).to_owned(),
-            Setting::Listeners(_) => return None,
+            Setting::Rendered(s) => s.clone(),
+            Setting::Listeners(_) | Setting::Table(_) => return None,
         })
+    }
+}
+
+/// An inline TOML table of (key, rendered value) pairs; keys are quoted
+/// unless they are bare keys.
+fn inline_table<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let fields: Vec<String> = fields
+        .into_iter()
+        .map(|(key, value)| {
+            let bare = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            let key = if bare {
+                key.to_owned()
+            } else {
+                toml_string(key)
+            };
+            format!("{key} = {value}")
+        })
+        .collect();
+    if fields.is_empty() {
+        "{}".to_owned()
+    } else {
+        format!("{{ {} }}", fields.join(", "))
     }
 }
 
@@ -630,6 +1130,103 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     field!(smtpd_shutdown_grace_time, convert::duration);
     field!(smtpd_tls_cert_file, convert::optional_path);
     field!(smtpd_tls_key_file, convert::optional_path);
+    field!(queue_run_delay, convert::positive_duration);
+    field!(minimal_backoff_time, convert::positive_duration);
+    field!(maximal_backoff_time, convert::positive_duration);
+    field!(maximal_queue_lifetime, convert::duration_or_zero);
+    field!(bounce_queue_lifetime, convert::duration_or_zero);
+    field!(delay_warning_time, convert::duration_or_zero);
+    field!(smtp_connect_timeout, convert::positive_duration);
+    field!(smtp_helo_timeout, convert::positive_duration);
+    field!(smtp_mail_timeout, convert::positive_duration);
+    field!(smtp_rcpt_timeout, convert::positive_duration);
+    field!(smtp_data_init_timeout, convert::positive_duration);
+    field!(smtp_data_xfer_timeout, convert::positive_duration);
+    field!(smtp_data_done_timeout, convert::positive_duration);
+    field!(smtp_connection_cache_time_limit, convert::positive_duration);
+    field!(qmgr_message_active_limit, |v| convert::count(v, 1, any));
+    field!(default_destination_concurrency_limit, |v| convert::count(
+        v, 1, any
+    ));
+    field!(default_destination_recipient_limit, |v| convert::count(
+        v, 1, any
+    ));
+    field!(bounce_size_limit, |v| convert::integer(v, 0, u64::MAX));
+    field!(soft_bounce, convert::boolean);
+    field!(relayhost, convert::relayhost);
+    field!(smtp_tls_security_level, convert::smtp_tls_level);
+
+    // Transports first: the other keys name them. Their defaults come from
+    // the keys above (built-in defaults where those failed; that failure is
+    // reported already).
+    let mut declared: Option<BTreeSet<String>> = None;
+    if let Some(entry) = entries
+        .get("transport")
+        .filter(|e| file_only(e, "transport", problems))
+    {
+        let before = problems.len();
+        if let Some(transports) = convert::transports(
+            &entry.value,
+            &entry.origin,
+            |kind| config.default_transport_config(kind),
+            problems,
+        ) {
+            declared = Some(transports.declared);
+            config.transport = transports.valid;
+        }
+        if problems.len() != before {
+            failed.insert("transport");
+        }
+    } else {
+        failed.insert("transport");
+    }
+    field!(default_transport, |v| convert::transport_name(
+        v,
+        declared.as_ref()
+    ));
+    field!(defer_transports, |v| convert::transport_names(
+        v,
+        declared.as_ref()
+    ));
+    if let Some(entry) = entries
+        .get("transport_maps")
+        .filter(|e| file_only(e, "transport_maps", problems))
+    {
+        match convert::transport_maps(
+            &entry.value,
+            &entry.origin,
+            declared.as_ref(),
+            &config.transport,
+            problems,
+        ) {
+            Some(maps) => config.transport_maps = maps,
+            None => {
+                failed.insert("transport_maps");
+            }
+        }
+    }
+
+    // The backoff times are a range.
+    let backoff = ["minimal_backoff_time", "maximal_backoff_time"];
+    if backoff.iter().all(|k| !failed.contains(k))
+        && config.minimal_backoff_time > config.maximal_backoff_time
+    {
+        let min = humantime::format_duration(config.minimal_backoff_time);
+        let max = humantime::format_duration(config.maximal_backoff_time);
+        let (key, message) = if entries[backoff[0]].origin == Origin::Default {
+            (
+                backoff[1],
+                format!("{max} is less than minimal_backoff_time ({min})"),
+            )
+        } else {
+            (
+                backoff[0],
+                format!("{min} is greater than maximal_backoff_time ({max})"),
+            )
+        };
+        problems.push(Problem::value(&entries[key].origin, key, message));
+    }
+
     if let Some(entry) = entries.get("listener") {
         match convert::listeners(&entry.value, &entry.origin, problems) {
             Some(listeners) => config.listener = listeners,
@@ -672,6 +1269,20 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     config
 }
 
+/// Whether `entry` of the table `key` may be used: tables are only read from
+/// the file, so an environment variable is a problem.
+fn file_only(entry: &Entry, key: &str, problems: &mut Vec<Problem>) -> bool {
+    if let Origin::Env(_) = entry.origin {
+        problems.push(Problem::value(
+            &entry.origin,
+            key,
+            "this table cannot be set from the environment; set it in the file",
+        ));
+        return false;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +1292,17 @@ mod tests {
         let config = Config::default();
         let keys: Vec<&str> = config.settings().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, KEYS);
+    }
+
+    #[test]
+    fn inline_tables_quote_keys_that_are_not_bare() {
+        assert_eq!(inline_table([]), "{}");
+        let fields = [
+            ("a-b_1", "1".to_owned()),
+            ("x.y", "2".to_owned()),
+            ("*", "3".to_owned()),
+        ];
+        assert_eq!(inline_table(fields), r#"{ a-b_1 = 1, "x.y" = 2, "*" = 3 }"#);
     }
 
     #[test]
