@@ -334,6 +334,39 @@ impl Client {
         }
     }
 
+    /// Reads one reply; `None` if the connection broke first.
+    pub fn try_read_reply(&mut self) -> Option<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return Some(lines.join("\n"));
+            }
+        }
+    }
+
+    /// Like [`Client::send_mail`], but `None` when the server goes away
+    /// (for tests that kill it mid-session).
+    pub fn try_send_mail(&mut self, from: &str, to: &[&str], content: &str) -> Option<String> {
+        let mut step = |line: String| -> Option<String> {
+            self.stream.write_all(line.as_bytes()).ok()?;
+            self.try_read_reply()
+        };
+        step("EHLO client.test\r\n".into())?;
+        step(format!("MAIL FROM:<{from}>\r\n"))?;
+        for rcpt in to {
+            step(format!("RCPT TO:<{rcpt}>\r\n"))?;
+        }
+        step("DATA\r\n".into())?;
+        step(format!("{content}.\r\n"))
+    }
+
     /// Sends a command line and reads its reply.
     pub fn cmd(&mut self, line: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes());

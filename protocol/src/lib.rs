@@ -35,4 +35,4 @@ pub use data::{DataDecoder, DataProgress};
 pub use params::{Body, MailParams, Notify, RcptParams, Ret};
 pub use receiver::{CommandReceiver, Frame};
 pub use reply::{EnhancedCode, Reply};
-pub use reply_parser::{MAX_REPLY_LINE, ReplyError, ReplyParser};
+pub use reply_parser::{MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyError, ReplyParser};

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(p.line("250-mx.test").unwrap(), None);
         assert_eq!(p.line("250-PIPELINING").unwrap(), None);
         let r = p.line("250 CHUNKING").unwrap().unwrap();
-        assert_eq!(r.lines().collect::<Vec<_>>(), ["mx.test", "PIPELINING", "CHUNKING"]);
+        assert_eq!(
+            r.lines().collect::<Vec<_>>(),
+            ["mx.test", "PIPELINING", "CHUNKING"]
+        );
         let r = p.line("354").unwrap().unwrap();
         assert_eq!(r.code(), 354);
         // A 4xx text that starts with a 5.x.x code is not an enhanced code.

@@ -13,14 +13,19 @@
 //!
 //! [redb]: https://docs.rs/redb
 
+mod delivery;
+pub mod dsn;
 mod error;
 mod id;
+mod manager;
 mod message;
 mod queue;
 mod shard;
 mod store;
 
+pub use delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, DeliveryService, Outcome};
 pub use error::QueueError;
 pub use id::{QueueId, QueueIdParseError};
+pub use manager::{ManagerSettings, QueueManager, Router, Transport};
 pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
 pub use queue::{Queue, QueueSettings};

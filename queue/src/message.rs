@@ -31,15 +31,31 @@ impl QueueState {
     }
 }
 
-/// Delivery status of one recipient.
+/// Delivery status of a recipient still in the queue. Delivered and
+/// bounced recipients leave the envelope (as Postfix marks them done).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase", tag = "status", content = "reason")]
+#[serde(rename_all = "lowercase", tag = "status")]
 pub enum RecipientStatus {
-    /// Not yet attempted, or due again.
+    /// Not yet attempted.
     #[default]
     Pending,
-    /// Temporarily failed; the text says why.
-    Deferred(String),
+    /// Temporarily failed.
+    Deferred {
+        /// RFC 3463 status of the failure, such as `4.4.1`.
+        dsn: String,
+        /// Why, as the log and `queue list` show it.
+        reason: String,
+    },
+}
+
+impl RecipientStatus {
+    /// The deferral reason, if deferred.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            RecipientStatus::Pending => None,
+            RecipientStatus::Deferred { reason, .. } => Some(reason),
+        }
+    }
 }
 
 /// One envelope recipient and what the client asked for it.
@@ -87,6 +103,9 @@ pub struct Envelope {
     /// Queue state.
     #[serde(default)]
     pub state: QueueState,
+    /// When a deferred message is due again, seconds since the Unix epoch.
+    #[serde(default)]
+    pub next_attempt: u64,
     /// The client's address as `name[ip]` (Postfix's `client=` value).
     #[serde(default)]
     pub client: String,

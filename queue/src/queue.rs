@@ -7,7 +7,7 @@ use crate::error::QueueError;
 use crate::id::{IdGenerator, QueueId};
 use crate::message::{Envelope, QueueEntry};
 use crate::shard::Shard;
-use crate::store::{ShardStore, StoredMessage};
+use crate::store::{ShardStore, StoreOp};
 
 /// Settings of the queue (built by the server from `queue_directory` and
 /// `queue_shard_count`).
@@ -32,6 +32,8 @@ struct Inner {
     shards: Vec<Shard>,
     writable: usize,
     ids: IdGenerator,
+    arrivals: tokio::sync::mpsc::UnboundedSender<QueueId>,
+    arrivals_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<QueueId>>>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -55,11 +57,14 @@ impl Queue {
             shards.push(shard);
             threads.push(thread);
         }
+        let (arrivals, arrivals_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Self {
             inner: Arc::new(Inner {
                 shards,
                 writable,
                 ids: IdGenerator::starting_after(last),
+                arrivals,
+                arrivals_rx: std::sync::Mutex::new(Some(arrivals_rx)),
                 threads: std::sync::Mutex::new(threads),
             }),
         })
@@ -80,12 +85,66 @@ impl Queue {
     ) -> Result<(), QueueError> {
         let envelope = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
         self.shard_for(id)
-            .store(StoredMessage {
+            .apply(StoreOp::Insert {
                 id,
                 envelope,
                 content,
             })
+            .await?;
+        // Tell the queue manager, if one runs; a message it misses is
+        // found at its next start-up scan, never lost.
+        let _ = self.inner.arrivals.send(id);
+        Ok(())
+    }
+
+    /// Replaces a stored message's envelope (new state, fewer recipients,
+    /// next attempt). A message deleted meanwhile stays deleted.
+    pub async fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        let envelope = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
+        self.shard_of(id)
+            .await?
+            .apply(StoreOp::Update { id, envelope })
             .await
+    }
+
+    /// Removes a message (delivered, bounced or deleted).
+    pub async fn remove(&self, id: QueueId) -> Result<(), QueueError> {
+        self.shard_of(id).await?.apply(StoreOp::Remove { id }).await
+    }
+
+    /// A message's envelope, if it is queued.
+    pub async fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
+        for shard in &self.inner.shards {
+            if let Some(e) = shard.read(move |s| s.envelope(id)).await? {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The receiver of new-message notifications, for the queue manager.
+    /// Only the first caller gets it.
+    pub fn take_arrivals(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<QueueId>> {
+        self.inner
+            .arrivals_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The shard that holds `id`: where new mail with that id goes, unless
+    /// the message lives in a shard left over from a larger shard count.
+    async fn shard_of(&self, id: QueueId) -> Result<&Shard, QueueError> {
+        let home = self.shard_for(id);
+        if self.inner.shards.len() == self.inner.writable {
+            return Ok(home);
+        }
+        for shard in &self.inner.shards {
+            if shard.read(move |s| s.envelope(id)).await?.is_some() {
+                return Ok(shard);
+            }
+        }
+        Ok(home)
     }
 
     /// Every queued message, in id (arrival) order.

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::QueueError;
-use crate::store::{ShardStore, StoredMessage};
+use crate::store::{ShardStore, StoreOp};
 
 /// Upper bound on the messages in one commit, so that one huge batch cannot
 /// delay the replies of every session behind it for long.
@@ -22,7 +22,7 @@ pub(crate) type SharedStore = Arc<RwLock<Option<ShardStore>>>;
 /// Handle to a running shard task.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    pub(crate) tx: mpsc::Sender<(StoredMessage, Reply)>,
+    pub(crate) tx: mpsc::Sender<(StoreOp, Reply)>,
     pub(crate) store: SharedStore,
 }
 
@@ -44,11 +44,11 @@ impl Shard {
         Ok((Self { tx, store }, thread))
     }
 
-    /// Stores a message durably; returns once it is committed.
-    pub(crate) async fn store(&self, message: StoredMessage) -> Result<(), QueueError> {
+    /// Applies a change durably; returns once it is committed.
+    pub(crate) async fn apply(&self, op: StoreOp) -> Result<(), QueueError> {
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((message, reply))
+            .send((op, reply))
             .await
             .map_err(|_| QueueError::closed())?;
         done.await.map_err(|_| QueueError::closed())?
@@ -73,7 +73,7 @@ impl Shard {
     }
 }
 
-fn run(path: PathBuf, store: SharedStore, mut rx: mpsc::Receiver<(StoredMessage, Reply)>) {
+fn run(path: PathBuf, store: SharedStore, mut rx: mpsc::Receiver<(StoreOp, Reply)>) {
     let mut broken = false;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -86,29 +86,78 @@ fn run(path: PathBuf, store: SharedStore, mut rx: mpsc::Receiver<(StoredMessage,
                 Err(_) => break,
             }
         }
-        let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        let result = commit(&path, &store, broken, &messages);
+        let (ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let result = commit(&path, &store, broken, &ops);
         broken = result.is_err();
-        if let Err(e) = &result {
-            tracing::error!(target: "towerpost::queue", "queue commit failed: {e}");
+        let outcomes: Vec<Result<(), QueueError>> = match &result {
+            Ok(()) => ops.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                tracing::error!(target: "towerpost::queue", "queue commit failed: {e}");
+                reconcile(&path, &store, &ops, e)
+            }
+        };
+        if result.is_err() && outcomes.iter().any(Result::is_ok) {
+            // The store was reopened and holds part of the batch.
+            broken = false;
         }
-        for reply in replies {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(QueueError::from_shared(e)),
-            };
-            // The session may have gone away meanwhile; the message is
-            // stored regardless, and will be delivered.
-            let _ = reply.send(r);
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            // The session may have gone away meanwhile; a stored message is
+            // delivered regardless.
+            let _ = reply.send(outcome);
         }
     }
+}
+
+/// After a failed commit: reopen the store and report, per operation, what
+/// it actually holds. A commit can fail after its data became durable (an
+/// error while tidying up), and a client must not be told 452 for a
+/// message that will be delivered, nor 250 for one that will not.
+fn reconcile(
+    path: &std::path::Path,
+    store: &SharedStore,
+    ops: &[StoreOp],
+    error: &QueueError,
+) -> Vec<Result<(), QueueError>> {
+    let failed = || {
+        ops.iter()
+            .map(|_| Err(QueueError::from_shared(error)))
+            .collect()
+    };
+    let mut guard = store.write().unwrap_or_else(|p| p.into_inner());
+    guard.take();
+    let reopened = match ShardStore::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(target: "towerpost::queue", "queue shard {} cannot be reopened: {e}", path.display());
+            return failed();
+        }
+    };
+    let outcomes = ops
+        .iter()
+        .map(|op| {
+            let present = |id| reopened.envelope(id).map(|e| e.is_some());
+            let held = match op {
+                StoreOp::Insert { id, .. } => present(*id),
+                StoreOp::Remove { id } => present(*id).map(|p| !p),
+                // An update cannot be checked cheaply; its caller retries.
+                StoreOp::Update { .. } => Ok(false),
+            };
+            match held {
+                Ok(true) => Ok(()),
+                _ => Err(QueueError::from_shared(error)),
+            }
+        })
+        .collect();
+    *guard = Some(reopened);
+    tracing::info!(target: "towerpost::queue", "queue shard {} reopened after an error", path.display());
+    outcomes
 }
 
 fn commit(
     path: &std::path::Path,
     store: &SharedStore,
     reopen: bool,
-    messages: &[StoredMessage],
+    messages: &[StoreOp],
 ) -> Result<(), QueueError> {
     if reopen {
         let mut guard = store.write().unwrap_or_else(|p| p.into_inner());

@@ -12,12 +12,19 @@ use crate::message::{Envelope, QueueEntry};
 const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
 const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
 
-/// A message ready to be stored.
+/// One change to a shard, applied in a batch with others.
 #[derive(Debug)]
-pub(crate) struct StoredMessage {
-    pub(crate) id: QueueId,
-    pub(crate) envelope: Vec<u8>,
-    pub(crate) content: Vec<u8>,
+pub(crate) enum StoreOp {
+    /// A new message: envelope and content.
+    Insert {
+        id: QueueId,
+        envelope: Vec<u8>,
+        content: Vec<u8>,
+    },
+    /// A new envelope for a stored message (state, recipients, next attempt).
+    Update { id: QueueId, envelope: Vec<u8> },
+    /// The message is done: remove it.
+    Remove { id: QueueId },
 }
 
 /// A shard's database file.
@@ -47,8 +54,8 @@ impl ShardStore {
         Ok(store)
     }
 
-    /// Stores `batch` in one durable transaction: all or nothing.
-    pub(crate) fn commit(&self, batch: &[StoredMessage]) -> Result<(), QueueError> {
+    /// Applies `batch` in one durable transaction: all or nothing.
+    pub(crate) fn commit(&self, batch: &[StoreOp]) -> Result<(), QueueError> {
         let ctx = || format!("commit to {}", self.path.display());
         let mut txn = self
             .db
@@ -63,14 +70,42 @@ impl ShardStore {
             let mut envelope = txn
                 .open_table(ENVELOPE)
                 .map_err(|e| QueueError::storage(ctx(), e))?;
-            for m in batch {
-                let key = m.id.as_u64();
-                content
-                    .insert(key, m.content.as_slice())
-                    .map_err(|e| QueueError::storage(ctx(), e))?;
-                envelope
-                    .insert(key, m.envelope.as_slice())
-                    .map_err(|e| QueueError::storage(ctx(), e))?;
+            for op in batch {
+                match op {
+                    StoreOp::Insert {
+                        id,
+                        envelope: env,
+                        content: body,
+                    } => {
+                        content
+                            .insert(id.as_u64(), body.as_slice())
+                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                        envelope
+                            .insert(id.as_u64(), env.as_slice())
+                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                    }
+                    StoreOp::Update { id, envelope: env } => {
+                        // Only a message that is still there: a concurrent
+                        // delete must not be undone by a late update.
+                        let exists = envelope
+                            .get(id.as_u64())
+                            .map_err(|e| QueueError::storage(ctx(), e))?
+                            .is_some();
+                        if exists {
+                            envelope
+                                .insert(id.as_u64(), env.as_slice())
+                                .map_err(|e| QueueError::storage(ctx(), e))?;
+                        }
+                    }
+                    StoreOp::Remove { id } => {
+                        content
+                            .remove(id.as_u64())
+                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                        envelope
+                            .remove(id.as_u64())
+                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                    }
+                }
             }
         }
         txn.commit().map_err(|e| QueueError::storage(ctx(), e))
@@ -109,6 +144,24 @@ impl ShardStore {
             out.push(QueueEntry { id, envelope });
         }
         Ok(out)
+    }
+
+    /// A message's envelope.
+    pub(crate) fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
+        let ctx = || format!("read {}", self.path.display());
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn
+            .open_table(ENVELOPE)
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        let value = table
+            .get(id.as_u64())
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        value
+            .map(|v| serde_json::from_slice(v.value()).map_err(|e| QueueError::codec(id, e)))
+            .transpose()
     }
 
     /// A message's content.

@@ -9,6 +9,7 @@ fn envelope(rcpt: &str) -> Envelope {
         arrival_time: 1_800_000_000,
         size: 5,
         state: QueueState::Incoming,
+        next_attempt: 0,
         client: "localhost[127.0.0.1]".into(),
         helo: "client.test".into(),
         eight_bit_mime: false,

@@ -194,6 +194,7 @@ impl SmtpCore {
                 .map_or(0, |d| d.as_secs()),
             size: content.len() as u64,
             state: QueueState::Incoming,
+            next_attempt: 0,
             client: session.client_name(),
             helo: session.helo.clone().unwrap_or_default(),
             eight_bit_mime: txn.params.body == towerpost_protocol::Body::EightBitMime,

@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod core;
+pub mod delivery;
 pub mod listener;
 pub mod logging;
 pub mod queue_list;

@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use towerpost_config::{Config, TlsMode};
-use towerpost_queue::{Queue, QueueSettings};
+use towerpost_queue::{Queue, QueueManager, QueueSettings};
 
 use crate::control::ControlServer;
 use crate::request::SessionInfo;
@@ -65,6 +65,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     })
     .await?;
     let control = ControlServer::bind(&config.queue_directory, queue.clone())?;
+    let manager = QueueManager::start(
+        queue.clone(),
+        crate::delivery::manager_settings(&config),
+        crate::delivery::transports(&config),
+        crate::delivery::router(&config),
+    )
+    .await?;
     let settings = Arc::new(session_settings(&config));
     let mut accept_loops = JoinSet::new();
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
@@ -118,6 +125,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         sessions.shutdown().await;
     }
     let _ = control_task.await;
+    manager.shutdown().await;
     queue.shutdown().await;
     tracing::info!(target: "towerpost::master", "stopped");
     Ok(())

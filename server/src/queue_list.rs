@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::json;
-use towerpost_queue::{QueueEntry, QueueState, RecipientStatus};
+use towerpost_queue::{QueueEntry, QueueState};
 
 /// `postqueue -p`: the classic `mailq` listing.
 pub fn format_listing(entries: &[QueueEntry]) -> String {
@@ -33,7 +33,7 @@ pub fn format_listing(entries: &[QueueEntry]) -> String {
             arrival = arrival(envelope.arrival_time)
         );
         for r in &envelope.recipients {
-            if let RecipientStatus::Deferred(reason) = &r.status {
+            if let Some(reason) = r.status.reason() {
                 let reason = format!("({reason})");
                 let pad = 78usize.saturating_sub(reason.len()).max(20);
                 let _ = writeln!(out, "{:pad$}{reason}", "");
@@ -59,11 +59,9 @@ pub fn format_json(entries: &[QueueEntry]) -> String {
         let recipients: Vec<_> = envelope
             .recipients
             .iter()
-            .map(|r| match &r.status {
-                RecipientStatus::Deferred(reason) => {
-                    json!({"address": r.address, "delay_reason": reason})
-                }
-                RecipientStatus::Pending => json!({"address": r.address}),
+            .map(|r| match r.status.reason() {
+                Some(reason) => json!({"address": r.address, "delay_reason": reason}),
+                None => json!({"address": r.address}),
             })
             .collect();
         let line = json!({
@@ -108,6 +106,7 @@ mod tests {
                 arrival_time: 1_795_881_836,
                 size: 346,
                 state: QueueState::Incoming,
+                next_attempt: 0,
                 client: String::new(),
                 helo: String::new(),
                 eight_bit_mime: false,

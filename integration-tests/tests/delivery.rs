@@ -1,0 +1,331 @@
+//! Relaying: what towerpost accepts it delivers to the next hop (a real
+//! SMTP sink on loopback), retries on 4xx, returns on 5xx, and survives
+//! restarts.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use integration_tests::sink::{Sink, Stage};
+use integration_tests::{Server, have_tool, queued_id};
+
+/// Test-sized scheduling: retries within a second or two.
+const FAST: &str =
+    "queue_run_delay = \"1s\"\nminimal_backoff_time = \"1s\"\nmaximal_backoff_time = \"2s\"";
+
+fn relay_to(sink: &Sink) -> String {
+    format!("{FAST}\nrelayhost = \"[127.0.0.1]:{}\"", sink.addr().port())
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn send(server: &Server, from: &str, to: &[&str], subject: &str) -> String {
+    let mut c = server.client();
+    let reply = c.send_mail(
+        from,
+        to,
+        &format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n"),
+    );
+    let id = queued_id(&reply);
+    c.cmd("QUIT");
+    id
+}
+
+#[test]
+fn recipients_of_one_destination_travel_in_one_transaction() {
+    let sink = Sink::start();
+    let server = Server::start(&relay_to(&sink));
+    let id = send(
+        &server,
+        "a@example.test",
+        &["b@example.test", "c@example.test"],
+        "two",
+    );
+    let got = sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].mail_from, "a@example.test");
+    assert_eq!(got[0].rcpt_to, ["b@example.test", "c@example.test"]);
+    let data = String::from_utf8_lossy(&got[0].data);
+    assert!(
+        data.contains(&format!("id {id}")),
+        "Received header carries the queue id"
+    );
+    assert!(data.contains("Subject: two"));
+    server.wait_for_log(&format!("{id}: removed"));
+    server.wait_for_log(&format!(
+        "{id}: to=<b@example.test>, relay=127.0.0.1[127.0.0.1]:{}",
+        sink.addr().port()
+    ));
+    assert!(
+        server
+            .log()
+            .contains("status=sent (250 2.0.0 Ok: queued as")
+    );
+    assert!(server.queue().is_empty());
+}
+
+#[test]
+fn several_destinations_get_one_delivery_each() {
+    let (a, b) = (Sink::start(), Sink::start());
+    let server = Server::start(&format!(
+        "{FAST}\n[transport_maps]\n\"a.test\" = \"smtp:[127.0.0.1]:{}\"\n\"b.test\" = \"smtp:[127.0.0.1]:{}\"\n",
+        a.addr().port(),
+        b.addr().port()
+    ));
+    send(
+        &server,
+        "s@example.test",
+        &["x@a.test", "y@b.test", "z@a.test"],
+        "split",
+    );
+    let got_a = a.wait_for(1, Duration::from_secs(20));
+    let got_b = b.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got_a[0].rcpt_to, ["x@a.test", "z@a.test"]);
+    assert_eq!(got_b[0].rcpt_to, ["y@b.test"]);
+}
+
+#[test]
+fn sessions_are_reused_for_the_next_message() {
+    let sink = Sink::start();
+    let server = Server::start(&relay_to(&sink));
+    for i in 0..3 {
+        send(
+            &server,
+            "a@example.test",
+            &["b@example.test"],
+            &format!("m{i}"),
+        );
+        sink.wait_for(i + 1, Duration::from_secs(20));
+    }
+    assert_eq!(sink.messages().len(), 3);
+    assert_eq!(
+        sink.connections(),
+        1,
+        "one cached session carried all three"
+    );
+}
+
+#[test]
+fn temporary_failure_is_deferred_then_retried_and_delivered() {
+    let sink = Sink::start();
+    let tries = Arc::new(AtomicUsize::new(0));
+    let counter = tries.clone();
+    sink.set_rule(move |stage| match stage {
+        Stage::Rcpt(_) if counter.fetch_add(1, Ordering::SeqCst) < 2 => {
+            Some("451 4.3.0 try again later".into())
+        }
+        _ => None,
+    });
+    let server = Server::start(&relay_to(&sink));
+    let id = send(&server, "a@example.test", &["b@example.test"], "retry");
+    server.wait_for_log(&format!("{id}: to=<b@example.test>"));
+    server.wait_for_log("dsn=4.3.0, status=deferred (host 127.0.0.1[127.0.0.1] said: 451 4.3.0 try again later (in reply to RCPT TO command))");
+    let got = sink.wait_for(1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1);
+    assert!(tries.load(Ordering::SeqCst) >= 3);
+    server.wait_for_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn permanent_failure_returns_a_dsn_to_the_sender() {
+    let sink = Sink::start();
+    sink.set_rule(|stage| match stage {
+        Stage::Rcpt(r) if r.starts_with("nouser@") => Some("550 5.1.1 User unknown".into()),
+        _ => None,
+    });
+    let server = Server::start(&relay_to(&sink));
+    let id = send(
+        &server,
+        "sender@example.test",
+        &["nouser@direct.test", "ok@direct.test"],
+        "bounce me",
+    );
+    let got = sink.wait_for(2, Duration::from_secs(20));
+    let original = got
+        .iter()
+        .find(|m| m.mail_from == "sender@example.test")
+        .expect("original");
+    assert_eq!(original.rcpt_to, ["ok@direct.test"]);
+    let dsn = got
+        .iter()
+        .find(|m| m.mail_from.is_empty())
+        .expect("a DSN from <>");
+    assert_eq!(dsn.rcpt_to, ["sender@example.test"]);
+    let text = String::from_utf8_lossy(&dsn.data);
+    for needle in [
+        "Content-Type: multipart/report; report-type=delivery-status",
+        "Final-Recipient: rfc822; nouser@direct.test",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Diagnostic-Code: smtp; 550 5.1.1 User unknown",
+        &format!("X-Postfix-Queue-ID: {id}"),
+        "Subject: bounce me",
+    ] {
+        assert!(text.contains(needle), "DSN lacks {needle:?}:\n{text}");
+    }
+    server.wait_for_log(&format!("{id}: sender non-delivery notification:"));
+    server.wait_for_log("dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 User unknown (in reply to RCPT TO command))");
+}
+
+#[test]
+fn next_hop_down_defers_without_loss_and_delivers_when_it_returns() {
+    let sink = Sink::start();
+    let port = sink.stop();
+    let server = Server::start(&format!("{FAST}\nrelayhost = \"[127.0.0.1]:{port}\""));
+    let id = send(&server, "a@example.test", &["down@direct.test"], "later");
+    server.wait_for_log(&format!("{id}: to=<down@direct.test>, relay=none"));
+    server.wait_for_log(&format!(
+        "dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused)"
+    ));
+    let queue = server.queue();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0]["queue_name"], "deferred");
+    assert!(
+        queue[0]["recipients"][0]["delay_reason"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused")
+    );
+    let sink = Sink::start_on(port);
+    let got = sink.wait_for(1, Duration::from_secs(30));
+    assert_eq!(got.len(), 1);
+    server.wait_for_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn defer_transports_park_mail_across_restarts_without_connecting() {
+    let sink = Sink::start();
+    let mut server = Server::start(&format!(
+        "{FAST}\ndefer_transports = [\"etrn-only\"]\n[transport.etrn-only]\ntype = \"smtp\"\n[transport_maps]\n\"customer.test\" = \"etrn-only:[127.0.0.1]:{}\"\n",
+        sink.addr().port()
+    ));
+    let id = send(&server, "a@example.test", &["rcpt@customer.test"], "parked");
+    server.wait_for_log(&format!("{id}: to=<rcpt@customer.test>, relay=none"));
+    server.wait_for_log("dsn=4.3.2, status=deferred (deferred transport)");
+    server.terminate();
+    server.restart();
+    // Several queue runs later: still parked, the next hop never contacted.
+    std::thread::sleep(Duration::from_secs(4));
+    let queue = server.queue();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(
+        queue[0]["recipients"][0]["delay_reason"],
+        "deferred transport"
+    );
+    assert_eq!(sink.connections(), 0);
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_message() {
+    let sink = Sink::start();
+    // Slow the sink a little so deliveries are in flight when the kill lands.
+    sink.set_rule(|stage| {
+        if let Stage::EndOfData(_) = stage {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    });
+    let mut server = Server::start(&relay_to(&sink));
+    let mut accepted = Vec::new();
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = server.addr();
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                let mut c = integration_tests::Client::connect(addr);
+                for i in 0..25 {
+                    let Some(reply) = c.try_send_mail(
+                        "load@example.test",
+                        &["b@example.test"],
+                        &format!("Subject: load {t}-{i}\r\n\r\nx\r\n"),
+                    ) else {
+                        break;
+                    };
+                    if reply.starts_with("250") {
+                        ids.push(queued_id(&reply));
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+    for s in senders {
+        // Sessions die with the server; what they got a 250 for counts.
+        accepted.extend(s.join().expect("sender thread"));
+    }
+    server.restart();
+    wait_until("the queue to drain", Duration::from_secs(60), || {
+        server.queue().is_empty()
+    });
+    let seen: HashSet<String> = sink
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            let data = String::from_utf8_lossy(&m.data).into_owned();
+            data.split(" id ")
+                .nth(1)
+                .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+        })
+        .collect();
+    for id in &accepted {
+        assert!(
+            seen.contains(id),
+            "{id} got a 250 but never reached the sink"
+        );
+    }
+    assert!(!accepted.is_empty());
+}
+
+#[test]
+fn delivers_to_postfix_smtp_sink() {
+    if !have_tool("smtp-sink") {
+        return;
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut sink = Command::new("timeout")
+        .args([
+            "60",
+            "smtp-sink",
+            "-u",
+            "nobody",
+            &format!("127.0.0.1:{port}"),
+            "16",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let server = Server::start(&format!("{FAST}\nrelayhost = \"[127.0.0.1]:{port}\""));
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            send(
+                &server,
+                "a@example.test",
+                &["b@example.test", "c@example.test"],
+                &format!("pf{i}"),
+            )
+        })
+        .collect();
+    for id in &ids {
+        server.wait_for_log(&format!("{id}: removed"));
+    }
+    assert!(
+        server
+            .log()
+            .contains(&format!("relay=127.0.0.1[127.0.0.1]:{port}"))
+    );
+    let _ = sink.kill();
+    let _ = sink.wait();
+}

@@ -1,0 +1,377 @@
+//! One delivery attempt of one message: route its recipients, deliver per
+//! destination, log each outcome the way Postfix does, return failures to
+//! the sender, and store what is left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tower::{Service, ServiceExt};
+
+use super::schedule::{backoff, expired, seconds};
+use super::{Disposition, Shared};
+use crate::delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, Outcome};
+use crate::dsn::{DsnAction, DsnRecipient, DsnReport, build_dsn};
+use crate::id::QueueId;
+use crate::message::{Envelope, QueueState, Recipient, RecipientStatus};
+
+const TARGET: &str = "towerpost::qmgr";
+
+pub(super) async fn run(shared: Arc<Shared>, id: QueueId) -> (QueueId, Disposition) {
+    let disposition = match attempt(&shared, id).await {
+        Ok(d) => d,
+        Err(e) => {
+            // Storage trouble: keep the message as stored, try later.
+            tracing::error!(target: TARGET, "{id}: {e}; will retry");
+            let retry = SystemTime::now() + shared.settings.minimal_backoff_time;
+            Disposition::Deferred(unix(retry))
+        }
+    };
+    (id, disposition)
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// What became of one recipient, with the times for the log.
+struct Result1 {
+    recipient: Recipient,
+    outcome: Outcome,
+    relay: String,
+    queued_wait: Duration,
+    setup: Duration,
+    transmission: Duration,
+}
+
+async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::QueueError> {
+    let activated = Instant::now();
+    let now = SystemTime::now();
+    let Some(mut envelope) = shared.queue.envelope(id).await? else {
+        return Ok(Disposition::Done); // deleted meanwhile
+    };
+    if envelope.state == QueueState::Hold {
+        return Ok(Disposition::Done); // held meanwhile
+    }
+    let Some(content) = shared.queue.content(id).await? else {
+        return Ok(Disposition::Done);
+    };
+    let content = Arc::new(content);
+    tracing::info!(
+        target: TARGET,
+        "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+        envelope.sender,
+        envelope.size,
+        envelope.recipients.len()
+    );
+
+    // Recipients of one destination travel together, up to the limit.
+    let mut groups: BTreeMap<(String, String), Vec<Recipient>> = BTreeMap::new();
+    for r in envelope.recipients.drain(..) {
+        let route = (shared.router)(domain_of(&r.address));
+        groups.entry(route).or_default().push(r);
+    }
+    let mut deliveries = Vec::new();
+    for ((transport, nexthop), recipients) in groups {
+        let limit = shared
+            .transports
+            .get(&transport)
+            .map_or(usize::MAX, |t| t.recipient_limit.max(1));
+        for chunk in recipients.chunks(limit) {
+            deliveries.push(deliver(
+                shared,
+                id,
+                &envelope,
+                content.clone(),
+                transport.clone(),
+                nexthop.clone(),
+                chunk.to_vec(),
+                activated,
+            ));
+        }
+    }
+    let results: Vec<Result1> = futures::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+
+    let arrival = UNIX_EPOCH + Duration::from_secs(envelope.arrival_time);
+    let age = now.duration_since(arrival).unwrap_or_default();
+    let lifetime = if envelope.sender.is_empty() {
+        shared.settings.bounce_queue_lifetime
+    } else {
+        shared.settings.maximal_queue_lifetime
+    };
+    let too_old = expired(age, lifetime);
+    let mut remaining = Vec::new();
+    let mut bounced = Vec::new();
+    for mut r in results {
+        if shared.settings.soft_bounce
+            && let Outcome::Bounced { dsn, reason, .. } = &r.outcome
+        {
+            r.outcome = Outcome::Deferred {
+                dsn: dsn.replacen('5', "4", 1),
+                reason: reason.clone(),
+            };
+        }
+        let delay = seconds(age.max(activated.elapsed()));
+        let delays = format!(
+            "{}/{}/{}/{}",
+            seconds(age.saturating_sub(activated.elapsed())),
+            seconds(r.queued_wait),
+            seconds(r.setup),
+            seconds(r.transmission)
+        );
+        let line = |dsn: &str, status: &str| {
+            format!(
+                "{id}: to=<{}>, relay={}, delay={delay}, delays={delays}, dsn={dsn}, status={status}",
+                r.recipient.address, r.relay
+            )
+        };
+        match &r.outcome {
+            Outcome::Sent { dsn, reply } => {
+                tracing::info!(target: TARGET, "{}", line(dsn, &format!("sent ({reply})")));
+            }
+            Outcome::Bounced { dsn, reason, .. } => {
+                tracing::info!(target: TARGET, "{}", line(dsn, &format!("bounced ({reason})")));
+                bounced.push(r);
+            }
+            Outcome::Deferred { dsn, reason } if too_old => {
+                tracing::info!(
+                    target: TARGET,
+                    "{}",
+                    line(dsn, &format!("expired, returned to sender ({reason})"))
+                );
+                bounced.push(r);
+            }
+            Outcome::Deferred { dsn, reason } => {
+                tracing::info!(target: TARGET, "{}", line(dsn, &format!("deferred ({reason})")));
+                let mut recipient = r.recipient.clone();
+                recipient.status = RecipientStatus::Deferred {
+                    dsn: dsn.clone(),
+                    reason: reason.clone(),
+                };
+                remaining.push(recipient);
+            }
+        }
+    }
+
+    if !bounced.is_empty() {
+        // The notification is stored before the original forgets the
+        // recipients: a crash in between sends it twice, never not at all.
+        if let Err(e) = notify_sender(shared, id, &envelope, &content, &bounced, now).await {
+            tracing::error!(target: TARGET, "{id}: cannot queue the non-delivery notification: {e}; will retry");
+            for r in bounced {
+                let mut recipient = r.recipient;
+                recipient.status = RecipientStatus::Deferred {
+                    dsn: "4.3.0".into(),
+                    reason: "non-delivery notification not yet sent".into(),
+                };
+                remaining.push(recipient);
+            }
+        }
+    }
+
+    if remaining.is_empty() {
+        shared.queue.remove(id).await?;
+        tracing::info!(target: TARGET, "{id}: removed");
+        return Ok(Disposition::Done);
+    }
+    let wait = backoff(
+        age,
+        shared.settings.minimal_backoff_time,
+        shared.settings.maximal_backoff_time,
+    );
+    envelope.recipients = remaining;
+    envelope.state = QueueState::Deferred;
+    envelope.next_attempt = unix(now + wait);
+    shared.queue.update(id, &envelope).await?;
+    Ok(Disposition::Deferred(envelope.next_attempt))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    shared: &Shared,
+    id: QueueId,
+    envelope: &Envelope,
+    content: Arc<Vec<u8>>,
+    transport: String,
+    nexthop: String,
+    recipients: Vec<Recipient>,
+    activated: Instant,
+) -> Vec<Result1> {
+    let n = recipients.len();
+    let report = if shared.settings.defer_transports.contains(&transport) {
+        DeliveryReport::all(
+            n,
+            Outcome::Deferred {
+                dsn: "4.3.2".into(),
+                reason: "deferred transport".into(),
+            },
+        )
+    } else if let Some(t) = shared.transports.get(&transport) {
+        let permit = {
+            let sem = shared
+                .destinations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((transport.clone(), nexthop.clone()))
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(t.concurrency_limit.max(1)))
+                })
+                .clone();
+            sem.acquire_owned().await
+        };
+        let request = DeliveryRequest {
+            queue_id: id,
+            transport: transport.clone(),
+            nexthop: nexthop.clone(),
+            sender: envelope.sender.clone(),
+            recipients: recipients
+                .iter()
+                .map(|r| DeliveryRecipient {
+                    address: r.address.clone(),
+                    notify: r.notify.clone(),
+                    orcpt: r.orcpt.clone(),
+                })
+                .collect(),
+            content,
+            eight_bit_mime: envelope.eight_bit_mime,
+            smtputf8: envelope.smtputf8,
+            ret: envelope.ret.clone(),
+            envid: envelope.envid.clone(),
+        };
+        let mut service = t.service.clone();
+        let result = match service.ready().await {
+            Ok(s) => s.call(request).await,
+            Err(e) => Err(e),
+        };
+        drop(permit);
+        match result {
+            Ok(report) if report.outcomes.len() == n => report,
+            Ok(_) => DeliveryReport::all(
+                n,
+                Outcome::Deferred {
+                    dsn: "4.3.0".into(),
+                    reason: format!("delivery agent {transport} answered for the wrong recipients"),
+                },
+            ),
+            Err(e) => DeliveryReport::all(
+                n,
+                Outcome::Deferred {
+                    dsn: "4.3.0".into(),
+                    reason: format!("delivery temporarily suspended: {e}"),
+                },
+            ),
+        }
+    } else {
+        DeliveryReport::all(
+            n,
+            Outcome::Deferred {
+                dsn: "4.3.5".into(),
+                reason: format!("mail transport unavailable: no transport {transport}"),
+            },
+        )
+    };
+    let queued_wait = activated
+        .elapsed()
+        .saturating_sub(report.setup + report.transmission);
+    recipients
+        .into_iter()
+        .zip(report.outcomes)
+        .map(|(recipient, outcome)| Result1 {
+            recipient,
+            outcome,
+            relay: report.relay.clone(),
+            queued_wait,
+            setup: report.setup,
+            transmission: report.transmission,
+        })
+        .collect()
+}
+
+/// Queues an RFC 3464 non-delivery notification to the sender (never for
+/// the null sender, RFC 5321 §4.5.5; never for recipients that asked for
+/// no failure notice with NOTIFY).
+async fn notify_sender(
+    shared: &Shared,
+    id: QueueId,
+    envelope: &Envelope,
+    content: &[u8],
+    bounced: &[Result1],
+    now: SystemTime,
+) -> Result<(), crate::QueueError> {
+    if envelope.sender.is_empty() {
+        tracing::info!(target: TARGET, "{id}: undeliverable notification discarded (null sender)");
+        return Ok(());
+    }
+    let recipients: Vec<DsnRecipient> = bounced
+        .iter()
+        .filter(|r| {
+            r.recipient
+                .notify
+                .as_deref()
+                .is_none_or(|n| n.to_ascii_uppercase().contains("FAILURE"))
+        })
+        .map(|r| {
+            let (dsn, reason, diagnostic) = match &r.outcome {
+                Outcome::Bounced {
+                    dsn,
+                    reason,
+                    diagnostic,
+                } => (dsn.clone(), reason.clone(), diagnostic.clone()),
+                Outcome::Deferred { dsn, reason } => (dsn.clone(), reason.clone(), None),
+                Outcome::Sent { dsn, reply } => (dsn.clone(), reply.clone(), None),
+            };
+            DsnRecipient {
+                address: r.recipient.address.clone(),
+                orcpt: r.recipient.orcpt.clone(),
+                action: DsnAction::Failed,
+                status: dsn,
+                remote_mta: (r.relay != "none").then(|| r.relay.clone()),
+                diagnostic,
+                reason,
+            }
+        })
+        .collect();
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let report = DsnReport {
+        reporting_mta: &shared.settings.myhostname,
+        queue_id: &id.to_string(),
+        sender: &envelope.sender,
+        envid: envelope.envid.as_deref(),
+        arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrival_time),
+        now,
+        recipients: &recipients,
+        original: content,
+        headers_only: envelope.ret.as_deref() == Some("HDRS"),
+        size_limit: shared.settings.bounce_size_limit,
+        will_retry_until: None,
+    };
+    let message = build_dsn(&report);
+    let bounce_id = shared.queue.new_id();
+    let bounce = Envelope {
+        sender: String::new(),
+        recipients: vec![Recipient::new(envelope.sender.clone())],
+        arrival_time: unix(now),
+        size: message.len() as u64,
+        state: QueueState::Incoming,
+        next_attempt: 0,
+        client: "local".into(),
+        helo: String::new(),
+        eight_bit_mime: false,
+        smtputf8: envelope.smtputf8,
+        ret: None,
+        envid: None,
+    };
+    shared.queue.enqueue(bounce_id, &bounce, message).await?;
+    tracing::info!(target: TARGET, "{id}: sender non-delivery notification: {bounce_id}");
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Delivery agents and routing, built from the configuration.
+
+mod smtp;
+mod tls;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower::BoxError;
+use tower::util::BoxCloneSyncService;
+use tower_service::Service;
+use towerpost_config::{Config, Nexthop, SmtpTlsLevel, TransportKind};
+use towerpost_queue::{
+    DeliveryReport, DeliveryRequest, ManagerSettings, Outcome, Router, Transport,
+};
+
+pub use smtp::{SmtpClient, SmtpClientSettings, TlsLevel};
+
+/// The queue manager's settings from the configuration.
+pub fn manager_settings(config: &Config) -> ManagerSettings {
+    ManagerSettings {
+        myhostname: config.myhostname.clone(),
+        queue_run_delay: config.queue_run_delay,
+        minimal_backoff_time: config.minimal_backoff_time,
+        maximal_backoff_time: config.maximal_backoff_time,
+        maximal_queue_lifetime: config.maximal_queue_lifetime,
+        bounce_queue_lifetime: config.bounce_queue_lifetime,
+        active_limit: config.qmgr_message_active_limit,
+        bounce_size_limit: config.bounce_size_limit as usize,
+        soft_bounce: config.soft_bounce,
+        defer_transports: config
+            .defer_transports
+            .iter()
+            .cloned()
+            .collect::<HashSet<_>>(),
+    }
+}
+
+/// The next hop as text, the form delivery requests carry.
+pub fn nexthop_text(nexthop: &Nexthop) -> String {
+    let host = if nexthop.host.contains(':') {
+        format!("ipv6:{}", nexthop.host)
+    } else {
+        nexthop.host.clone()
+    };
+    let host = if nexthop.mx_lookup {
+        host
+    } else {
+        format!("[{host}]")
+    };
+    match nexthop.port {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    }
+}
+
+/// Routing from the configuration: `transport_maps`, `relayhost`,
+/// `default_transport`.
+pub fn router(config: &Config) -> Router {
+    let config = Arc::new(config.clone());
+    Arc::new(move |domain: &str| {
+        let route = config.route(domain);
+        (route.transport, nexthop_text(&route.nexthop))
+    })
+}
+
+/// Every declared transport as a delivery agent with its limits.
+pub fn transports(config: &Config) -> HashMap<String, Transport> {
+    config
+        .transport
+        .iter()
+        .map(|(name, t)| {
+            let service = match t.kind {
+                TransportKind::Smtp => {
+                    BoxCloneSyncService::new(SmtpClient::new(SmtpClientSettings {
+                        myhostname: config.myhostname.clone(),
+                        connect_timeout: config.smtp_connect_timeout,
+                        helo_timeout: config.smtp_helo_timeout,
+                        mail_timeout: config.smtp_mail_timeout,
+                        rcpt_timeout: config.smtp_rcpt_timeout,
+                        data_init_timeout: config.smtp_data_init_timeout,
+                        data_xfer_timeout: config.smtp_data_xfer_timeout,
+                        data_done_timeout: config.smtp_data_done_timeout,
+                        cache_time_limit: config.smtp_connection_cache_time_limit,
+                        tls: match t.tls_security_level {
+                            SmtpTlsLevel::None => TlsLevel::None,
+                            SmtpTlsLevel::May => TlsLevel::May,
+                            SmtpTlsLevel::Encrypt => TlsLevel::Encrypt,
+                            SmtpTlsLevel::Verify => TlsLevel::Verify,
+                        },
+                    }))
+                }
+                TransportKind::Discard => BoxCloneSyncService::new(Fixed(FixedKind::Discard)),
+                TransportKind::Error => BoxCloneSyncService::new(Fixed(FixedKind::Error)),
+            };
+            let transport = Transport {
+                service,
+                concurrency_limit: t.destination_concurrency_limit,
+                recipient_limit: t.destination_recipient_limit,
+            };
+            (name.clone(), transport)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FixedKind {
+    Discard,
+    Error,
+}
+
+/// Postfix's `discard` (accept and drop) and `error` (bounce) agents.
+#[derive(Debug, Clone, Copy)]
+struct Fixed(FixedKind);
+
+impl Service<DeliveryRequest> for Fixed {
+    type Response = DeliveryReport;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<DeliveryReport, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: DeliveryRequest) -> Self::Future {
+        let n = req.recipients.len();
+        let outcome = match self.0 {
+            FixedKind::Discard => Outcome::Sent {
+                dsn: "2.0.0".into(),
+                reply: "discarded".into(),
+            },
+            FixedKind::Error => Outcome::Bounced {
+                dsn: "5.0.0".into(),
+                reason: "mail for this destination is refused by the error transport".into(),
+                diagnostic: None,
+            },
+        };
+        Box::pin(async move { Ok(DeliveryReport::all(n, outcome)) })
+    }
+}

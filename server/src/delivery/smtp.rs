@@ -1,0 +1,880 @@
+//! The SMTP client: delivers a [`DeliveryRequest`] to its next hop.
+//!
+//! Next hop `[host]:port` connects to that host; `domain` looks up its MX
+//! records (hickory-resolver) and falls back to the domain's own address
+//! (RFC 5321 §5.1). Sessions are reused for the next message to the same
+//! next hop within `smtp_connection_cache_time_limit`. PIPELINING is used
+//! when offered; SIZE, 8BITMIME, SMTPUTF8 and the DSN parameters are passed
+//! on when the server supports them. STARTTLS follows
+//! `smtp_tls_security_level`. Every wait has its RFC 5321 timeout.
+//!
+//! Reply handling is Postfix's: 4xx defers, 5xx bounces, a connection or
+//! protocol failure defers everything not yet accepted.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tower::BoxError;
+use tower_service::Service;
+use towerpost_protocol::{Reply, ReplyParser};
+use towerpost_queue::{DeliveryReport, DeliveryRequest, Outcome};
+
+/// Client settings (Postfix's `smtp_*` parameters).
+#[derive(Debug, Clone)]
+pub struct SmtpClientSettings {
+    /// `myhostname`, sent in EHLO.
+    pub myhostname: String,
+    /// `smtp_connect_timeout`.
+    pub connect_timeout: Duration,
+    /// `smtp_helo_timeout`: greeting, EHLO, STARTTLS.
+    pub helo_timeout: Duration,
+    /// `smtp_mail_timeout`.
+    pub mail_timeout: Duration,
+    /// `smtp_rcpt_timeout`.
+    pub rcpt_timeout: Duration,
+    /// `smtp_data_init_timeout`: waiting for 354.
+    pub data_init_timeout: Duration,
+    /// `smtp_data_xfer_timeout`: each write of the content.
+    pub data_xfer_timeout: Duration,
+    /// `smtp_data_done_timeout`: waiting for the final reply.
+    pub data_done_timeout: Duration,
+    /// `smtp_connection_cache_time_limit`: how long an idle session is kept.
+    pub cache_time_limit: Duration,
+    /// `smtp_tls_security_level` for this transport.
+    pub tls: TlsLevel,
+}
+
+/// `smtp_tls_security_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsLevel {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS when offered, without certificate checks; plaintext otherwise.
+    May,
+    /// STARTTLS required, without certificate checks.
+    Encrypt,
+    /// STARTTLS required, certificate valid for the next hop (web PKI roots).
+    Verify,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// An open session, ready for MAIL.
+struct Session {
+    stream: BufReader<Box<dyn Io>>,
+    host: String,
+    peer: SocketAddr,
+    features: Features,
+    idle_since: Instant,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Features {
+    pipelining: bool,
+    size: bool,
+    eight_bit: bool,
+    smtputf8: bool,
+    dsn: bool,
+    starttls: bool,
+}
+
+impl Features {
+    fn from_ehlo(reply: &Reply) -> Self {
+        let mut f = Features::default();
+        for line in reply.lines().skip(1) {
+            let keyword = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => f.pipelining = true,
+                "SIZE" => f.size = true,
+                "8BITMIME" => f.eight_bit = true,
+                "SMTPUTF8" => f.smtputf8 = true,
+                "DSN" => f.dsn = true,
+                "STARTTLS" => f.starttls = true,
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// A failure that ends the session; `reason` is Postfix-worded.
+struct Failure {
+    dsn: String,
+    reason: String,
+    /// Permanent: bounce rather than defer.
+    permanent: bool,
+    diagnostic: Option<String>,
+}
+
+impl Failure {
+    fn soft(dsn: &str, reason: String) -> Self {
+        Self {
+            dsn: dsn.into(),
+            reason,
+            permanent: false,
+            diagnostic: None,
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        if self.permanent {
+            Outcome::Bounced {
+                dsn: self.dsn.clone(),
+                reason: self.reason.clone(),
+                diagnostic: self.diagnostic.clone(),
+            }
+        } else {
+            Outcome::Deferred {
+                dsn: self.dsn.clone(),
+                reason: self.reason.clone(),
+            }
+        }
+    }
+}
+
+/// The SMTP delivery agent. Clones share the session cache.
+#[derive(Clone)]
+pub struct SmtpClient {
+    settings: Arc<SmtpClientSettings>,
+    cache: Arc<Mutex<HashMap<String, Vec<Session>>>>,
+    resolver: Arc<tokio::sync::OnceCell<Option<hickory_resolver::TokioResolver>>>,
+}
+
+impl SmtpClient {
+    /// A client with an empty session cache.
+    pub fn new(settings: SmtpClientSettings) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            cache: Arc::new(Mutex::new(HashMap::new())),
+            resolver: Arc::new(tokio::sync::OnceCell::new()),
+        }
+    }
+}
+
+impl Service<DeliveryRequest> for SmtpClient {
+    type Response = DeliveryReport;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<DeliveryReport, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: DeliveryRequest) -> Self::Future {
+        let client = self.clone();
+        Box::pin(async move { Ok(client.deliver(request).await) })
+    }
+}
+
+/// `[host]:port`, `host:port`, `[ipv6]`, `host`.
+fn parse_nexthop(nexthop: &str) -> (String, u16, bool) {
+    let (host, rest, mx) = match nexthop.strip_prefix('[') {
+        Some(inner) => match inner.split_once(']') {
+            Some((h, rest)) => (h, rest, false),
+            None => (inner, "", false),
+        },
+        None => match nexthop.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h, &nexthop[h.len()..], true),
+            _ => (nexthop, "", true),
+        },
+    };
+    let host = host
+        .strip_prefix("ipv6:")
+        .or_else(|| host.strip_prefix("IPv6:"))
+        .unwrap_or(host);
+    let port = rest
+        .strip_prefix(':')
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(25);
+    (host.to_owned(), port, mx)
+}
+
+impl SmtpClient {
+    async fn deliver(&self, req: DeliveryRequest) -> DeliveryReport {
+        let started = Instant::now();
+        let n = req.recipients.len();
+        let key = format!("{}:{}", req.transport, req.nexthop);
+        let session = match self.cached(&key).await {
+            Some(s) => Ok(s),
+            None => self.connect(&req.nexthop).await,
+        };
+        let mut session = match session {
+            Ok(s) => s,
+            Err(f) => {
+                let mut r = DeliveryReport::all(n, f.outcome());
+                r.setup = started.elapsed();
+                return r;
+            }
+        };
+        let setup = started.elapsed();
+        let relay = format!(
+            "{}[{}]:{}",
+            session.host,
+            session.peer.ip(),
+            session.peer.port()
+        );
+        let sent = Instant::now();
+        let (outcomes, reusable) = self.transaction(&mut session, &req).await;
+        if reusable {
+            session.idle_since = Instant::now();
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(key)
+                .or_default()
+                .push(session);
+        }
+        DeliveryReport {
+            relay,
+            outcomes,
+            setup,
+            transmission: sent.elapsed(),
+        }
+    }
+
+    /// A cached session that still answers RSET.
+    async fn cached(&self, key: &str) -> Option<Session> {
+        loop {
+            let mut session = {
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                let list = cache.get_mut(key)?;
+                let s = list.pop()?;
+                if list.is_empty() {
+                    cache.remove(key);
+                }
+                s
+            };
+            if session.idle_since.elapsed() > self.settings.cache_time_limit {
+                let _ = send(&mut session, b"QUIT\r\n", self.settings.helo_timeout).await;
+                continue;
+            }
+            if send(&mut session, b"RSET\r\n", self.settings.helo_timeout)
+                .await
+                .is_ok()
+                && let Ok(r) = read_reply(&mut session, self.settings.helo_timeout).await
+                && r.is_positive()
+            {
+                return Some(session);
+            }
+        }
+    }
+
+    async fn resolver(&self) -> Option<&hickory_resolver::TokioResolver> {
+        self.resolver
+            .get_or_init(|| async {
+                match hickory_resolver::TokioResolver::builder_tokio().and_then(|b| b.build()) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::warn!(target: "towerpost::smtp", "no DNS resolver: {e}");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+
+    /// The hosts to try, in order: MX targets by preference, or the host.
+    async fn hosts(&self, nexthop: &str) -> Result<(Vec<(String, SocketAddr)>, u16), Failure> {
+        let (host, port, mx) = parse_nexthop(nexthop);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok((vec![(host.clone(), SocketAddr::new(ip, port))], port));
+        }
+        let mut names = vec![host.clone()];
+        if mx {
+            let Some(resolver) = self.resolver().await else {
+                return Err(Failure::soft(
+                    "4.4.3",
+                    format!(
+                        "Host or domain name not found. Name service error for name={host} type=MX: no resolver"
+                    ),
+                ));
+            };
+            match resolver.mx_lookup(host.as_str()).await {
+                Ok(lookup) => {
+                    let mut mxs: Vec<(u16, String)> = lookup
+                        .answers()
+                        .iter()
+                        .filter_map(|record| match &record.data {
+                            hickory_resolver::proto::rr::RData::MX(mx) => Some((
+                                mx.preference,
+                                mx.exchange.to_utf8().trim_end_matches('.').to_owned(),
+                            )),
+                            _ => None,
+                        })
+                        .collect();
+                    mxs.sort();
+                    if mxs.iter().any(|(_, name)| name.is_empty()) {
+                        // RFC 7505 null MX: the domain accepts no mail.
+                        return Err(Failure {
+                            dsn: "5.1.0".into(),
+                            reason: format!("Domain {host} does not accept mail (nullMX)"),
+                            permanent: true,
+                            diagnostic: None,
+                        });
+                    }
+                    if !mxs.is_empty() {
+                        names = mxs.into_iter().map(|(_, n)| n).collect();
+                    }
+                }
+                Err(e) if e.is_no_records_found() => {} // implicit MX: the host itself
+                Err(e) => {
+                    return Err(Failure::soft(
+                        "4.4.3",
+                        format!(
+                            "Host or domain name not found. Name service error for name={host} type=MX: {e}"
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port)).await {
+                out.extend(addrs.map(|a| (name.clone(), a)));
+            }
+            if out.len() >= 5 {
+                break; // smtp_mx_address_limit
+            }
+        }
+        if out.is_empty() {
+            return Err(Failure::soft(
+                "4.4.3",
+                format!(
+                    "Host or domain name not found. Name service error for name={host} type=A: Host not found"
+                ),
+            ));
+        }
+        out.truncate(5);
+        Ok((out, port))
+    }
+
+    /// Connects, reads the greeting, says EHLO, and does STARTTLS when the
+    /// security level asks for it. Tries the next address on failure.
+    async fn connect(&self, nexthop: &str) -> Result<Session, Failure> {
+        let (hosts, _) = self.hosts(nexthop).await?;
+        let mut last = None;
+        for (host, addr) in hosts {
+            match self.open(&host, addr).await {
+                Ok(s) => return Ok(s),
+                Err(f) => {
+                    tracing::info!(target: "towerpost::smtp", "{}", f.reason);
+                    if f.permanent {
+                        return Err(f);
+                    }
+                    last = Some(f);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Failure::soft("4.4.1", "no usable address".into())))
+    }
+
+    async fn open(&self, host: &str, addr: SocketAddr) -> Result<Session, Failure> {
+        let s = &self.settings;
+        let stream = match tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                return Err(Failure::soft(
+                    "4.4.1",
+                    format!(
+                        "connect to {host}[{}]:{}: {}",
+                        addr.ip(),
+                        addr.port(),
+                        io_text(&e)
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(Failure::soft(
+                    "4.4.1",
+                    format!(
+                        "connect to {host}[{}]:{}: Connection timed out",
+                        addr.ip(),
+                        addr.port()
+                    ),
+                ));
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let mut session = Session {
+            stream: BufReader::new(Box::new(stream)),
+            host: host.to_owned(),
+            peer: addr,
+            features: Features::default(),
+            idle_since: Instant::now(),
+        };
+        let greeting = read_reply(&mut session, s.helo_timeout)
+            .await
+            .map_err(|e| stage_failure(&session, e, "receiving the initial server greeting"))?;
+        if !greeting.is_positive() {
+            return Err(reply_failure(
+                &session,
+                &greeting,
+                "initial server greeting",
+                false,
+            ));
+        }
+        self.ehlo(&mut session).await?;
+        let want_tls = match s.tls {
+            TlsLevel::None => false,
+            TlsLevel::May => session.features.starttls,
+            TlsLevel::Encrypt | TlsLevel::Verify => {
+                if !session.features.starttls {
+                    return Err(Failure::soft(
+                        "4.7.4",
+                        format!(
+                            "TLS is required, but was not offered by host {}[{}]",
+                            host,
+                            addr.ip()
+                        ),
+                    ));
+                }
+                true
+            }
+        };
+        if want_tls {
+            session = self.starttls(session).await?;
+        }
+        Ok(session)
+    }
+
+    async fn ehlo(&self, session: &mut Session) -> Result<(), Failure> {
+        let t = self.settings.helo_timeout;
+        let cmd = format!("EHLO {}\r\n", self.settings.myhostname);
+        send(session, cmd.as_bytes(), t)
+            .await
+            .map_err(|e| stage_failure(session, e, "sending EHLO"))?;
+        let reply = read_reply(session, t)
+            .await
+            .map_err(|e| stage_failure(session, e, "receiving the EHLO reply"))?;
+        if reply.is_positive() {
+            session.features = Features::from_ehlo(&reply);
+            return Ok(());
+        }
+        // RFC 5321 §3.2: fall back to HELO.
+        let cmd = format!("HELO {}\r\n", self.settings.myhostname);
+        send(session, cmd.as_bytes(), t)
+            .await
+            .map_err(|e| stage_failure(session, e, "sending HELO"))?;
+        let reply = read_reply(session, t)
+            .await
+            .map_err(|e| stage_failure(session, e, "receiving the HELO reply"))?;
+        if !reply.is_positive() {
+            return Err(reply_failure(session, &reply, "HELO", false));
+        }
+        session.features = Features::default();
+        Ok(())
+    }
+
+    async fn starttls(&self, mut session: Session) -> Result<Session, Failure> {
+        let t = self.settings.helo_timeout;
+        send(&mut session, b"STARTTLS\r\n", t)
+            .await
+            .map_err(|e| stage_failure(&session, e, "sending STARTTLS"))?;
+        let reply = read_reply(&mut session, t)
+            .await
+            .map_err(|e| stage_failure(&session, e, "receiving the STARTTLS reply"))?;
+        if reply.code() != 220 {
+            if self.settings.tls == TlsLevel::May {
+                return Ok(session); // opportunistic: carry on in plaintext
+            }
+            return Err(reply_failure(&session, &reply, "STARTTLS", false));
+        }
+        // Anything the server sent after its 220 arrived in plaintext and
+        // must not be read as if it came over TLS (response injection).
+        let Session {
+            stream, host, peer, ..
+        } = session;
+        let raw = stream.into_inner();
+        let connector = super::tls::connector(self.settings.tls);
+        let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+            Ok(n) => n,
+            Err(_) => rustls::pki_types::ServerName::IpAddress(peer.ip().into()),
+        };
+        let tls = match tokio::time::timeout(t, connector.connect(name, raw)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                return Err(Failure::soft(
+                    "4.7.5",
+                    format!("TLS handshake with {host}[{}] failed: {e}", peer.ip()),
+                ));
+            }
+            Err(_) => {
+                return Err(Failure::soft(
+                    "4.4.2",
+                    format!(
+                        "conversation with {host}[{}] timed out during the TLS handshake",
+                        peer.ip()
+                    ),
+                ));
+            }
+        };
+        let mut session = Session {
+            stream: BufReader::new(Box::new(tls)),
+            host,
+            peer,
+            features: Features::default(),
+            idle_since: Instant::now(),
+        };
+        // RFC 3207 §4.2: what the server said before TLS is forgotten.
+        self.ehlo(&mut session).await?;
+        Ok(session)
+    }
+
+    /// One mail transaction. Returns the outcomes and whether the session
+    /// can be reused.
+    async fn transaction(
+        &self,
+        session: &mut Session,
+        req: &DeliveryRequest,
+    ) -> (Vec<Outcome>, bool) {
+        let s = &self.settings;
+        let n = req.recipients.len();
+        let f = session.features.clone();
+        let non_ascii =
+            !req.sender.is_ascii() || req.recipients.iter().any(|r| !r.address.is_ascii());
+        if non_ascii && !f.smtputf8 {
+            let fail = Failure {
+                dsn: "5.6.7".into(),
+                reason: format!(
+                    "SMTPUTF8 is required, but was not offered by host {}[{}]",
+                    session.host,
+                    session.peer.ip()
+                ),
+                permanent: true,
+                diagnostic: None,
+            };
+            return (vec![fail.outcome(); n], true);
+        }
+        let mut mail = format!("MAIL FROM:<{}>", req.sender);
+        if f.size {
+            mail.push_str(&format!(" SIZE={}", req.content.len()));
+        }
+        if f.eight_bit && req.eight_bit_mime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if f.smtputf8 && req.smtputf8 {
+            mail.push_str(" SMTPUTF8");
+        }
+        if f.dsn {
+            if let Some(ret) = &req.ret {
+                mail.push_str(&format!(" RET={ret}"));
+            }
+            if let Some(envid) = &req.envid {
+                mail.push_str(&format!(" ENVID={envid}"));
+            }
+        }
+        mail.push_str("\r\n");
+        let rcpts: Vec<String> = req
+            .recipients
+            .iter()
+            .map(|r| {
+                let mut line = format!("RCPT TO:<{}>", r.address);
+                if f.dsn {
+                    if let Some(notify) = &r.notify {
+                        line.push_str(&format!(" NOTIFY={notify}"));
+                    }
+                    if let Some(orcpt) = &r.orcpt {
+                        line.push_str(&format!(" ORCPT={orcpt}"));
+                    }
+                }
+                line.push_str("\r\n");
+                line
+            })
+            .collect();
+
+        let lost =
+            |session: &Session, e: std::io::Error, what: &str| stage_failure(session, e, what);
+        // With PIPELINING, MAIL, every RCPT and DATA go in one write.
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+        let all = |f: &Failure| vec![f.outcome(); n];
+        if f.pipelining {
+            let mut batch = mail.clone().into_bytes();
+            for r in &rcpts {
+                batch.extend_from_slice(r.as_bytes());
+            }
+            batch.extend_from_slice(b"DATA\r\n");
+            if let Err(e) = send(session, &batch, s.mail_timeout).await {
+                return (all(&lost(session, e, "sending MAIL FROM")), false);
+            }
+        } else if let Err(e) = send(session, mail.as_bytes(), s.mail_timeout).await {
+            return (all(&lost(session, e, "sending MAIL FROM")), false);
+        }
+        let reply = match read_reply(session, s.mail_timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    all(&lost(session, e, "receiving the MAIL FROM reply")),
+                    false,
+                );
+            }
+        };
+        let mail_ok = reply.is_positive();
+        let mail_failure =
+            (!mail_ok).then(|| reply_failure(session, &reply, "MAIL FROM command", true));
+        let mut accepted = 0;
+        for (i, line) in rcpts.iter().enumerate() {
+            if !f.pipelining {
+                if !mail_ok {
+                    break;
+                }
+                if let Err(e) = send(session, line.as_bytes(), s.rcpt_timeout).await {
+                    return (fill(outcomes, &lost(session, e, "sending RCPT TO")), false);
+                }
+            }
+            let reply = match read_reply(session, s.rcpt_timeout).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return (
+                        fill(outcomes, &lost(session, e, "receiving the RCPT TO reply")),
+                        false,
+                    );
+                }
+            };
+            if !mail_ok {
+                continue; // pipelined RCPTs after a refused MAIL
+            }
+            if reply.is_positive() {
+                accepted += 1;
+            } else {
+                outcomes[i] =
+                    Some(reply_failure(session, &reply, "RCPT TO command", true).outcome());
+            }
+        }
+        if let Some(fail) = mail_failure {
+            if f.pipelining {
+                let _ = read_reply(session, s.data_init_timeout).await; // the DATA reply
+            }
+            let reusable = reset(session, s.helo_timeout).await;
+            return (fill(outcomes, &fail), reusable);
+        }
+        if !f.pipelining
+            && accepted > 0
+            && let Err(e) = send(session, b"DATA\r\n", s.data_init_timeout).await
+        {
+            return (fill(outcomes, &lost(session, e, "sending DATA")), false);
+        }
+        if accepted == 0 {
+            if f.pipelining {
+                let _ = read_reply(session, s.data_init_timeout).await;
+            }
+            let reusable = reset(session, s.helo_timeout).await;
+            let none = Failure::soft("4.0.0", "no recipient accepted".into());
+            return (fill(outcomes, &none), reusable);
+        }
+        let reply = match read_reply(session, s.data_init_timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    fill(outcomes, &lost(session, e, "receiving the DATA reply")),
+                    false,
+                );
+            }
+        };
+        if reply.code() != 354 {
+            let fail = reply_failure(session, &reply, "DATA command", true);
+            let reusable = reset(session, s.helo_timeout).await;
+            return (fill(outcomes, &fail), reusable);
+        }
+        let body = dot_stuff(&req.content);
+        if let Err(e) = send(session, &body, s.data_xfer_timeout).await {
+            return (
+                fill(outcomes, &lost(session, e, "sending message body")),
+                false,
+            );
+        }
+        let reply = match read_reply(session, s.data_done_timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    fill(
+                        outcomes,
+                        &lost(session, e, "receiving the end of data reply"),
+                    ),
+                    false,
+                );
+            }
+        };
+        if reply.is_positive() {
+            let dsn = reply
+                .enhanced_code()
+                .map_or_else(|| "2.0.0".to_owned(), |c| c.to_string());
+            let sent = Outcome::Sent {
+                dsn,
+                reply: reply.to_string(),
+            };
+            let out = outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or_else(|| sent.clone()))
+                .collect();
+            return (out, true);
+        }
+        let fail = reply_failure(session, &reply, "end of DATA command", true);
+        (fill(outcomes, &fail), true)
+    }
+}
+
+/// Outcomes not yet decided get `f`.
+fn fill(outcomes: Vec<Option<Outcome>>, f: &Failure) -> Vec<Outcome> {
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| f.outcome()))
+        .collect()
+}
+
+/// RSET after a failed transaction; the session is reusable if it answers.
+async fn reset(session: &mut Session, timeout: Duration) -> bool {
+    send(session, b"RSET\r\n", timeout).await.is_ok()
+        && read_reply(session, timeout)
+            .await
+            .is_ok_and(|r| r.is_positive())
+}
+
+/// RFC 5321 §4.5.2 transparency, plus the end of data. Content is stored
+/// with CRLF line ends; a final line without one gets it.
+fn dot_stuff(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
+    let mut line_start = true;
+    for &b in content {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !content.is_empty() && !content.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+async fn send(session: &mut Session, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    let stream = session.stream.get_mut();
+    match tokio::time::timeout(timeout, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+async fn read_reply(session: &mut Session, timeout: Duration) -> std::io::Result<Reply> {
+    let mut parser = ReplyParser::new();
+    let read = async {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = (&mut session.stream)
+                .take(towerpost_protocol::MAX_REPLY_LINE as u64 + 2)
+                .read_until(b'\n', &mut line)
+                .await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\r', '\n']);
+            match parser.line(text) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
+        std::io::ErrorKind::TimedOut => "Connection timed out".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Postfix's wording for a lost or stalled session.
+fn stage_failure(session: &Session, e: std::io::Error, stage: &str) -> Failure {
+    let host = format!("{}[{}]", session.host, session.peer.ip());
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        Failure::soft(
+            "4.4.2",
+            format!("conversation with {host} timed out while {stage}"),
+        )
+    } else {
+        Failure::soft(
+            "4.4.2",
+            format!("lost connection with {host} while {stage}"),
+        )
+    }
+}
+
+/// A negative reply: 4xx defers, 5xx bounces (when `may_bounce`).
+fn reply_failure(session: &Session, reply: &Reply, command: &str, may_bounce: bool) -> Failure {
+    let permanent = may_bounce && reply.code() >= 500;
+    let dsn = reply
+        .enhanced_code()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| format!("{}.0.0", reply.code() / 100));
+    let text = reply.to_string();
+    Failure {
+        dsn,
+        reason: format!(
+            "host {}[{}] said: {text} (in reply to {command})",
+            session.host,
+            session.peer.ip()
+        ),
+        permanent,
+        diagnostic: Some(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nexthop_forms() {
+        assert_eq!(
+            parse_nexthop("[127.0.0.1]:2526"),
+            ("127.0.0.1".into(), 2526, false)
+        );
+        assert_eq!(
+            parse_nexthop("[mail.example]"),
+            ("mail.example".into(), 25, false)
+        );
+        assert_eq!(
+            parse_nexthop("example.com"),
+            ("example.com".into(), 25, true)
+        );
+        assert_eq!(
+            parse_nexthop("example.com:587"),
+            ("example.com".into(), 587, true)
+        );
+        assert_eq!(parse_nexthop("[ipv6:::1]:26"), ("::1".into(), 26, false));
+    }
+
+    #[test]
+    fn dot_stuffing_and_end_of_data() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(dot_stuff(b".\r\n"), b"..\r\n.\r\n");
+        assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+    }
+}
