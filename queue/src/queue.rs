@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::QueueError;
 use crate::id::{IdGenerator, QueueId};
-use crate::message::{Envelope, QueueEntry};
+use crate::message::{Envelope, QueueEntry, QueueState};
 use crate::shard::Shard;
 use crate::store::{ShardStore, StoreOp};
 
@@ -97,14 +97,47 @@ impl Queue {
         Ok(())
     }
 
-    /// Replaces a stored message's envelope (new state, fewer recipients,
-    /// next attempt). A message deleted meanwhile stays deleted.
+    /// Replaces a stored message's envelope after a delivery attempt (new
+    /// state, fewer recipients, next attempt). A message deleted meanwhile
+    /// stays deleted; one put on hold meanwhile stays on hold.
     pub async fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        self.write_envelope(id, envelope, true).await
+    }
+
+    async fn write_envelope(
+        &self,
+        id: QueueId,
+        envelope: &Envelope,
+        keep_hold: bool,
+    ) -> Result<(), QueueError> {
         let envelope = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
         self.shard_of(id)
             .await?
-            .apply(StoreOp::Update { id, envelope })
+            .apply(StoreOp::Update {
+                id,
+                envelope,
+                keep_hold,
+            })
             .await
+    }
+
+    /// Applies an operator's change (hold, release, requeue) to a stored
+    /// message; returns `false` when there is no such message. A message
+    /// that becomes due is handed to the queue manager at once.
+    pub async fn modify(
+        &self,
+        id: QueueId,
+        change: impl FnOnce(&mut Envelope),
+    ) -> Result<bool, QueueError> {
+        let Some(mut envelope) = self.envelope(id).await? else {
+            return Ok(false);
+        };
+        change(&mut envelope);
+        self.write_envelope(id, &envelope, false).await?;
+        if envelope.state != QueueState::Hold {
+            let _ = self.inner.arrivals.send(id);
+        }
+        Ok(true)
     }
 
     /// Removes a message (delivered, bounced or deleted).

@@ -7,7 +7,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use crate::error::QueueError;
 use crate::id::QueueId;
-use crate::message::{Envelope, QueueEntry};
+use crate::message::{Envelope, QueueEntry, QueueState};
 
 const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
 const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
@@ -22,7 +22,13 @@ pub(crate) enum StoreOp {
         content: Vec<u8>,
     },
     /// A new envelope for a stored message (state, recipients, next attempt).
-    Update { id: QueueId, envelope: Vec<u8> },
+    /// With `keep_hold`, a message the operator put on hold meanwhile stays
+    /// on hold (the queue manager's updates race with `queue hold`).
+    Update {
+        id: QueueId,
+        envelope: Vec<u8>,
+        keep_hold: bool,
+    },
     /// The message is done: remove it.
     Remove { id: QueueId },
 }
@@ -84,18 +90,35 @@ impl ShardStore {
                             .insert(id.as_u64(), env.as_slice())
                             .map_err(|e| QueueError::storage(ctx(), e))?;
                     }
-                    StoreOp::Update { id, envelope: env } => {
+                    StoreOp::Update {
+                        id,
+                        envelope: env,
+                        keep_hold,
+                    } => {
                         // Only a message that is still there: a concurrent
                         // delete must not be undone by a late update.
-                        let exists = envelope
+                        let held = match envelope
                             .get(id.as_u64())
                             .map_err(|e| QueueError::storage(ctx(), e))?
-                            .is_some();
-                        if exists {
-                            envelope
-                                .insert(id.as_u64(), env.as_slice())
-                                .map_err(|e| QueueError::storage(ctx(), e))?;
-                        }
+                        {
+                            None => continue,
+                            Some(old) => {
+                                *keep_hold
+                                    && serde_json::from_slice::<Envelope>(old.value())
+                                        .is_ok_and(|e| e.state == QueueState::Hold)
+                            }
+                        };
+                        let bytes = if held {
+                            let mut new: Envelope = serde_json::from_slice(env)
+                                .map_err(|e| QueueError::codec(*id, e))?;
+                            new.state = QueueState::Hold;
+                            serde_json::to_vec(&new).map_err(|e| QueueError::codec(*id, e))?
+                        } else {
+                            env.clone()
+                        };
+                        envelope
+                            .insert(id.as_u64(), bytes.as_slice())
+                            .map_err(|e| QueueError::storage(ctx(), e))?;
                     }
                     StoreOp::Remove { id } => {
                         content

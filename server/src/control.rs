@@ -1,18 +1,21 @@
 //! The control socket: how the CLI talks to a running server.
 //!
-//! A Unix stream socket at `<queue_directory>/control.sock`. The client
-//! sends one JSON request line; the server answers with one JSON line and
-//! closes. Mode 0666: the only request so far (`list`) is what Postfix's
-//! `mailq` shows any local user. Requests that change the queue will check
-//! the peer's uid (SO_PEERCRED) when they arrive.
+//! A Unix stream socket at `<queue_directory>/control.sock`, mode 0666. The
+//! client sends one JSON request line; the server answers with one JSON
+//! line and closes. Reading the queue (`list`, `show`) is open to every
+//! local user, as Postfix's `mailq` is; changing it (`hold`, `release`,
+//! `delete`, `requeue`) is for root and the user the server runs as, as
+//! Postfix's `postsuper` is. The peer is identified by SO_PEERCRED, not by
+//! anything it says.
 
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
-use towerpost_queue::{Queue, QueueEntry};
+use towerpost_queue::{Envelope, Queue, QueueEntry, QueueId, QueueState, RecipientStatus};
 
 use crate::listener::ServeError;
 
@@ -23,11 +26,49 @@ pub const SOCKET_NAME: &str = "control.sock";
 const MAX_REQUEST: u64 = 64 * 1024;
 
 /// A request to the server.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum ControlRequest {
     /// List the queue.
     List,
+    /// One message in full: envelope, recipients, next attempt.
+    Show {
+        /// The queue id.
+        id: String,
+    },
+    /// Change messages (`postsuper -h/-H/-d/-r`); `ids` may be `["ALL"]`.
+    Change {
+        /// What to do.
+        action: QueueAction,
+        /// Queue ids, or `ALL`.
+        ids: Vec<String>,
+    },
+}
+
+/// An operator's change to queued messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueAction {
+    /// Put on hold: never retried until released (`postsuper -h`).
+    Hold,
+    /// Release from hold, due now (`postsuper -H`).
+    Release,
+    /// Delete (`postsuper -d`).
+    Delete,
+    /// Schedule now, as if new (`postsuper -r`).
+    Requeue,
+}
+
+impl QueueAction {
+    /// The per-message line and the summary word, as postsuper prints them.
+    pub fn words(self) -> (&'static str, &'static str) {
+        match self {
+            QueueAction::Hold => ("placed on hold", "Placed on hold"),
+            QueueAction::Release => ("released from hold", "Released from hold"),
+            QueueAction::Delete => ("removed", "Deleted"),
+            QueueAction::Requeue => ("requeued", "Requeued"),
+        }
+    }
 }
 
 /// The server's answer.
@@ -36,6 +77,15 @@ pub enum ControlRequest {
 pub enum ControlResponse {
     /// The queue's messages.
     Entries(Vec<QueueEntry>),
+    /// One message.
+    Message(QueueEntry),
+    /// What a change did: ids changed, and ids not found.
+    Changed {
+        /// Ids that were changed.
+        done: Vec<String>,
+        /// Ids that are not in the queue (or malformed).
+        missing: Vec<String>,
+    },
     /// The request failed; the text says why.
     Error(String),
 }
@@ -104,23 +154,124 @@ impl ControlServer {
     }
 }
 
+/// Whether a local user may change the queue: root or the server's user
+/// (the owner of `/proc/self`, which needs no unsafe `getuid` call).
+fn privileged(uid: u32) -> bool {
+    uid == 0
+        || std::fs::metadata("/proc/self").is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == uid
+        })
+}
+
 async fn handle(stream: UnixStream, queue: Queue) -> std::io::Result<()> {
+    let uid = stream.peer_cred().map(|c| c.uid()).ok();
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST))
         .read_line(&mut line)
         .await?;
     let response = match serde_json::from_str::<ControlRequest>(&line) {
-        Ok(ControlRequest::List) => match queue.entries().await {
-            Ok(entries) => ControlResponse::Entries(entries),
-            Err(e) => ControlResponse::Error(e.to_string()),
-        },
+        Ok(ControlRequest::Change { action, .. }) if !uid.is_some_and(privileged) => {
+            ControlResponse::Error(format!(
+                "permission denied: only root and the queue owner may {} messages",
+                format!("{action:?}").to_ascii_lowercase()
+            ))
+        }
+        Ok(request) => execute(&queue, request).await,
         Err(e) => ControlResponse::Error(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+/// Carries out a request on `queue`: by the server for the socket, and by
+/// the CLI directly when no server runs.
+pub async fn execute(queue: &Queue, request: ControlRequest) -> ControlResponse {
+    match run_request(queue, request).await {
+        Ok(r) => r,
+        Err(e) => ControlResponse::Error(e.to_string()),
+    }
+}
+
+async fn run_request(
+    queue: &Queue,
+    request: ControlRequest,
+) -> Result<ControlResponse, towerpost_queue::QueueError> {
+    Ok(match request {
+        ControlRequest::List => ControlResponse::Entries(queue.entries().await?),
+        ControlRequest::Show { id } => match id.parse::<QueueId>() {
+            Ok(qid) => match queue.envelope(qid).await? {
+                Some(envelope) => ControlResponse::Message(QueueEntry { id: qid, envelope }),
+                None => ControlResponse::Changed {
+                    done: vec![],
+                    missing: vec![id],
+                },
+            },
+            Err(_) => ControlResponse::Changed {
+                done: vec![],
+                missing: vec![id],
+            },
+        },
+        ControlRequest::Change { action, ids } => {
+            let targets: Vec<String> = if ids.iter().any(|i| i.eq_ignore_ascii_case("ALL")) {
+                queue
+                    .entries()
+                    .await?
+                    .into_iter()
+                    .map(|e| e.id.to_string())
+                    .collect()
+            } else {
+                ids
+            };
+            let mut done = Vec::new();
+            let mut missing = Vec::new();
+            for text in targets {
+                let Ok(id) = text.parse::<QueueId>() else {
+                    missing.push(text);
+                    continue;
+                };
+                let found = match action {
+                    QueueAction::Delete => {
+                        let found = queue.envelope(id).await?.is_some();
+                        if found {
+                            queue.remove(id).await?;
+                        }
+                        found
+                    }
+                    QueueAction::Hold => queue.modify(id, |e| e.state = QueueState::Hold).await?,
+                    QueueAction::Release => {
+                        queue
+                            .modify(id, |e| {
+                                if e.state == QueueState::Hold {
+                                    e.state = QueueState::Deferred;
+                                    e.next_attempt = 0;
+                                }
+                            })
+                            .await?
+                    }
+                    QueueAction::Requeue => queue.modify(id, requeue).await?,
+                };
+                if found {
+                    done.push(text);
+                } else {
+                    missing.push(text);
+                }
+            }
+            ControlResponse::Changed { done, missing }
+        }
+    })
+}
+
+/// `postsuper -r`: due now, as if it had just arrived (a held message
+/// stays held, as with Postfix).
+fn requeue(e: &mut Envelope) {
+    if e.state != QueueState::Hold {
+        e.state = QueueState::Incoming;
+        e.next_attempt = 0;
+    }
 }
 
 /// Sends one request to a running server. `Ok(None)` means no server
@@ -151,4 +302,49 @@ pub async fn request(
     serde_json::from_str(&answer)
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// `queue show`: the envelope and each recipient's state, readable.
+pub fn format_show(entry: &QueueEntry) -> String {
+    let e = &entry.envelope;
+    let when =
+        |secs: u64| httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    let mut out = format!(
+        "queue_id: {}\nqueue_name: {}\narrival_time: {}\nsize: {}\nsender: {}\nclient: {}\nhelo: {}\n",
+        entry.id,
+        e.state.name(),
+        when(e.arrival_time),
+        e.size,
+        if e.sender.is_empty() {
+            "MAILER-DAEMON"
+        } else {
+            &e.sender
+        },
+        e.client,
+        e.helo,
+    );
+    if e.state == QueueState::Deferred {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        out.push_str(&format!(
+            "next_attempt: {} (in {}s)\n",
+            when(e.next_attempt),
+            e.next_attempt.saturating_sub(now)
+        ));
+    }
+    for r in &e.recipients {
+        match &r.status {
+            RecipientStatus::Pending => {
+                out.push_str(&format!("recipient: {} (pending)\n", r.address))
+            }
+            RecipientStatus::Deferred { dsn, reason } => {
+                out.push_str(&format!(
+                    "recipient: {} (deferred, dsn={dsn}: {reason})\n",
+                    r.address
+                ));
+            }
+        }
+    }
+    out
 }

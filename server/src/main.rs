@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use towerpost::control::{self, ControlRequest, ControlResponse};
+use towerpost::control::{self, ControlRequest, ControlResponse, QueueAction};
 use towerpost::queue_list::{format_json, format_listing};
 use towerpost_config::Config;
 
@@ -62,6 +62,35 @@ enum QueueCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show one message: envelope, recipients and their status, next attempt.
+    Show {
+        /// The queue id.
+        id: String,
+    },
+    /// Put messages on hold (`postsuper -h`); `ALL` for every message.
+    Hold {
+        /// Queue ids, or ALL.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Release held messages, due now (`postsuper -H`).
+    Release {
+        /// Queue ids, or ALL.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Delete messages (`postsuper -d`).
+    Delete {
+        /// Queue ids, or ALL.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Schedule messages for delivery now (`postsuper -r`).
+    Requeue {
+        /// Queue ids, or ALL.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, ExitCode> {
@@ -97,9 +126,17 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Serve => run_async(serve(config)),
-        Cmd::Queue {
-            action: QueueCmd::List { json },
-        } => run_async(list(config, *json)),
+        Cmd::Queue { action } => {
+            let (request, json) = match action {
+                QueueCmd::List { json } => (ControlRequest::List, *json),
+                QueueCmd::Show { id } => (ControlRequest::Show { id: id.clone() }, false),
+                QueueCmd::Hold { ids } => (change(QueueAction::Hold, ids), false),
+                QueueCmd::Release { ids } => (change(QueueAction::Release, ids), false),
+                QueueCmd::Delete { ids } => (change(QueueAction::Delete, ids), false),
+                QueueCmd::Requeue { ids } => (change(QueueAction::Requeue, ids), false),
+            };
+            run_async(queue_command(config, request, json))
+        }
     }
 }
 
@@ -142,16 +179,26 @@ async fn serve(config: Config) -> ExitCode {
     }
 }
 
-async fn list(config: Config, json: bool) -> ExitCode {
-    let entries = match control::request(&config.queue_directory, &ControlRequest::List).await {
-        Ok(Some(ControlResponse::Entries(entries))) => entries,
-        Ok(Some(ControlResponse::Error(e))) => {
-            eprintln!("towerpost: fatal: {e}");
-            return ExitCode::from(EX_UNAVAILABLE);
-        }
-        // No server running: read the queue files directly.
-        Ok(None) => match read_offline(&config).await {
-            Ok(entries) => entries,
+fn change(action: QueueAction, ids: &[String]) -> ControlRequest {
+    ControlRequest::Change {
+        action,
+        ids: ids.to_vec(),
+    }
+}
+
+/// sysexits(3): no such input (an unknown queue id).
+const EX_NOINPUT: u8 = 66;
+
+async fn queue_command(config: Config, request: ControlRequest, json: bool) -> ExitCode {
+    let action = match &request {
+        ControlRequest::Change { action, .. } => Some(*action),
+        _ => None,
+    };
+    let response = match control::request(&config.queue_directory, &request).await {
+        Ok(Some(response)) => response,
+        // No server running: work on the queue files directly.
+        Ok(None) => match offline(&config, request).await {
+            Ok(response) => response,
             Err(e) => {
                 eprintln!("towerpost: fatal: {e}");
                 return ExitCode::from(EX_UNAVAILABLE);
@@ -165,23 +212,57 @@ async fn list(config: Config, json: bool) -> ExitCode {
             return ExitCode::from(EX_UNAVAILABLE);
         }
     };
-    if json {
-        print!("{}", format_json(&entries));
-    } else {
-        print!("{}", format_listing(&entries));
+    match response {
+        ControlResponse::Entries(entries) => {
+            if json {
+                print!("{}", format_json(&entries));
+            } else {
+                print!("{}", format_listing(&entries));
+            }
+            ExitCode::SUCCESS
+        }
+        ControlResponse::Message(entry) => {
+            print!("{}", control::format_show(&entry));
+            ExitCode::SUCCESS
+        }
+        ControlResponse::Changed { done, missing } => {
+            let (each, summary) = action.map_or(("", ""), QueueAction::words);
+            for id in &done {
+                println!("towerpost: {id}: {each}");
+            }
+            if !summary.is_empty() {
+                let n = done.len();
+                println!(
+                    "towerpost: {summary}: {n} message{}",
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+            for id in &missing {
+                eprintln!("towerpost: {id}: no such message in the queue");
+            }
+            if missing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EX_NOINPUT)
+            }
+        }
+        ControlResponse::Error(e) => {
+            eprintln!("towerpost: fatal: {e}");
+            ExitCode::from(EX_UNAVAILABLE)
+        }
     }
-    ExitCode::SUCCESS
 }
 
-async fn read_offline(
+async fn offline(
     config: &Config,
-) -> Result<Vec<towerpost_queue::QueueEntry>, towerpost_queue::QueueError> {
+    request: ControlRequest,
+) -> Result<ControlResponse, towerpost_queue::QueueError> {
     let queue = towerpost_queue::Queue::open(towerpost_queue::QueueSettings {
         directory: config.queue_directory.clone(),
         shards: config.queue_shard_count,
     })
     .await?;
-    let entries = queue.entries().await;
+    let response = control::execute(&queue, request).await;
     queue.shutdown().await;
-    entries
+    Ok(response)
 }

@@ -57,6 +57,10 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
     if envelope.state == QueueState::Hold {
         return Ok(Disposition::Done); // held meanwhile
     }
+    if envelope.state == QueueState::Deferred && envelope.next_attempt > unix(now) {
+        // A stale schedule entry (the message was deferred again since).
+        return Ok(Disposition::Deferred(envelope.next_attempt));
+    }
     let Some(content) = shared.queue.content(id).await? else {
         return Ok(Disposition::Done);
     };

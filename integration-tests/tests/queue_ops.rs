@@ -1,0 +1,112 @@
+//! Operator commands on the queue: show, hold, release, delete, requeue.
+
+use std::time::Duration;
+
+use integration_tests::sink::Sink;
+use integration_tests::{Server, queued_id};
+
+fn send(server: &Server, subject: &str) -> String {
+    let mut c = server.client();
+    let reply = c.send_mail(
+        "a@example.test",
+        &["b@example.test"],
+        &format!("Subject: {subject}\r\n\r\nx\r\n"),
+    );
+    queued_id(&reply)
+}
+
+/// A server relaying to a sink that is down, with Postfix's default
+/// backoff (so nothing is retried during the test unless an operator says so).
+fn parked() -> (Server, u16) {
+    let port = Sink::start().stop();
+    let server = Server::start(&format!(
+        "queue_run_delay = \"1s\"\nrelayhost = \"[127.0.0.1]:{port}\""
+    ));
+    (server, port)
+}
+
+#[test]
+fn show_hold_release_and_requeue() {
+    let (server, port) = parked();
+    let id = send(&server, "ops");
+    server.wait_for_log(&format!("{id}: to=<b@example.test>, relay=none"));
+
+    let (status, out, _) = server.cli(&["queue", "show", &id]);
+    assert!(status.success());
+    assert!(out.contains("queue_name: deferred"), "{out}");
+    assert!(
+        out.contains("recipient: b@example.test (deferred, dsn=4.4.1: connect to"),
+        "{out}"
+    );
+
+    let (status, out, _) = server.cli(&["queue", "hold", &id]);
+    assert!(status.success());
+    assert_eq!(
+        out,
+        format!("towerpost: {id}: placed on hold\ntowerpost: Placed on hold: 1 message\n")
+    );
+    let (_, listing, _) = server.cli(&["queue", "list"]);
+    assert!(listing.contains(&format!("{id}!")), "held mark: {listing}");
+
+    // The next hop comes back, but held mail stays put.
+    let sink = Sink::start_on(port);
+    let (status, _, _) = server.cli(&["queue", "requeue", &id]);
+    assert!(status.success());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(sink.messages().is_empty(), "held mail was delivered");
+    assert_eq!(server.queue()[0]["queue_name"], "hold");
+
+    let (status, out, _) = server.cli(&["queue", "release", &id]);
+    assert!(status.success(), "{out}");
+    assert_eq!(sink.wait_for(1, Duration::from_secs(20)).len(), 1);
+    server.wait_for_log(&format!("{id}: removed"));
+}
+
+#[test]
+fn requeue_skips_the_backoff() {
+    let (server, port) = parked();
+    let id = send(&server, "requeue");
+    server.wait_for_log(&format!("{id}: to=<b@example.test>, relay=none"));
+    let sink = Sink::start_on(port);
+    // minimal_backoff_time is 300s: only the requeue can deliver it now.
+    let (status, out, _) = server.cli(&["queue", "requeue", "ALL"]);
+    assert!(status.success());
+    assert!(out.contains(&format!("towerpost: {id}: requeued")), "{out}");
+    assert_eq!(sink.wait_for(1, Duration::from_secs(20)).len(), 1);
+}
+
+#[test]
+fn delete_removes_and_unknown_ids_fail_clearly() {
+    let (server, _port) = parked();
+    let id = send(&server, "delete");
+    let (status, out, _) = server.cli(&["queue", "delete", &id]);
+    assert!(status.success());
+    assert!(out.contains(&format!("towerpost: {id}: removed")));
+    assert!(server.queue().is_empty());
+
+    let (status, _, err) = server.cli(&["queue", "delete", &id, "NOTANID"]);
+    assert_eq!(status.code(), Some(66));
+    assert!(
+        err.contains(&format!("towerpost: {id}: no such message in the queue")),
+        "{err}"
+    );
+    assert!(
+        err.contains("towerpost: NOTANID: no such message in the queue"),
+        "{err}"
+    );
+    let (status, _, err) = server.cli(&["queue", "show", &id]);
+    assert_eq!(status.code(), Some(66));
+    assert!(err.contains("no such message"));
+}
+
+#[test]
+fn operations_work_without_a_running_server() {
+    let (mut server, _port) = parked();
+    let id = send(&server, "offline");
+    server.terminate();
+    let (status, out, err) = server.cli(&["queue", "hold", &id]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("placed on hold"));
+    server.restart();
+    assert_eq!(server.queue()[0]["queue_name"], "hold");
+}
