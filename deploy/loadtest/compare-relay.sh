@@ -42,6 +42,8 @@
 #                         DEADLINE (a note is printed)                   [1]
 #   INTERLEAVE            1 = P T P T ...; 0 = all Postfix runs first    [1]
 #   SETTLE                seconds to sleep after "sync" between runs      [1]
+#   KEEP_RUNS             1 = keep every run directory (logs, queue, sink
+#                         counters); default: only failed runs are kept   [0]
 #   ACCEPT_BENCH_RECONNECT  passed to accept-bench.sh                     [0]
 #
 # Needs root (Postfix instance; smtp-sink runs as "nobody").  All traffic
@@ -81,6 +83,7 @@ DEADLINE=${DEADLINE:-900}
 AUTO_SCALE=${AUTO_SCALE:-1}
 INTERLEAVE=${INTERLEAVE:-1}
 SETTLE=${SETTLE:-1}
+KEEP_RUNS=${KEEP_RUNS:-0}
 export ACCEPT_BENCH_RECONNECT=${ACCEPT_BENCH_RECONNECT:-0}
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (Postfix instance, smtp-sink -u)"
@@ -256,12 +259,12 @@ start_postfix_in() {
 
 queue_postfix() {
     # Every message-carrying queue; bounce/defer/trace/flush hold logs only.
-    local d q=()
+    local d qdirs=()
     for d in maildrop incoming active deferred hold; do
-        [[ -d $1/queue/$d ]] && q+=("$1/queue/$d")
+        [[ -d $1/queue/$d ]] && qdirs+=("$1/queue/$d")
     done
-    ((${#q[@]} > 0)) || return 1
-    find "${q[@]}" -type f | wc -l
+    ((${#qdirs[@]} > 0)) || return 1
+    find "${qdirs[@]}" -type f | wc -l
 }
 
 log_postfix() { echo "$1/log/maillog"; }
@@ -335,7 +338,7 @@ count() {
 DRAIN_INFO=
 wait_drain() {
     local server=$1 dir=$2 expected=$3 deadline=$4
-    local t last=-1 last_change last_q=0 q=?
+    local t last=-1 last_change last_q=0 q='?'
     last_change=$(now_us)
     while :; do
         sink_counters "$dir"
@@ -350,7 +353,7 @@ wait_drain() {
             if q=$("queue_$server" "$dir"); then
                 ((q == 0)) && return 0
             else
-                q=?
+                q='?'
             fi
         fi
         if ((t >= deadline)); then
@@ -381,7 +384,7 @@ RUN_RSS=
 run_one() {
     local server=$1 s=$2 m=$3 r=$4 dir port sinkport line t0 t1 secs rate
     local asecs logf sent deferred bounced expired warns rss=- i rc=0 problems=()
-    local line= t0=0 t1=0
+    local line='' t0=0 t1=0
     RUN_RSS=
     dir=$scratch/$server-s$s-r$r
     rm -rf "$dir"
@@ -484,7 +487,7 @@ run_one() {
         "sent=$sent deferred=0 bounced=0 warnings=$warns$(
             [[ $server == towerpost ]] && echo "; peak RSS ${rss} KiB"
         ))"
-    rm -rf "$dir" # the queue/log can be large; kept only on trouble
+    [[ $KEEP_RUNS == 1 ]] || rm -rf "$dir" # queue/log can be large; kept on trouble
     settle
     RUN_RATE=$rate
     RUN_RSS=$rss

@@ -329,3 +329,30 @@ fn delivers_to_postfix_smtp_sink() {
     let _ = sink.kill();
     let _ = sink.wait();
 }
+
+#[test]
+fn delayed_mail_warns_the_sender_once() {
+    let sink = Sink::start();
+    let dead = Sink::start().stop();
+    let server = Server::start(&format!(
+        "{}\ndelay_warning_time = \"1s\"\n[transport_maps]\n\"down.test\" = \"smtp:[127.0.0.1]:{dead}\"\n",
+        relay_to(&sink)
+    ));
+    let id = send(&server, "sender@example.test", &["rcpt@down.test"], "slow");
+    let got = sink.wait_for(1, Duration::from_secs(30));
+    let warning = &got[0];
+    assert_eq!(warning.mail_from, "");
+    assert_eq!(warning.rcpt_to, ["sender@example.test"]);
+    let text = String::from_utf8_lossy(&warning.data);
+    assert!(
+        text.contains("Subject: Delayed Mail (still being retried)"),
+        "{text}"
+    );
+    assert!(text.contains("Action: delayed"), "{text}");
+    assert!(text.contains("Will-Retry-Until:"), "{text}");
+    server.wait_for_log(&format!("{id}: sender delay notification:"));
+    // Further retries do not warn again.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(server.queue().len(), 1, "the original is still queued");
+}

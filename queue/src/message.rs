@@ -106,6 +106,9 @@ pub struct Envelope {
     /// When a deferred message is due again, seconds since the Unix epoch.
     #[serde(default)]
     pub next_attempt: u64,
+    /// The sender was told the message is delayed (`delay_warning_time`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay_warned: bool,
     /// The client's address as `name[ip]` (Postfix's `client=` value).
     #[serde(default)]
     pub client: String,

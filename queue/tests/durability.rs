@@ -10,6 +10,7 @@ fn envelope(rcpt: &str) -> Envelope {
         size: 5,
         state: QueueState::Incoming,
         next_attempt: 0,
+        delay_warned: false,
         client: "localhost[127.0.0.1]".into(),
         helo: "client.test".into(),
         eight_bit_mime: false,

@@ -195,6 +195,7 @@ impl SmtpCore {
             size: content.len() as u64,
             state: QueueState::Incoming,
             next_attempt: 0,
+            delay_warned: false,
             client: session.client_name(),
             helo: session.helo.clone().unwrap_or_default(),
             eight_bit_mime: txn.params.body == towerpost_protocol::Body::EightBitMime,

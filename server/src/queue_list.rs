@@ -107,6 +107,7 @@ mod tests {
                 size: 346,
                 state: QueueState::Incoming,
                 next_attempt: 0,
+                delay_warned: false,
                 client: String::new(),
                 helo: String::new(),
                 eight_bit_mime: false,

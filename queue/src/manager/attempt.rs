@@ -168,7 +168,7 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
     if !bounced.is_empty() {
         // The notification is stored before the original forgets the
         // recipients: a crash in between sends it twice, never not at all.
-        if let Err(e) = notify_sender(shared, id, &envelope, &content, &bounced, now).await {
+        if let Err(e) = notify_sender(shared, id, &envelope, &content, &bounced, now, None).await {
             tracing::error!(target: TARGET, "{id}: cannot queue the non-delivery notification: {e}; will retry");
             for r in bounced {
                 let mut recipient = r.recipient;
@@ -191,6 +191,17 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
         shared.settings.minimal_backoff_time,
         shared.settings.maximal_backoff_time,
     );
+    let warn_after = shared.settings.delay_warning_time;
+    if !warn_after.is_zero() && !envelope.delay_warned && age >= warn_after {
+        let delayed: Vec<Result1> = delayed_results(&remaining);
+        let until = arrival + lifetime;
+        match notify_sender(shared, id, &envelope, &content, &delayed, now, Some(until)).await {
+            Ok(()) => envelope.delay_warned = true,
+            Err(e) => {
+                tracing::warn!(target: TARGET, "{id}: cannot queue the delay notification: {e}")
+            }
+        }
+    }
     envelope.recipients = remaining;
     envelope.state = QueueState::Deferred;
     envelope.next_attempt = unix(now + wait);
@@ -299,28 +310,57 @@ async fn deliver(
         .collect()
 }
 
-/// Queues an RFC 3464 non-delivery notification to the sender (never for
-/// the null sender, RFC 5321 §4.5.5; never for recipients that asked for
-/// no failure notice with NOTIFY).
+/// The still-deferred recipients as report entries for a delay warning.
+fn delayed_results(remaining: &[Recipient]) -> Vec<Result1> {
+    remaining
+        .iter()
+        .map(|r| {
+            let (dsn, reason) = match &r.status {
+                RecipientStatus::Deferred { dsn, reason } => (dsn.clone(), reason.clone()),
+                RecipientStatus::Pending => ("4.0.0".to_owned(), "delivery pending".to_owned()),
+            };
+            Result1 {
+                recipient: r.clone(),
+                outcome: Outcome::Deferred { dsn, reason },
+                relay: "none".into(),
+                queued_wait: Duration::ZERO,
+                setup: Duration::ZERO,
+                transmission: Duration::ZERO,
+            }
+        })
+        .collect()
+}
+
+/// Queues an RFC 3464 notification to the sender: a non-delivery report,
+/// or with `retry_until` a delay warning. Never for the null sender (RFC
+/// 5321 §4.5.5), and only for recipients whose NOTIFY asks for it
+/// (default: failures and delays, as Postfix).
 async fn notify_sender(
     shared: &Shared,
     id: QueueId,
     envelope: &Envelope,
     content: &[u8],
-    bounced: &[Result1],
+    results: &[Result1],
     now: SystemTime,
+    retry_until: Option<SystemTime>,
 ) -> Result<(), crate::QueueError> {
     if envelope.sender.is_empty() {
-        tracing::info!(target: TARGET, "{id}: undeliverable notification discarded (null sender)");
+        if retry_until.is_none() {
+            tracing::info!(target: TARGET, "{id}: undeliverable notification discarded (null sender)");
+        }
         return Ok(());
     }
-    let recipients: Vec<DsnRecipient> = bounced
+    let (event, action, what) = match retry_until {
+        Some(_) => ("DELAY", DsnAction::Delayed, "delay"),
+        None => ("FAILURE", DsnAction::Failed, "non-delivery"),
+    };
+    let recipients: Vec<DsnRecipient> = results
         .iter()
         .filter(|r| {
             r.recipient
                 .notify
                 .as_deref()
-                .is_none_or(|n| n.to_ascii_uppercase().contains("FAILURE"))
+                .is_none_or(|n| n.to_ascii_uppercase().contains(event))
         })
         .map(|r| {
             let (dsn, reason, diagnostic) = match &r.outcome {
@@ -335,7 +375,7 @@ async fn notify_sender(
             DsnRecipient {
                 address: r.recipient.address.clone(),
                 orcpt: r.recipient.orcpt.clone(),
-                action: DsnAction::Failed,
+                action,
                 status: dsn,
                 remote_mta: (r.relay != "none").then(|| r.relay.clone()),
                 diagnostic,
@@ -357,7 +397,7 @@ async fn notify_sender(
         original: content,
         headers_only: envelope.ret.as_deref() == Some("HDRS"),
         size_limit: shared.settings.bounce_size_limit,
-        will_retry_until: None,
+        will_retry_until: retry_until,
     };
     let message = build_dsn(&report);
     let bounce_id = shared.queue.new_id();
@@ -368,6 +408,7 @@ async fn notify_sender(
         size: message.len() as u64,
         state: QueueState::Incoming,
         next_attempt: 0,
+        delay_warned: false,
         client: "local".into(),
         helo: String::new(),
         eight_bit_mime: false,
@@ -376,6 +417,6 @@ async fn notify_sender(
         envid: None,
     };
     shared.queue.enqueue(bounce_id, &bounce, message).await?;
-    tracing::info!(target: TARGET, "{id}: sender non-delivery notification: {bounce_id}");
+    tracing::info!(target: TARGET, "{id}: sender {what} notification: {bounce_id}");
     Ok(())
 }

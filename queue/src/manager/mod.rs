@@ -46,6 +46,9 @@ pub struct ManagerSettings {
     pub active_limit: usize,
     /// `bounce_size_limit`: larger originals come back as headers only.
     pub bounce_size_limit: usize,
+    /// `delay_warning_time`: tell the sender once when mail has waited
+    /// this long (zero: never).
+    pub delay_warning_time: Duration,
     /// `soft_bounce`: permanent failures are deferred instead.
     pub soft_bounce: bool,
     /// `defer_transports`: these transports are never attempted; their

@@ -30,6 +30,7 @@ pub fn manager_settings(config: &Config) -> ManagerSettings {
         bounce_queue_lifetime: config.bounce_queue_lifetime,
         active_limit: config.qmgr_message_active_limit,
         bounce_size_limit: config.bounce_size_limit as usize,
+        delay_warning_time: config.delay_warning_time,
         soft_bounce: config.soft_bounce,
         defer_transports: config
             .defer_transports
