@@ -134,73 +134,60 @@ impl ShardStore {
         txn.commit().map_err(|e| QueueError::storage(ctx(), e))
     }
 
-    /// The largest queue id in the shard.
-    pub(crate) fn last_id(&self) -> Result<Option<QueueId>, QueueError> {
+    /// Runs `f` on one table in a read transaction; errors name the file.
+    fn read<T>(
+        &self,
+        table: TableDefinition<'_, u64, &[u8]>,
+        f: impl FnOnce(&redb::ReadOnlyTable<u64, &[u8]>) -> Result<T, redb::StorageError>,
+    ) -> Result<T, QueueError> {
         let ctx = || format!("read {}", self.path.display());
         let txn = self
             .db
             .begin_read()
             .map_err(|e| QueueError::storage(ctx(), e))?;
         let table = txn
-            .open_table(ENVELOPE)
+            .open_table(table)
             .map_err(|e| QueueError::storage(ctx(), e))?;
-        let last = table.last().map_err(|e| QueueError::storage(ctx(), e))?;
-        Ok(last.map(|(k, _)| QueueId::from_u64(k.value())))
+        f(&table).map_err(|e| QueueError::storage(ctx(), e))
+    }
+
+    /// The largest queue id in the shard.
+    pub(crate) fn last_id(&self) -> Result<Option<QueueId>, QueueError> {
+        self.read(ENVELOPE, |t| {
+            Ok(t.last()?.map(|(k, _)| QueueId::from_u64(k.value())))
+        })
     }
 
     /// Every message's envelope, in id order.
     pub(crate) fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
-        let ctx = || format!("read {}", self.path.display());
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn
-            .open_table(ENVELOPE)
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(|e| QueueError::storage(ctx(), e))? {
-            let (k, v) = row.map_err(|e| QueueError::storage(ctx(), e))?;
-            let id = QueueId::from_u64(k.value());
-            let envelope: Envelope =
-                serde_json::from_slice(v.value()).map_err(|e| QueueError::codec(id, e))?;
-            out.push(QueueEntry { id, envelope });
-        }
-        Ok(out)
+        let raw = self.read(ENVELOPE, |t| {
+            t.iter()?
+                .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                let id = QueueId::from_u64(k);
+                let envelope = serde_json::from_slice(&v).map_err(|e| QueueError::codec(id, e))?;
+                Ok(QueueEntry { id, envelope })
+            })
+            .collect()
     }
 
     /// A message's envelope.
     pub(crate) fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
-        let ctx = || format!("read {}", self.path.display());
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn
-            .open_table(ENVELOPE)
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let value = table
-            .get(id.as_u64())
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        value
-            .map(|v| serde_json::from_slice(v.value()).map_err(|e| QueueError::codec(id, e)))
+        let raw = self.read(ENVELOPE, |t| {
+            Ok(t.get(id.as_u64())?.map(|v| v.value().to_vec()))
+        })?;
+        raw.map(|v| serde_json::from_slice(&v).map_err(|e| QueueError::codec(id, e)))
             .transpose()
     }
 
     /// A message's content.
     pub(crate) fn content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
-        let ctx = || format!("read {}", self.path.display());
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn
-            .open_table(CONTENT)
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let value = table
-            .get(id.as_u64())
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        self.read(CONTENT, |t| {
+            Ok(t.get(id.as_u64())?.map(|v| v.value().to_vec()))
+        })
     }
 }
 
