@@ -82,6 +82,15 @@ if [[ -n $TOWERPOST_BIN ]]; then
     TOWERPOST_BIN=$(cd "$(dirname "$TOWERPOST_BIN")" && pwd -P)/${TOWERPOST_BIN##*/}
 fi
 
+# towerpost reads every TOWERPOST_* environment variable (any case) as a
+# configuration key and refuses unknown ones ("unknown key 'bin'"), so this
+# script's own TOWERPOST_BIN/TOWERPOST_EXTRA_TOML must not reach it: keep
+# them as shell variables but stop exporting them.
+while read -r v; do
+    # shellcheck disable=SC2163 # un-export the variable named by $v
+    [[ -n $v ]] && export -n "$v"
+done < <(compgen -e | grep -i '^towerpost_' || true)
+
 declare -A MSGS
 for s in $SESSIONS_LIST; do
     if ! [[ $s =~ ^[0-9]+$ ]] || ((s < 1)); then die "bad session count: $s"; fi

@@ -110,6 +110,17 @@ if [[ -n $TOWERPOST_BIN ]]; then
     TOWERPOST_BIN=$(cd "$(dirname "$TOWERPOST_BIN")" && pwd -P)/${TOWERPOST_BIN##*/}
 fi
 
+# towerpost reads every TOWERPOST_* environment variable (any case) as a
+# configuration key and refuses unknown ones ("unknown key 'bin'"), so this
+# script's own TOWERPOST_BIN/TOWERPOST_EXTRA_TOML, or a developer's
+# TOWERPOST_MESSAGE_SIZE_LIMIT, must not reach it: keep them as shell
+# variables but stop exporting them.  The server's settings come from the
+# generated file only.
+while read -r v; do
+    # shellcheck disable=SC2163 # un-export the variable named by $v
+    [[ -n $v ]] && export -n "$v"
+done < <(compgen -e | grep -i '^towerpost_' || true)
+
 declare -A MSGS
 for s in $SESSIONS_LIST; do
     if ! [[ $s =~ ^[0-9]+$ ]] || ((s < 1)); then die "bad session count: $s"; fi
@@ -253,8 +264,14 @@ sink_counters() {
 # server's mail log.
 
 start_postfix_in() {
-    "$INSTANCE" start "$1" "$POSTFIX_PORT" relay "$2" >/dev/null || return 1
+    # pf_dir first: a SIGTERM that arrives while postfix-instance.sh is
+    # starting the instance is handled after it returns, and the EXIT trap
+    # must then stop that instance.
     pf_dir=$1
+    "$INSTANCE" start "$1" "$POSTFIX_PORT" relay "$2" >/dev/null && return 0
+    if [[ -d $1/etc ]]; then stop_postfix; fi
+    pf_dir=
+    return 1
 }
 
 queue_postfix() {
@@ -467,10 +484,7 @@ run_one() {
     fi
 
     if ((${#problems[@]} > 0)); then
-        log "$server sessions=$s run=$r FAILED: $(
-            IFS=';'
-            echo "${problems[*]}"
-        ); files kept in $dir"
+        log "$server sessions=$s run=$r FAILED: $(printf '%s; ' "${problems[@]}")files kept in $dir"
         [[ -z $line ]] || log "  (acceptance phase: $line)"
         settle
         return 1

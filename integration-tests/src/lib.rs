@@ -33,6 +33,15 @@ pub fn towerpost_bin() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "towerpost", "--bin", "towerpost"]);
+        // Cargo gives a test process variables of its own (CARGO_PKG_*,
+        // CARGO_MANIFEST_DIR, …); passed on, they change what build
+        // scripts see and force a rebuild of half the workspace per run.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR" {
+                cmd.env_remove(name);
+            }
+        }
         if release {
             cmd.arg("--release");
         }

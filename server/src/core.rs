@@ -207,14 +207,6 @@ impl SmtpCore {
             envid: txn.params.envid.clone(),
         };
         queue.enqueue(id, &envelope, content).await?;
-        tracing::info!(
-            target: "towerpost::cleanup",
-            "{id}: from=<{}>, size={}, nrcpt={} (queue {})",
-            envelope.sender,
-            envelope.size,
-            envelope.recipients.len(),
-            envelope.state.name()
-        );
         Ok(Reply::enhanced(
             250,
             EnhancedCode::new(2, 0, 0),

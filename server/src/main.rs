@@ -142,7 +142,13 @@ fn main() -> ExitCode {
 
 fn run_async(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(f),
+        Ok(rt) => {
+            let code = rt.block_on(f);
+            // Blocking lookups (getaddrinfo) of abandoned delivery attempts
+            // must not hold up the exit; their work is redone after a start.
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            code
+        }
         Err(e) => {
             eprintln!("towerpost: fatal: cannot start the runtime: {e}");
             ExitCode::from(EX_SOFTWARE)

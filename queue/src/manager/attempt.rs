@@ -104,7 +104,13 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
         .flatten()
         .collect();
 
-    let arrival = UNIX_EPOCH + Duration::from_secs(envelope.arrival_time);
+    // The id is the arrival time to the microsecond; the envelope keeps
+    // whole seconds. Prefer the id unless the clock was stepped meanwhile.
+    let stored = UNIX_EPOCH + Duration::from_secs(envelope.arrival_time);
+    let arrival = match id.timestamp().duration_since(stored) {
+        Ok(d) if d < Duration::from_secs(2) => id.timestamp(),
+        _ => stored,
+    };
     let age = now.duration_since(arrival).unwrap_or_default();
     let lifetime = if envelope.sender.is_empty() {
         shared.settings.bounce_queue_lifetime
@@ -123,10 +129,12 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
                 reason: reason.clone(),
             };
         }
-        let delay = seconds(age.max(activated.elapsed()));
+        // Postfix's delays=a/b/c/d: before the queue manager (arrival to
+        // activation), in it, connection setup, transmission.
+        let delay = seconds(age + activated.elapsed());
         let delays = format!(
             "{}/{}/{}/{}",
-            seconds(age.saturating_sub(activated.elapsed())),
+            seconds(age),
             seconds(r.queued_wait),
             seconds(r.setup),
             seconds(r.transmission)
