@@ -356,3 +356,32 @@ fn delayed_mail_warns_the_sender_once() {
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(server.queue().len(), 1, "the original is still queued");
 }
+
+#[test]
+fn starttls_to_the_next_hop_when_the_level_asks_for_it() {
+    // The next hop is a second towerpost that offers STARTTLS.
+    let next = Server::start_with("", &[("smtp", "starttls")]);
+    let server = Server::start(&format!(
+        "{FAST}\nsmtp_tls_security_level = \"encrypt\"\nrelayhost = \"[127.0.0.1]:{}\"",
+        next.addr().port()
+    ));
+    let id = send(&server, "a@example.test", &["b@example.test"], "over tls");
+    server.wait_for_log(&format!("{id}: removed"));
+    next.wait_for_log("Anonymous TLS connection established from unknown[127.0.0.1]");
+    assert_eq!(next.queue().len(), 1);
+    let received = next.log();
+    assert!(received.contains("from=<a@example.test>"), "{received}");
+}
+
+#[test]
+fn required_tls_defers_when_the_next_hop_does_not_offer_it() {
+    let sink = Sink::start();
+    let server = Server::start(&format!(
+        "{}\nsmtp_tls_security_level = \"encrypt\"",
+        relay_to(&sink)
+    ));
+    let id = send(&server, "a@example.test", &["b@example.test"], "no tls");
+    server.wait_for_log(&format!("{id}: to=<b@example.test>, relay=none"));
+    server.wait_for_log("dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])");
+    assert!(sink.messages().is_empty());
+}
