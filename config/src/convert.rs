@@ -185,7 +185,7 @@ pub(crate) fn list(value: &Value) -> Result<Vec<String>, String> {
 }
 
 /// Explains list items that are valid in Postfix but not in towerpost.
-fn unsupported_hint(item: &str) -> &'static str {
+pub(crate) fn unsupported_hint(item: &str) -> &'static str {
     let is_table = item.split_once(':').is_some_and(|(kind, _)| {
         !kind.is_empty()
             && kind.chars().all(|c| c.is_ascii_lowercase())
@@ -261,7 +261,7 @@ pub(crate) fn domains(value: &Value) -> Result<Vec<String>, String> {
 }
 
 /// Whether `name` is a domain name (without a trailing dot).
-fn is_domain(name: &str) -> bool {
+pub(crate) fn is_domain(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {

@@ -5,6 +5,7 @@ use figment::{Metadata, Profile, Provider};
 
 /// Every top-level key towerpost knows, sorted.
 pub(crate) const KEYS: &[&str] = &[
+    "authorized_flush_users",
     "bounce_queue_lifetime",
     "bounce_size_limit",
     "default_destination_concurrency_limit",
@@ -12,6 +13,9 @@ pub(crate) const KEYS: &[&str] = &[
     "default_transport",
     "defer_transports",
     "delay_warning_time",
+    "fast_flush_domains",
+    "fast_flush_purge_time",
+    "fast_flush_refresh_time",
     "listener",
     "mail_name",
     "maximal_backoff_time",
@@ -39,6 +43,7 @@ pub(crate) const KEYS: &[&str] = &[
     "smtpd_banner",
     "smtpd_command_line_limit",
     "smtpd_error_sleep_time",
+    "smtpd_etrn_restrictions",
     "smtpd_forbid_bare_newline",
     "smtpd_forbid_unauth_pipelining",
     "smtpd_hard_error_limit",
@@ -138,6 +143,14 @@ pub(crate) const DEFAULT_BOUNCE_SIZE_LIMIT: u64 = 50_000;
 pub(crate) const DEFAULT_TRANSPORT: &str = "smtp";
 /// The default of `smtp_tls_security_level`.
 pub(crate) const DEFAULT_SMTP_TLS_SECURITY_LEVEL: &str = "may";
+/// The default of `fast_flush_domains`, expanded like any other value.
+pub(crate) const DEFAULT_FAST_FLUSH_DOMAINS: &str = "$relay_domains";
+/// The default of `fast_flush_refresh_time`, in seconds (12 hours).
+pub(crate) const DEFAULT_FAST_FLUSH_REFRESH_SECS: u64 = 12 * 3600;
+/// The default of `fast_flush_purge_time`, in seconds (7 days).
+pub(crate) const DEFAULT_FAST_FLUSH_PURGE_SECS: u64 = 7 * 24 * 3600;
+/// The default of `authorized_flush_users`.
+pub(crate) const DEFAULT_AUTHORIZED_FLUSH_USERS: &[&str] = &[crate::flush::ANYONE];
 /// The built-in transports: name and `type`. A `[transport.NAME]` table of
 /// the same name changes them.
 pub(crate) const BUILTIN_TRANSPORTS: &[(&str, &str)] = &[
@@ -267,6 +280,17 @@ impl Provider for Defaults {
             DEFAULT_SMTP_TLS_SECURITY_LEVEL.into(),
         );
         put("defer_transports", Vec::<String>::new().into());
+        put("fast_flush_domains", DEFAULT_FAST_FLUSH_DOMAINS.into());
+        put(
+            "fast_flush_refresh_time",
+            secs(DEFAULT_FAST_FLUSH_REFRESH_SECS),
+        );
+        put("fast_flush_purge_time", secs(DEFAULT_FAST_FLUSH_PURGE_SECS));
+        put("smtpd_etrn_restrictions", Vec::<String>::new().into());
+        put(
+            "authorized_flush_users",
+            DEFAULT_AUTHORIZED_FLUSH_USERS.to_vec().into(),
+        );
         put("transport_maps", Dict::new().into());
         let mut transports = Dict::new();
         for (name, kind) in BUILTIN_TRANSPORTS {

@@ -41,11 +41,18 @@
 //! the file, and references are not expanded inside them (nor inside
 //! `[[listener]]` tables). [`Config::route`] resolves a recipient domain to
 //! a transport and next hop as Postfix's trivial-rewrite does.
+//!
+//! The files named by `smtpd_etrn_restrictions` (access tables, see
+//! [`AccessTable`]) and `authorized_flush_users` are read by
+//! [`Config::load`]: a file that cannot be read, or a bad line in it, is a
+//! [`ConfigError`] naming the key, the file and the line.
 
+mod access;
 mod convert;
 mod env;
 mod error;
 mod expand;
+mod flush;
 mod keys;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,7 +66,9 @@ use figment::providers::{Format, Toml};
 use figment::value::Value;
 use ipnet::IpNet;
 
+pub use crate::access::{AccessAction, AccessTable};
 pub use crate::error::ConfigError;
+pub use crate::flush::{Restriction, UserPattern, UserRule};
 
 use crate::env::{ENV_NAME, EnvVars};
 use crate::error::{Origin, Problem, ProblemKind};
@@ -225,6 +234,29 @@ pub struct Config {
     /// flushed explicitly (such as on ETRN). Declared transports. Default:
     /// none.
     pub defer_transports: Vec<String>,
+    /// `fast_flush_domains`: the domains whose deferred mail the fast flush
+    /// service indexes, so that ETRN and `sendmail -qR` can flush it; see
+    /// [`Config::fast_flush_eligible`]. Lower-cased domains without a
+    /// trailing dot (each also matches its subdomains), `.domain` (subdomains
+    /// only) and address literals such as `[192.0.2.1]`. Default
+    /// `$relay_domains` (so none by default, as Postfix 3.0 and later).
+    pub fast_flush_domains: Vec<String>,
+    /// `fast_flush_refresh_time`: after how long a fast flush logfile with
+    /// no delivery requests is refreshed. Greater than zero. Default 12 h.
+    pub fast_flush_refresh_time: Duration,
+    /// `fast_flush_purge_time`: after how long an unused fast flush logfile
+    /// is deleted. Greater than zero. Default 7 days.
+    pub fast_flush_purge_time: Duration,
+    /// `smtpd_etrn_restrictions`: the restrictions applied to ETRN, in
+    /// order, in Postfix syntax (`permit_mynetworks, check_etrn_access
+    /// /etc/x, reject`). Access tables are read when the configuration is
+    /// loaded. Default: none (every client may use ETRN).
+    pub smtpd_etrn_restrictions: Vec<Restriction>,
+    /// `authorized_flush_users`: who may flush the queue (`postqueue -f`,
+    /// `-s`, `-i`); see [`Config::flush_user_allowed`]. User names,
+    /// `static:anyone` and `/file/name` (read when the configuration is
+    /// loaded), each possibly negated with `!`. Default `static:anyone`.
+    pub authorized_flush_users: Vec<UserRule>,
     /// `transport_maps` (a `[transport_maps]` table): routes by recipient
     /// domain, as in Postfix's transport(5). Keys are lower-cased patterns:
     /// a domain, `.domain` (its subdomains only) or `*` (any domain); values
@@ -499,6 +531,8 @@ impl Config {
         defaults.mydomain = domain_of(&self.myhostname);
         defaults.smtpd_banner =
             expand_with(DEFAULT_BANNER, |k| self.setting(k)?.plain()).unwrap_or_default();
+        defaults.fast_flush_domains =
+            flush::flush_domains(&Value::from(self.relay_domains.join(", "))).unwrap_or_default();
         let defaults: BTreeMap<&str, String> = defaults
             .settings()
             .into_iter()
@@ -633,6 +667,14 @@ impl Config {
             default_transport: DEFAULT_TRANSPORT.to_owned(),
             smtp_tls_security_level: SmtpTlsLevel::default(),
             defer_transports: Vec::new(),
+            fast_flush_domains: Vec::new(),
+            fast_flush_refresh_time: Duration::from_secs(DEFAULT_FAST_FLUSH_REFRESH_SECS),
+            fast_flush_purge_time: Duration::from_secs(DEFAULT_FAST_FLUSH_PURGE_SECS),
+            smtpd_etrn_restrictions: Vec::new(),
+            authorized_flush_users: vec![UserRule {
+                exclude: false,
+                pattern: UserPattern::Anyone,
+            }],
             transport_maps: BTreeMap::new(),
             transport: BTreeMap::new(),
         };
@@ -742,6 +784,11 @@ impl Config {
             default_transport,
             smtp_tls_security_level,
             defer_transports,
+            fast_flush_domains,
+            fast_flush_refresh_time,
+            fast_flush_purge_time,
+            smtpd_etrn_restrictions,
+            authorized_flush_users,
             transport_maps,
             transport,
         } = self;
@@ -839,6 +886,30 @@ impl Config {
                 Setting::Word(smtp_tls_security_level.as_str()),
             ),
             ("defer_transports", Setting::List(defer_transports.clone())),
+            (
+                "fast_flush_domains",
+                Setting::List(fast_flush_domains.clone()),
+            ),
+            ("fast_flush_refresh_time", duration(fast_flush_refresh_time)),
+            ("fast_flush_purge_time", duration(fast_flush_purge_time)),
+            (
+                "smtpd_etrn_restrictions",
+                Setting::List(
+                    smtpd_etrn_restrictions
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                ),
+            ),
+            (
+                "authorized_flush_users",
+                Setting::List(
+                    authorized_flush_users
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                ),
+            ),
             (
                 "transport_maps",
                 Setting::Table(inline_table(transport_maps.iter().map(
@@ -1098,6 +1169,24 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
         }};
     }
 
+    // The same, for conversions that report several problems.
+    macro_rules! field_problems {
+        ($field:ident, $convert:expr) => {{
+            let key = stringify!($field);
+            if let Some(entry) = entries.get(key) {
+                match $convert(&entry.value) {
+                    Ok(value) => config.$field = value,
+                    Err(messages) => {
+                        failed.insert(key);
+                        for message in messages {
+                            problems.push(Problem::value(&entry.origin, key, message));
+                        }
+                    }
+                }
+            }
+        }};
+    }
+
     let any = usize::MAX;
     field!(myhostname, convert::host_name);
     field!(mydomain, convert::host_name);
@@ -1105,6 +1194,20 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     field!(smtpd_banner, convert::text);
     field!(mynetworks, convert::networks);
     field!(relay_domains, convert::domains);
+    // The default `$relay_domains` is not checked again when relay_domains
+    // is invalid; that is reported already.
+    let flush_default = entries
+        .get("fast_flush_domains")
+        .is_some_and(|e| e.origin == Origin::Default);
+    if flush_default && failed.contains("relay_domains") {
+        failed.insert("fast_flush_domains");
+    } else {
+        field!(fast_flush_domains, flush::flush_domains);
+    }
+    field!(fast_flush_refresh_time, convert::positive_duration);
+    field!(fast_flush_purge_time, convert::positive_duration);
+    field_problems!(smtpd_etrn_restrictions, flush::etrn_restrictions);
+    field_problems!(authorized_flush_users, flush::flush_users);
     field!(queue_directory, convert::path);
     field!(queue_shard_count, |v| convert::count(v, 1, 256));
     field!(message_size_limit, |v| convert::integer(v, 0, u64::MAX));

@@ -563,9 +563,12 @@ fn non_default_settings_render_as_toml() {
     config.listener[0].tls = TlsMode::StartTls;
     let settings = config.non_default_settings();
     let rendered: Vec<String> = settings.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    // fast_flush_domains defaults to $relay_domains; this config keeps it
+    // empty, so it differs from its default.
     assert_eq!(
         rendered,
         [
+            "fast_flush_domains = []",
             "listener = [{ name = \"smtp\", address = \"127.0.0.1:2525\", tls = \"starttls\" }]",
             "relay_domains = [\"example.com\"]",
             "smtpd_banner = \"say \\\"hi\\\"\"",

@@ -1,0 +1,521 @@
+//! Fast flush and ETRN: `fast_flush_domains`, `smtpd_etrn_restrictions`
+//! and `authorized_flush_users`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use figment::value::Value;
+
+use crate::Config;
+use crate::access::AccessTable;
+use crate::convert::{is_domain, list, unsupported_hint};
+use crate::keys::suggest;
+
+/// One element of `smtpd_etrn_restrictions`, evaluated in order when a
+/// client sends ETRN; the first that decides wins.
+///
+/// Its [`Display`](fmt::Display) output is the configuration syntax, such
+/// as `permit_mynetworks` or `check_etrn_access /etc/towerpost/etrn_access`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Restriction {
+    /// `permit`: allow.
+    Permit,
+    /// `reject`: refuse (`reject_code`, 554 in Postfix).
+    Reject,
+    /// `defer`: refuse temporarily (`defer_code`, 450 in Postfix).
+    Defer,
+    /// `permit_mynetworks`: allow clients in `mynetworks`.
+    PermitMynetworks,
+    /// `permit_sasl_authenticated`: allow authenticated clients.
+    PermitSaslAuthenticated,
+    /// `reject_invalid_helo_hostname`: refuse when the HELO/EHLO argument
+    /// is not a valid host name or address literal.
+    RejectInvalidHeloHostname,
+    /// `check_etrn_access TABLE`: look up the ETRN domain in the table
+    /// ([`AccessTable::lookup_domain`]).
+    CheckEtrnAccess(AccessTable),
+    /// `check_client_access TABLE`: look up the client host name and
+    /// address in the table ([`AccessTable::lookup_client`]).
+    CheckClientAccess(AccessTable),
+}
+
+impl Restriction {
+    /// The restriction's name, such as `check_etrn_access`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Restriction::Permit => "permit",
+            Restriction::Reject => "reject",
+            Restriction::Defer => "defer",
+            Restriction::PermitMynetworks => "permit_mynetworks",
+            Restriction::PermitSaslAuthenticated => "permit_sasl_authenticated",
+            Restriction::RejectInvalidHeloHostname => "reject_invalid_helo_hostname",
+            Restriction::CheckEtrnAccess(_) => "check_etrn_access",
+            Restriction::CheckClientAccess(_) => "check_client_access",
+        }
+    }
+
+    /// The access table of `check_etrn_access` and `check_client_access`.
+    pub fn table(&self) -> Option<&AccessTable> {
+        match self {
+            Restriction::CheckEtrnAccess(table) | Restriction::CheckClientAccess(table) => {
+                Some(table)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Restriction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        if let Some(table) = self.table() {
+            write!(f, " {}", table.path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// One element of `authorized_flush_users`: a pattern, possibly negated.
+///
+/// Its [`Display`](fmt::Display) output is the configuration syntax
+/// (`name`, `!name`, `static:anyone`, `/file/name`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserRule {
+    /// Written with a leading `!`: a user that matches is refused.
+    pub exclude: bool,
+    /// What the rule matches.
+    pub pattern: UserPattern,
+}
+
+/// What an [`UserRule`] matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UserPattern {
+    /// `static:anyone`: every user.
+    Anyone,
+    /// A user name (lower-cased; user names match case-insensitively, as in
+    /// Postfix).
+    Name(String),
+    /// `/file/name`: the user names in a file, read when the configuration
+    /// is loaded: names separated by whitespace or commas; empty lines and
+    /// lines starting with `#` are ignored.
+    File {
+        /// The file, as configured.
+        path: PathBuf,
+        /// The names in it, lower-cased.
+        names: BTreeSet<String>,
+    },
+}
+
+impl UserRule {
+    /// Whether the pattern matches `user` (ignoring `exclude`).
+    fn matches(&self, user: &str) -> bool {
+        match &self.pattern {
+            UserPattern::Anyone => true,
+            UserPattern::Name(name) => *name == user,
+            UserPattern::File { names, .. } => names.contains(user),
+        }
+    }
+}
+
+impl fmt::Display for UserRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.exclude {
+            f.write_str("!")?;
+        }
+        match &self.pattern {
+            UserPattern::Anyone => f.write_str(ANYONE),
+            UserPattern::Name(name) => f.write_str(name),
+            UserPattern::File { path, .. } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The spelling of [`UserPattern::Anyone`].
+pub(crate) const ANYONE: &str = "static:anyone";
+
+impl Config {
+    /// Whether mail for `domain` may be flushed by ETRN or `sendmail -qR`:
+    /// `domain` (case-insensitive, a trailing dot ignored) equals a
+    /// `fast_flush_domains` entry or is a subdomain of one (Postfix's
+    /// `parent_domain_matches_subdomains` includes `fast_flush_domains`); an
+    /// entry `.example.com` matches subdomains only. An address literal
+    /// such as `[192.0.2.1]` or `[IPv6:2001:db8::1]` matches the same
+    /// address literal only.
+    pub fn fast_flush_eligible(&self, domain: &str) -> bool {
+        let domain = domain.strip_suffix('.').unwrap_or(domain).to_lowercase();
+        if domain.starts_with('[') {
+            return match address_literal(&domain) {
+                Some(Ok(literal)) => self.fast_flush_domains.contains(&literal),
+                _ => false,
+            };
+        }
+        if domain.is_empty() {
+            return false;
+        }
+        self.fast_flush_domains.iter().any(|entry| {
+            if entry.starts_with('.') {
+                domain.len() > entry.len() && domain.ends_with(entry.as_str())
+            } else if entry.starts_with('[') {
+                false
+            } else {
+                domain == *entry
+                    || domain
+                        .strip_suffix(entry.as_str())
+                        .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1)
+            }
+        })
+    }
+
+    /// Whether `user` may flush the queue (`postqueue -f`, `-s`, `-i`), by
+    /// `authorized_flush_users`: the rules are tried left to right and the
+    /// first that matches decides (allowed, or refused for a `!` rule); no
+    /// match means not allowed. User names match case-insensitively.
+    ///
+    /// Root and the queue owner are always allowed; that is up to the
+    /// caller. As in Postfix, a user ID without a name should be checked as
+    /// the name `unknown`.
+    pub fn flush_user_allowed(&self, user: &str) -> bool {
+        let user = user.to_lowercase();
+        self.authorized_flush_users
+            .iter()
+            .find(|rule| rule.matches(&user))
+            .is_some_and(|rule| !rule.exclude)
+    }
+}
+
+/// An address literal (`[192.0.2.1]`, `[ipv6:2001:db8::1]`, also
+/// `[2001:db8::1]`) in canonical form (`ipv6:` lower-case); `None` if `s` is
+/// not in brackets.
+fn address_literal(s: &str) -> Option<Result<String, String>> {
+    let inside = s.strip_prefix('[')?.strip_suffix(']')?;
+    let v6 = match inside.get(..5) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("ipv6:") => &inside[5..],
+        _ => inside,
+    };
+    Some(if let Ok(address) = v6.parse::<Ipv6Addr>() {
+        Ok(format!("[ipv6:{address}]"))
+    } else if let Ok(address) = inside.parse::<Ipv4Addr>() {
+        Ok(format!("[{address}]"))
+    } else {
+        Err(format!(
+            "expected an address literal such as \"[192.0.2.1]\" or \"[ipv6:2001:db8::1]\", \
+             found {s:?}"
+        ))
+    })
+}
+
+/// `fast_flush_domains`: domains (lower-cased, without a trailing dot),
+/// `.domain` (subdomains only) and address literals.
+pub(crate) fn flush_domains(value: &Value) -> Result<Vec<String>, String> {
+    list(value)?
+        .into_iter()
+        .map(|item| {
+            if let Some(literal) = address_literal(&item) {
+                return literal;
+            }
+            let (dot, name) = match item.strip_prefix('.') {
+                Some(name) => (".", name),
+                None => ("", item.as_str()),
+            };
+            let name = name.strip_suffix('.').unwrap_or(name);
+            if is_domain(name) {
+                Ok(format!("{dot}{}", name.to_lowercase()))
+            } else {
+                Err(format!(
+                    "expected domain names such as \"example.com\" or address literals such as \
+                     \"[192.0.2.1]\", found {item:?}{}",
+                    unsupported_hint(&item)
+                ))
+            }
+        })
+        .collect()
+}
+
+/// The supported restrictions without an argument.
+const SIMPLE_RESTRICTIONS: &[(&str, Restriction)] = &[
+    ("defer", Restriction::Defer),
+    ("permit", Restriction::Permit),
+    ("permit_mynetworks", Restriction::PermitMynetworks),
+    (
+        "permit_sasl_authenticated",
+        Restriction::PermitSaslAuthenticated,
+    ),
+    ("reject", Restriction::Reject),
+    (
+        "reject_invalid_helo_hostname",
+        Restriction::RejectInvalidHeloHostname,
+    ),
+];
+
+/// The supported restrictions with a table argument.
+const TABLE_RESTRICTIONS: &[&str] = &["check_client_access", "check_etrn_access"];
+
+/// Postfix restrictions that are valid in `smtpd_etrn_restrictions` but
+/// not supported by towerpost.
+const UNSUPPORTED_RESTRICTIONS: &[&str] = &[
+    "check_client_a_access",
+    "check_client_mx_access",
+    "check_client_ns_access",
+    "check_helo_a_access",
+    "check_helo_access",
+    "check_helo_mx_access",
+    "check_helo_ns_access",
+    "check_policy_service",
+    "check_reverse_client_hostname_access",
+    "defer_if_permit",
+    "defer_if_reject",
+    "permit_auth_destination",
+    "permit_dnswl_client",
+    "permit_inet_interfaces",
+    "permit_naked_ip_address",
+    "permit_rhswl_client",
+    "permit_tls_all_clientcerts",
+    "permit_tls_clientcerts",
+    "reject_non_fqdn_helo_hostname",
+    "reject_rbl_client",
+    "reject_rhsbl_client",
+    "reject_rhsbl_helo",
+    "reject_unauth_pipelining",
+    "reject_unknown_client_hostname",
+    "reject_unknown_helo_hostname",
+    "reject_unknown_reverse_client_hostname",
+    "sleep",
+    "warn_if_reject",
+];
+
+/// `smtpd_etrn_restrictions`: restriction names, `check_etrn_access` and
+/// `check_client_access` followed by their table (in the same string or as
+/// the next word). The tables are read. One message per problem.
+pub(crate) fn etrn_restrictions(value: &Value) -> Result<Vec<Restriction>, Vec<String>> {
+    let mut words = list(value).map_err(|message| vec![message])?.into_iter();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    while let Some(word) = words.next() {
+        let name = word.to_ascii_lowercase();
+        if let Some((_, restriction)) = SIMPLE_RESTRICTIONS.iter().find(|(n, _)| *n == name) {
+            out.push(restriction.clone());
+            continue;
+        }
+        if !TABLE_RESTRICTIONS.contains(&name.as_str()) {
+            return Err(vec![unknown_restriction(&word, &name)]);
+        }
+        let argument = words
+            .next()
+            .filter(|arg| !is_restriction_name(&arg.to_ascii_lowercase()));
+        let Some(argument) = argument else {
+            return Err(vec![format!(
+                "{name} needs a table, as in \"{name} /etc/towerpost/access\""
+            )]);
+        };
+        let path = table_path(&name, &argument).map_err(|message| vec![message])?;
+        match AccessTable::load_problems(path) {
+            Ok(table) if name == "check_etrn_access" => {
+                out.push(Restriction::CheckEtrnAccess(table));
+            }
+            Ok(table) => out.push(Restriction::CheckClientAccess(table)),
+            Err(messages) => problems.extend(
+                messages
+                    .into_iter()
+                    .map(|message| format!("{name} {argument}: {message}")),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether `name` (lower-case) names a restriction, supported or not.
+fn is_restriction_name(name: &str) -> bool {
+    SIMPLE_RESTRICTIONS.iter().any(|(n, _)| *n == name)
+        || TABLE_RESTRICTIONS.contains(&name)
+        || UNSUPPORTED_RESTRICTIONS.contains(&name)
+}
+
+/// The message for a word that is not a supported restriction.
+fn unknown_restriction(word: &str, name: &str) -> String {
+    let supported: Vec<&str> = SIMPLE_RESTRICTIONS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(TABLE_RESTRICTIONS.iter().copied())
+        .collect();
+    if UNSUPPORTED_RESTRICTIONS.contains(&name) {
+        return format!(
+            "restriction '{word}' is not supported; supported are {}",
+            supported.join(", ")
+        );
+    }
+    let hint = suggest(name, &supported)
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    format!("unknown restriction '{word}'{hint}")
+}
+
+/// The file of a table argument: a path, or `texthash:` and a path (the
+/// same text file); other table types are refused.
+fn table_path(restriction: &str, argument: &str) -> Result<PathBuf, String> {
+    let table_type = argument.split_once(':').filter(|(kind, _)| {
+        !kind.is_empty()
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    let path = match table_type {
+        Some((kind, path)) if kind.eq_ignore_ascii_case("texthash") => path,
+        Some((kind, path)) => {
+            return Err(format!(
+                "{restriction} {argument}: table type '{kind}' is not supported; use a text \
+                 file in access(5) syntax, as in \"{restriction} {path}\" or \
+                 \"{restriction} texthash:{path}\""
+            ));
+        }
+        None => argument,
+    };
+    if path.is_empty() {
+        return Err(format!(
+            "{restriction} {argument}: expected the path of a table file"
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// `authorized_flush_users`: user names, `static:anyone` and `/file/name`,
+/// each possibly preceded by `!`. The files are read. One message per
+/// problem.
+pub(crate) fn flush_users(value: &Value) -> Result<Vec<UserRule>, Vec<String>> {
+    const EXPECTED: &str = "expected user names, \"static:anyone\" or \"/file/name\", each \
+         possibly preceded by '!'";
+    let items = list(value).map_err(|message| vec![message])?;
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for item in items {
+        let (exclude, pattern) = match item.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, item.as_str()),
+        };
+        let pattern = if pattern.starts_with('/') {
+            match user_file(PathBuf::from(pattern)) {
+                Ok(pattern) => pattern,
+                Err(messages) => {
+                    problems.extend(messages);
+                    continue;
+                }
+            }
+        } else if let Some((kind, rest)) = pattern.split_once(':') {
+            if !kind.eq_ignore_ascii_case("static") {
+                problems.push(format!(
+                    "{EXPECTED}, found {item:?} (lookup tables are not supported)"
+                ));
+                continue;
+            }
+            if !rest.eq_ignore_ascii_case("anyone") {
+                problems.push(format!(
+                    "{EXPECTED}, found {item:?} (a static: table matches every user whatever \
+                     its value; write \"static:anyone\")"
+                ));
+                continue;
+            }
+            UserPattern::Anyone
+        } else if user_name(pattern) {
+            UserPattern::Name(pattern.to_lowercase())
+        } else {
+            problems.push(format!("{EXPECTED}, found {item:?}"));
+            continue;
+        };
+        out.push(UserRule { exclude, pattern });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Whether `name` can be a user name.
+fn user_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "!/:,".contains(c))
+}
+
+/// Reads a file of user names.
+fn user_file(path: PathBuf) -> Result<UserPattern, Vec<String>> {
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| vec![format!("cannot read the user list {}: {e}", path.display())])?;
+    let mut names = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        for word in line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|w| !w.is_empty())
+        {
+            if user_name(word) {
+                names.insert(word.to_lowercase());
+            } else {
+                problems.push(format!(
+                    "{}:{}: expected user names, found {word:?} (only names are supported in \
+                     a user list file)",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(UserPattern::File { path, names })
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_literals_are_canonical() {
+        let lit = |s: &str| address_literal(s).map(|r| r.ok());
+        assert_eq!(lit("[192.0.2.1]"), Some(Some("[192.0.2.1]".into())));
+        assert_eq!(
+            lit("[IPv6:2001:DB8:0::1]"),
+            Some(Some("[ipv6:2001:db8::1]".into()))
+        );
+        assert_eq!(
+            lit("[2001:db8::1]"),
+            Some(Some("[ipv6:2001:db8::1]".into()))
+        );
+        assert_eq!(lit("[example.com]"), Some(None));
+        assert_eq!(lit("example.com"), None);
+    }
+
+    #[test]
+    fn restriction_lists_are_sorted() {
+        assert!(SIMPLE_RESTRICTIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(TABLE_RESTRICTIONS.windows(2).all(|w| w[0] < w[1]));
+        assert!(UNSUPPORTED_RESTRICTIONS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn table_arguments_are_files() {
+        assert_eq!(
+            table_path("check_etrn_access", "texthash:/etc/x"),
+            Ok(PathBuf::from("/etc/x"))
+        );
+        assert_eq!(
+            table_path("check_etrn_access", "/etc/x"),
+            Ok(PathBuf::from("/etc/x"))
+        );
+        let error = table_path("check_etrn_access", "hash:/etc/x").unwrap_err();
+        assert!(error.contains("table type 'hash'"), "{error}");
+        assert!(table_path("check_etrn_access", "texthash:").is_err());
+    }
+}
