@@ -26,6 +26,9 @@ mod store;
 pub use delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, DeliveryService, Outcome};
 pub use error::QueueError;
 pub use id::{QueueId, QueueIdParseError};
-pub use manager::{ManagerSettings, QueueManager, Router, Transport};
+pub use manager::{
+    DestinationIndex, FlushScope, Flusher, ManagerSettings, MemoryIndex, QueueManager, Router,
+    Transport,
+};
 pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
 pub use queue::{Queue, QueueSettings};

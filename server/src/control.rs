@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
+use towerpost_flush::{
+    AuthorizedFlushUsers, FlushOrigin, FlushRequest, FlushResponse, FlushService, FlushTarget,
+};
 use towerpost_queue::{Envelope, Queue, QueueEntry, QueueId, QueueState, RecipientStatus};
 
 use crate::listener::ServeError;
@@ -35,6 +38,14 @@ pub enum ControlRequest {
     Show {
         /// The queue id.
         id: String,
+    },
+    /// Flush deferred mail (`postqueue -f`, `-s site`, `-i id`).
+    Flush {
+        /// `all`, `site` or `queue_id`.
+        scope: String,
+        /// The site or queue id (empty for `all`).
+        #[serde(default)]
+        name: String,
     },
     /// Change messages (`postsuper -h/-H/-d/-r`); `ids` may be `["ALL"]`.
     Change {
@@ -86,16 +97,29 @@ pub enum ControlResponse {
         /// Ids that are not in the queue (or malformed).
         missing: Vec<String>,
     },
+    /// A flush started for this many messages.
+    Flushed(usize),
+    /// The flush was refused; the text is postqueue's, the code its exit
+    /// status.
+    FlushRefused {
+        /// The message, as postqueue prints it after `fatal: `.
+        text: String,
+        /// The sysexits code.
+        code: u8,
+    },
     /// The request failed; the text says why.
     Error(String),
 }
 
+/// The local flush path: `authorized_flush_users`, then the flush service.
+pub type LocalFlush = AuthorizedFlushUsers<FlushService>;
+
 /// The listening control socket.
-#[derive(Debug)]
 pub struct ControlServer {
     listener: UnixListener,
     path: PathBuf,
     queue: Queue,
+    flush: LocalFlush,
 }
 
 /// The socket path for a queue directory.
@@ -105,7 +129,11 @@ pub fn socket_path(queue_directory: &Path) -> PathBuf {
 
 impl ControlServer {
     /// Binds the socket, replacing a stale one left by a crashed server.
-    pub fn bind(queue_directory: &Path, queue: Queue) -> Result<Self, ServeError> {
+    pub fn bind(
+        queue_directory: &Path,
+        queue: Queue,
+        flush: LocalFlush,
+    ) -> Result<Self, ServeError> {
         let path = socket_path(queue_directory);
         let err = |source| ServeError::Control {
             path: path.display().to_string(),
@@ -125,6 +153,7 @@ impl ControlServer {
             listener,
             path,
             queue,
+            flush,
         })
     }
 
@@ -138,8 +167,9 @@ impl ControlServer {
             match accepted {
                 Ok((stream, _)) => {
                     let queue = self.queue.clone();
+                    let flush = self.flush.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = handle(stream, queue).await {
+                        if let Err(e) = handle(stream, queue, flush).await {
                             tracing::warn!(target: "towerpost::control", "control request: {e}");
                         }
                     });
@@ -154,17 +184,87 @@ impl ControlServer {
     }
 }
 
-/// Whether a local user may change the queue: root or the server's user
-/// (the owner of `/proc/self`, which needs no unsafe `getuid` call).
-fn privileged(uid: u32) -> bool {
-    uid == 0
-        || std::fs::metadata("/proc/self").is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == uid
-        })
+/// The uid this process runs as: the owner of `/proc/self` (no unsafe
+/// `getuid` call needed).
+pub fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
 }
 
-async fn handle(stream: UnixStream, queue: Queue) -> std::io::Result<()> {
+/// Whether a local user may change the queue: root or the server's user.
+fn privileged(uid: u32) -> bool {
+    uid == 0 || uid == own_uid()
+}
+
+/// The login name of `uid` from /etc/passwd, or `unknown` (Postfix's word
+/// for a uid without an entry, which `authorized_flush_users` can match).
+pub fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id: u32 = fields.nth(1)?.parse().ok()?;
+                (id == uid).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Runs a local flush request through `authorized_flush_users` and the
+/// flush service, with postqueue's words and exit codes for refusals
+/// (Postfix exits with EX_UNAVAILABLE even for a user who may not flush).
+async fn flush(mut service: LocalFlush, uid: u32, scope: &str, name: String) -> ControlResponse {
+    use tower::{Service, ServiceExt};
+    const EX_USAGE: u8 = 64;
+    const EX_UNAVAILABLE: u8 = 69;
+    let target = match scope {
+        "all" => FlushTarget::All,
+        "site" => FlushTarget::Site(name.clone()),
+        "queue_id" => FlushTarget::QueueId(name.clone()),
+        other => return ControlResponse::Error(format!("unknown flush scope {other:?}")),
+    };
+    let request = FlushRequest {
+        target,
+        origin: FlushOrigin::Local {
+            uid,
+            user: user_name(uid),
+        },
+    };
+    let refused = |text: String, code| ControlResponse::FlushRefused { text, code };
+    let result = match service.ready().await {
+        Ok(s) => s.call(request).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(FlushResponse::Started { messages }) => ControlResponse::Flushed(messages),
+        Ok(FlushResponse::NotAuthorized { user, uid }) => refused(
+            format!("User {user}({uid}) is not allowed to flush the mail queue"),
+            EX_UNAVAILABLE,
+        ),
+        Ok(FlushResponse::NotEligible { site }) => refused(
+            format!("Flush service is not configured for destination \"{site}\""),
+            EX_UNAVAILABLE,
+        ),
+        Ok(FlushResponse::InvalidSite) => refused(
+            format!("Cannot flush mail queue - invalid destination: \"{name}\""),
+            EX_UNAVAILABLE,
+        ),
+        Ok(FlushResponse::NoSuchMessage) => {
+            refused(format!("Invalid request: \"{name}\""), EX_USAGE)
+        }
+        Err(e) => {
+            tracing::warn!(target: "towerpost::control", "{e}");
+            refused(
+                "Cannot flush mail queue - mail system is down".into(),
+                EX_UNAVAILABLE,
+            )
+        }
+    }
+}
+
+async fn handle(stream: UnixStream, queue: Queue, local_flush: LocalFlush) -> std::io::Result<()> {
     let uid = stream.peer_cred().map(|c| c.uid()).ok();
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -178,6 +278,10 @@ async fn handle(stream: UnixStream, queue: Queue) -> std::io::Result<()> {
                 format!("{action:?}").to_ascii_lowercase()
             ))
         }
+        Ok(ControlRequest::Flush { scope, name }) => match uid {
+            Some(uid) => flush(local_flush, uid, &scope, name).await,
+            None => ControlResponse::Error("cannot identify the requesting user".into()),
+        },
         Ok(request) => execute(&queue, request).await,
         Err(e) => ControlResponse::Error(format!("bad request: {e}")),
     };
@@ -202,6 +306,10 @@ async fn run_request(
 ) -> Result<ControlResponse, towerpost_queue::QueueError> {
     Ok(match request {
         ControlRequest::List => ControlResponse::Entries(queue.entries().await?),
+        ControlRequest::Flush { .. } => ControlResponse::FlushRefused {
+            text: "Cannot flush mail queue - mail system is down".into(),
+            code: 69,
+        },
         ControlRequest::Show { id } => match id.parse::<QueueId>() {
             Ok(qid) => match queue.envelope(qid).await? {
                 Some(envelope) => ControlResponse::Message(QueueEntry { id: qid, envelope }),

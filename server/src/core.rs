@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tower::BoxError;
+use tower::{BoxError, ServiceExt};
 use tower_service::Service;
+use towerpost_flush::{FlushOrigin, FlushRequest, FlushResponse, FlushService, FlushTarget};
 use towerpost_protocol::{Command, EnhancedCode, Reply, Ret};
 use towerpost_queue::{Envelope, Queue, QueueState, Recipient};
 
@@ -22,9 +23,6 @@ pub struct CoreSettings {
     pub message_size_limit: u64,
     /// `smtpd_recipient_limit`.
     pub recipient_limit: usize,
-    /// `relay_domains`: the default of `fast_flush_domains`, which decides
-    /// whether ETRN may name a domain.
-    pub relay_domains: Vec<String>,
 }
 
 /// Answers SMTP commands that passed every policy layer and stores
@@ -34,14 +32,17 @@ pub struct CoreSettings {
 pub struct SmtpCore {
     settings: Arc<CoreSettings>,
     queue: Queue,
+    flush: Option<FlushService>,
 }
 
 impl SmtpCore {
-    /// A core storing into `queue`.
-    pub fn new(settings: CoreSettings, queue: Queue) -> Self {
+    /// A core storing into `queue`; ETRN goes to `flush` (without one,
+    /// ETRN answers `458 Unable to queue messages`).
+    pub fn new(settings: CoreSettings, queue: Queue, flush: Option<FlushService>) -> Self {
         Self {
             settings: Arc::new(settings),
             queue,
+            flush,
         }
     }
 
@@ -82,7 +83,7 @@ impl SmtpCore {
                 e(2, 0, 0),
                 "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP",
             ),
-            Command::Etrn { node } => self.etrn(node),
+            Command::Etrn { .. } => unreachable!("ETRN is answered by SmtpCore::etrn"),
             Command::StartTls if session.starttls_offered && !session.tls => {
                 Reply::enhanced(220, e(2, 0, 0), "Ready to start TLS")
             }
@@ -124,28 +125,51 @@ impl SmtpCore {
         Reply::multiline(250, lines)
     }
 
-    /// ETRN, Postfix-compatible. Until the flush service exists, an eligible
-    /// domain gets `458 Unable to queue messages`: accepting the request
-    /// would promise a queue run that nothing performs.
-    fn etrn(&self, node: &str) -> Reply {
-        let domain = node
-            .strip_prefix(['@', '#'])
-            .unwrap_or(node)
-            .trim_end_matches('.');
-        if !is_etrn_name(domain) {
-            return Reply::new(501, "Error: invalid parameter syntax");
-        }
-        let eligible = self.settings.relay_domains.iter().any(|d| {
-            let d = d.trim_end_matches('.');
-            domain.eq_ignore_ascii_case(d)
-                || domain
-                    .to_ascii_lowercase()
-                    .ends_with(&format!(".{}", d.to_ascii_lowercase()))
-        });
-        if eligible {
-            Reply::new(458, "Unable to queue messages")
-        } else {
-            Reply::new(459, format!("<{domain}>: service unavailable"))
+    /// ETRN, byte-compatible with Postfix: `250 Queuing started`, `459
+    /// <site>: service unavailable` for a site not in fast_flush_domains,
+    /// `501 Error: invalid parameter syntax`, `458 Unable to queue
+    /// messages` when the flush fails. No enhanced status codes (Postfix
+    /// sends none on ETRN replies).
+    async fn etrn(flush: Option<FlushService>, session: &SessionInfo, node: String) -> Reply {
+        let Some(mut flush) = flush else {
+            return Reply::new(458, "Unable to queue messages");
+        };
+        let request = FlushRequest {
+            target: FlushTarget::Site(node.clone()),
+            origin: FlushOrigin::Smtp {
+                client: session.client.ip(),
+            },
+        };
+        let result = match flush.ready().await {
+            Ok(s) => s.call(request).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(FlushResponse::Started { messages }) => {
+                tracing::info!(
+                    target: "towerpost::smtpd",
+                    "ETRN {node} from {}: {messages} messages scheduled",
+                    session.client_name()
+                );
+                Reply::new(250, "Queuing started")
+            }
+            Ok(FlushResponse::NotEligible { site }) => {
+                tracing::info!(
+                    target: "towerpost::smtpd",
+                    "reject: ETRN {site}... from {}",
+                    session.client_name()
+                );
+                Reply::new(459, format!("<{site}>: service unavailable"))
+            }
+            Ok(FlushResponse::InvalidSite) => Reply::new(501, "Error: invalid parameter syntax"),
+            Ok(other) => {
+                tracing::warn!(target: "towerpost::smtpd", "ETRN {node}: unexpected {other:?}");
+                Reply::new(458, "Unable to queue messages")
+            }
+            Err(e) => {
+                tracing::warn!(target: "towerpost::smtpd", "unable to talk to fast flush service: {e}");
+                Reply::new(458, "Unable to queue messages")
+            }
         }
     }
 
@@ -215,26 +239,6 @@ impl SmtpCore {
     }
 }
 
-/// A host name or an address literal, as Postfix's ETRN accepts.
-fn is_etrn_name(name: &str) -> bool {
-    if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        return inner.parse::<std::net::IpAddr>().is_ok()
-            || inner
-                .get(..5)
-                .is_some_and(|t| t.eq_ignore_ascii_case("IPv6:"))
-                && inner[5..].parse::<std::net::Ipv6Addr>().is_ok();
-    }
-    !name.is_empty()
-        && name.len() <= 255
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
 impl Service<SmtpRequest> for SmtpCore {
     type Response = Reply;
     type Error = BoxError;
@@ -251,6 +255,10 @@ impl Service<SmtpRequest> for SmtpCore {
             kind,
         } = req;
         match kind {
+            RequestKind::Command(Command::Etrn { node }) => {
+                let flush = self.flush.clone();
+                Box::pin(async move { Ok(Self::etrn(flush, &session, node).await) })
+            }
             RequestKind::Command(command) => {
                 let reply = self.answer(&session, transaction.as_deref(), &command);
                 Box::pin(async move { Ok(reply) })

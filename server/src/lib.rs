@@ -7,6 +7,7 @@
 pub mod control;
 pub mod core;
 pub mod delivery;
+pub mod etrn_restrictions;
 pub mod listener;
 pub mod logging;
 pub mod queue_list;

@@ -16,6 +16,8 @@ use crate::session::{Connection, SessionSettings};
 use crate::settings::session_settings;
 use crate::stack::build_stack;
 use crate::tls::ListenerTls;
+use tower_layer::Layer;
+use towerpost_flush::{AuthorizedFlushUsersLayer, FlushService};
 
 /// A fatal start-up problem (a port in use, a queue that will not open).
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +66,6 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         shards: config.queue_shard_count,
     })
     .await?;
-    let control = ControlServer::bind(&config.queue_directory, queue.clone())?;
     let manager = QueueManager::start(
         queue.clone(),
         crate::delivery::manager_settings(&config),
@@ -72,6 +73,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         crate::delivery::router(&config),
     )
     .await?;
+    let eligible_config = Arc::new(config.clone());
+    let flush = FlushService::new(
+        manager.flusher(),
+        queue.clone(),
+        Arc::new(move |site: &str| eligible_config.fast_flush_eligible(site)),
+    );
+    let users_config = Arc::new(config.clone());
+    let local_flush = AuthorizedFlushUsersLayer::new(
+        Arc::new(move |user: &str| users_config.flush_user_allowed(user)),
+        crate::control::own_uid(),
+    )
+    .layer(flush.clone());
+    let control = ControlServer::bind(&config.queue_directory, queue.clone(), local_flush)?;
     let settings = Arc::new(session_settings(&config));
     let mut accept_loops = JoinSet::new();
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
@@ -97,7 +111,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         let context = ListenerContext {
             name: Arc::from(l.name.as_str()),
             tls,
-            service: build_stack(&config, queue.clone()),
+            service: build_stack(&config, queue.clone(), Some(flush.clone())),
             settings: settings.clone(),
             queue: queue.clone(),
             shutdown: shutdown.clone(),

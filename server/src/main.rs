@@ -44,6 +44,34 @@ enum Cmd {
         #[command(subcommand)]
         action: QueueCmd,
     },
+    /// Deliver deferred mail now: one site, one message, or all.
+    Flush {
+        /// Only mail for this destination (like `postqueue -s`).
+        #[arg(long, conflicts_with_all = ["id", "all"])]
+        site: Option<String>,
+        /// Only this message (like `postqueue -i`).
+        #[arg(long, conflicts_with = "all")]
+        id: Option<String>,
+        /// All deferred mail (like `postqueue -f`).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Postfix-compatible `postqueue`: -f, -s site, -i id, -p, -j.
+    #[command(disable_help_flag = true)]
+    Postqueue {
+        /// postqueue's own arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Postfix-compatible `sendmail` flush forms: -q, -qRsite, -qIid, -bp.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's own arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Postfix-compatible `mailq` (`postqueue -p`).
+    Mailq,
 }
 
 #[derive(Subcommand)]
@@ -100,8 +128,19 @@ fn load(cli: &Cli) -> Result<Config, ExitCode> {
     })
 }
 
+/// Entry point. Invoked through a symlink named `postqueue`, `sendmail`
+/// or `mailq`, the binary behaves as that Postfix command.
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut args: Vec<String> = std::env::args().collect();
+    let name = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_owned())
+        .unwrap_or_default();
+    if matches!(name.as_str(), "postqueue" | "sendmail" | "mailq") {
+        args[0] = "towerpost".into();
+        args.insert(1, name);
+    }
+    let cli = Cli::parse_from(args);
     let config = match load(&cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -126,6 +165,43 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Serve => run_async(serve(config)),
+        Cmd::Flush { site, id, all } => {
+            let request = match (site, id, all) {
+                (Some(site), _, _) => flush_request("site", site),
+                (_, Some(id), _) => flush_request("queue_id", id),
+                (_, _, true) => flush_request("all", ""),
+                _ => {
+                    eprintln!("towerpost: flush: say --site DOMAIN, --id QUEUEID or --all");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            run_async(flush_command(config, request, "towerpost"))
+        }
+        Cmd::Mailq => run_async(queue_command(config, ControlRequest::List, false)),
+        Cmd::Postqueue { args } => match postqueue_action(args) {
+            Ok(PostqueueAction::List { json }) => {
+                run_async(queue_command(config, ControlRequest::List, json))
+            }
+            Ok(PostqueueAction::Flush(request)) => {
+                run_async(flush_command(config, request, "postqueue"))
+            }
+            Err(usage) => {
+                eprintln!("postqueue: fatal: {usage}");
+                ExitCode::from(EX_USAGE)
+            }
+        },
+        Cmd::Sendmail { args } => match sendmail_action(args) {
+            Ok(PostqueueAction::List { json }) => {
+                run_async(queue_command(config, ControlRequest::List, json))
+            }
+            Ok(PostqueueAction::Flush(request)) => {
+                run_async(flush_command(config, request, "postqueue"))
+            }
+            Err(usage) => {
+                eprintln!("sendmail: fatal: {usage}");
+                ExitCode::from(EX_USAGE)
+            }
+        },
         Cmd::Queue { action } => {
             let (request, json) = match action {
                 QueueCmd::List { json } => (ControlRequest::List, *json),
@@ -194,6 +270,122 @@ fn change(action: QueueAction, ids: &[String]) -> ControlRequest {
 
 /// sysexits(3): no such input (an unknown queue id).
 const EX_NOINPUT: u8 = 66;
+/// sysexits(3): command line usage error.
+const EX_USAGE: u8 = 64;
+
+fn flush_request(scope: &str, name: &str) -> ControlRequest {
+    ControlRequest::Flush {
+        scope: scope.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// What a postqueue or sendmail command line asks for.
+enum PostqueueAction {
+    List { json: bool },
+    Flush(ControlRequest),
+}
+
+/// `postqueue -f | -s site | -i queue_id | -p | -j` (one of them).
+fn postqueue_action(args: &[String]) -> Result<PostqueueAction, String> {
+    let mut action = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let next = match arg.as_str() {
+            "-f" => PostqueueAction::Flush(flush_request("all", "")),
+            "-p" => PostqueueAction::List { json: false },
+            "-j" => PostqueueAction::List { json: true },
+            "-v" => continue,
+            "-s" | "-i" => {
+                let value = it
+                    .next()
+                    .ok_or(format!("option {arg} requires an argument"))?;
+                let scope = if arg == "-s" { "site" } else { "queue_id" };
+                PostqueueAction::Flush(flush_request(scope, value))
+            }
+            other if other.starts_with("-s") || other.starts_with("-i") => {
+                let scope = if other.starts_with("-s") {
+                    "site"
+                } else {
+                    "queue_id"
+                };
+                PostqueueAction::Flush(flush_request(scope, &other[2..]))
+            }
+            other => {
+                return Err(format!(
+                    "usage: postqueue -f | -i queue_id | -j | -p | -s site (not {other:?})"
+                ));
+            }
+        };
+        if action.replace(next).is_some() {
+            return Err("usage: postqueue: specify one of -f, -i, -j, -p, -s".into());
+        }
+    }
+    action.ok_or_else(|| "usage: postqueue -f | -i queue_id | -j | -p | -s site".into())
+}
+
+/// `sendmail -q | -qRsite | -qIqueue_id | -bp` (the flush and list forms;
+/// `-q<interval>` is ignored as Postfix ignores it, use queue_run_delay).
+fn sendmail_action(args: &[String]) -> Result<PostqueueAction, String> {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-bp" => return Ok(PostqueueAction::List { json: false }),
+            "-q" => return Ok(PostqueueAction::Flush(flush_request("all", ""))),
+            "-qR" | "-qI" => {
+                let value = it
+                    .next()
+                    .ok_or(format!("option {arg} requires an argument"))?;
+                let scope = if arg == "-qR" { "site" } else { "queue_id" };
+                return Ok(PostqueueAction::Flush(flush_request(scope, value)));
+            }
+            other if other.starts_with("-qR") => {
+                return Ok(PostqueueAction::Flush(flush_request("site", &other[3..])));
+            }
+            other if other.starts_with("-qI") => {
+                return Ok(PostqueueAction::Flush(flush_request(
+                    "queue_id",
+                    &other[3..],
+                )));
+            }
+            other if other.starts_with("-qS") => return Err("-qS is not implemented".into()),
+            other if other.starts_with("-q") => {
+                // -q30m: Postfix ignores the interval (queue_run_delay rules).
+                return Ok(PostqueueAction::Flush(flush_request("all", "")));
+            }
+            _ => {}
+        }
+    }
+    Err("message submission through sendmail is not supported yet; submit over SMTP".into())
+}
+
+/// Sends a flush request and reports like postqueue: silent on success,
+/// `<prog>: fatal: …` and its exit code on refusal.
+async fn flush_command(config: Config, request: ControlRequest, prog: &str) -> ExitCode {
+    match control::request(&config.queue_directory, &request).await {
+        Ok(Some(ControlResponse::Flushed(n))) => {
+            if prog == "towerpost" {
+                println!(
+                    "towerpost: flushing {n} message{}",
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Some(ControlResponse::FlushRefused { text, code })) => {
+            eprintln!("{prog}: fatal: {text}");
+            ExitCode::from(code)
+        }
+        Ok(Some(ControlResponse::Error(e))) => {
+            eprintln!("{prog}: fatal: {e}");
+            ExitCode::from(EX_UNAVAILABLE)
+        }
+        Ok(Some(_)) | Ok(None) | Err(_) => {
+            eprintln!("{prog}: fatal: Cannot flush mail queue - mail system is down");
+            ExitCode::from(EX_UNAVAILABLE)
+        }
+    }
+}
 
 async fn queue_command(config: Config, request: ControlRequest, json: bool) -> ExitCode {
     let action = match &request {
@@ -251,6 +443,10 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
             } else {
                 ExitCode::from(EX_NOINPUT)
             }
+        }
+        ControlResponse::Flushed(_) | ControlResponse::FlushRefused { .. } => {
+            eprintln!("towerpost: fatal: unexpected answer from the server");
+            ExitCode::from(EX_SOFTWARE)
         }
         ControlResponse::Error(e) => {
             eprintln!("towerpost: fatal: {e}");

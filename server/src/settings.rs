@@ -34,6 +34,5 @@ pub fn core_settings(config: &Config) -> CoreSettings {
         myhostname: config.myhostname.clone(),
         message_size_limit: config.message_size_limit,
         recipient_limit: config.smtpd_recipient_limit,
-        relay_domains: config.relay_domains.clone(),
     }
 }

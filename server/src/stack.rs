@@ -3,9 +3,11 @@
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 use towerpost_config::Config;
+use towerpost_flush::FlushService;
 use towerpost_queue::Queue;
 
 use crate::core::SmtpCore;
+use crate::etrn_restrictions::EtrnRestrictionsLayer;
 use crate::recover::RecoverErrorLayer;
 use crate::session::SmtpService;
 use crate::settings::core_settings;
@@ -14,8 +16,21 @@ use crate::settings::core_settings;
 /// session passes through these layers, outermost first.
 ///
 /// * [`RecoverErrorLayer`]: faults become `451`/`452` replies and a log line.
-/// * [`SmtpCore`]: answers the command, or queues the message.
-pub fn build_stack(config: &Config, queue: Queue) -> SmtpService {
-    let core = SmtpCore::new(core_settings(config), queue);
-    BoxCloneService::new(ServiceBuilder::new().layer(RecoverErrorLayer).service(core))
+/// * [`EtrnRestrictionsLayer`]: `smtpd_etrn_restrictions` (only when set).
+/// * [`SmtpCore`]: answers the command, queues the message, or asks the
+///   flush service (ETRN).
+pub fn build_stack(config: &Config, queue: Queue, flush: Option<FlushService>) -> SmtpService {
+    let core = SmtpCore::new(core_settings(config), queue, flush);
+    let etrn = (!config.smtpd_etrn_restrictions.is_empty()).then(|| {
+        EtrnRestrictionsLayer::new(
+            config.smtpd_etrn_restrictions.clone(),
+            config.mynetworks.clone(),
+        )
+    });
+    BoxCloneService::new(
+        ServiceBuilder::new()
+            .layer(RecoverErrorLayer)
+            .option_layer(etrn)
+            .service(core),
+    )
 }

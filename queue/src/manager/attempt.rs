@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower::{Service, ServiceExt};
 
 use super::schedule::{backoff, expired, seconds};
-use super::{Disposition, Shared};
+use super::{Disposition, Release, Shared, domain_of};
 use crate::delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, Outcome};
 use crate::dsn::{DsnAction, DsnRecipient, DsnReport, build_dsn};
 use crate::id::QueueId;
@@ -17,14 +17,18 @@ use crate::message::{Envelope, QueueState, Recipient, RecipientStatus};
 
 const TARGET: &str = "towerpost::qmgr";
 
-pub(super) async fn run(shared: Arc<Shared>, id: QueueId) -> (QueueId, Disposition) {
-    let disposition = match attempt(&shared, id).await {
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    id: QueueId,
+    release: Release,
+) -> (QueueId, Disposition) {
+    let disposition = match attempt(&shared, id, &release).await {
         Ok(d) => d,
         Err(e) => {
             // Storage trouble: keep the message as stored, try later.
             tracing::error!(target: TARGET, "{id}: {e}; will retry");
             let retry = SystemTime::now() + shared.settings.minimal_backoff_time;
-            Disposition::Deferred(unix(retry))
+            Disposition::Deferred(unix(retry), Vec::new())
         }
     };
     (id, disposition)
@@ -32,10 +36,6 @@ pub(super) async fn run(shared: Arc<Shared>, id: QueueId) -> (QueueId, Dispositi
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
 /// What became of one recipient, with the times for the log.
@@ -48,7 +48,11 @@ struct Result1 {
     transmission: Duration,
 }
 
-async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::QueueError> {
+async fn attempt(
+    shared: &Shared,
+    id: QueueId,
+    release: &Release,
+) -> Result<Disposition, crate::QueueError> {
     let activated = Instant::now();
     let now = SystemTime::now();
     let Some(mut envelope) = shared.queue.envelope(id).await? else {
@@ -57,9 +61,17 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
     if envelope.state == QueueState::Hold {
         return Ok(Disposition::Done); // held meanwhile
     }
-    if envelope.state == QueueState::Deferred && envelope.next_attempt > unix(now) {
+    if !release.forced
+        && envelope.state == QueueState::Deferred
+        && envelope.next_attempt > unix(now)
+    {
         // A stale schedule entry (the message was deferred again since).
-        return Ok(Disposition::Deferred(envelope.next_attempt));
+        let domains = envelope
+            .recipients
+            .iter()
+            .map(|r| domain_of(&r.address))
+            .collect();
+        return Ok(Disposition::Deferred(envelope.next_attempt, domains));
     }
     let Some(content) = shared.queue.content(id).await? else {
         return Ok(Disposition::Done);
@@ -76,7 +88,7 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
     // Recipients of one destination travel together, up to the limit.
     let mut groups: BTreeMap<(String, String), Vec<Recipient>> = BTreeMap::new();
     for r in envelope.recipients.drain(..) {
-        let route = (shared.router)(domain_of(&r.address));
+        let route = (shared.router)(&domain_of(&r.address));
         groups.entry(route).or_default().push(r);
     }
     let mut deliveries = Vec::new();
@@ -95,6 +107,7 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
                 nexthop.clone(),
                 chunk.to_vec(),
                 activated,
+                release,
             ));
         }
     }
@@ -214,7 +227,12 @@ async fn attempt(shared: &Shared, id: QueueId) -> Result<Disposition, crate::Que
     envelope.state = QueueState::Deferred;
     envelope.next_attempt = unix(now + wait);
     shared.queue.update(id, &envelope).await?;
-    Ok(Disposition::Deferred(envelope.next_attempt))
+    let domains = envelope
+        .recipients
+        .iter()
+        .map(|r| domain_of(&r.address))
+        .collect();
+    Ok(Disposition::Deferred(envelope.next_attempt, domains))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -227,17 +245,64 @@ async fn deliver(
     nexthop: String,
     recipients: Vec<Recipient>,
     activated: Instant,
+    release: &Release,
 ) -> Vec<Result1> {
-    let n = recipients.len();
-    let report = if shared.settings.defer_transports.contains(&transport) {
-        DeliveryReport::all(
-            n,
-            Outcome::Deferred {
+    // defer_transports parks a recipient unless a flush released it.
+    if shared.settings.defer_transports.contains(&transport) {
+        let arrival = id.timestamp();
+        let (released, parked): (Vec<_>, Vec<_>) = recipients
+            .into_iter()
+            .partition(|r| release.releases(&domain_of(&r.address), arrival));
+        let mut results = park(parked, activated);
+        if !released.is_empty() {
+            results.extend(
+                send_to_agent(
+                    shared, id, envelope, content, transport, nexthop, released, activated,
+                )
+                .await,
+            );
+        }
+        return results;
+    }
+    send_to_agent(
+        shared, id, envelope, content, transport, nexthop, recipients, activated,
+    )
+    .await
+}
+
+/// Recipients of a deferred transport: `4.3.2 deferred transport`,
+/// without contacting anyone.
+fn park(recipients: Vec<Recipient>, activated: Instant) -> Vec<Result1> {
+    let queued_wait = activated.elapsed();
+    recipients
+        .into_iter()
+        .map(|recipient| Result1 {
+            recipient,
+            outcome: Outcome::Deferred {
                 dsn: "4.3.2".into(),
                 reason: "deferred transport".into(),
             },
-        )
-    } else if let Some(t) = shared.transports.get(&transport) {
+            relay: "none".into(),
+            queued_wait,
+            setup: Duration::ZERO,
+            transmission: Duration::ZERO,
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_to_agent(
+    shared: &Shared,
+    id: QueueId,
+    envelope: &Envelope,
+    content: Arc<Vec<u8>>,
+    transport: String,
+    nexthop: String,
+    recipients: Vec<Recipient>,
+    activated: Instant,
+) -> Vec<Result1> {
+    let n = recipients.len();
+    let report = if let Some(t) = shared.transports.get(&transport) {
         let permit = {
             let sem = shared
                 .destinations

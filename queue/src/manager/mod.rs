@@ -12,7 +12,10 @@
 //! moves `active` back to `incoming`.
 
 mod attempt;
+mod index;
 mod schedule;
+
+pub use index::{DestinationIndex, MemoryIndex};
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -75,8 +78,39 @@ pub type Router = Arc<dyn Fn(&str) -> (String, String) + Send + Sync>;
 enum Disposition {
     /// Delivered, bounced or gone: nothing left to schedule.
     Done,
-    /// Some recipients remain; try again at this Unix time.
-    Deferred(u64),
+    /// Some recipients remain; try again at this Unix time. The domains
+    /// of the deferred recipients feed the fast-flush index.
+    Deferred(u64, Vec<String>),
+}
+
+/// What a flush names (`ETRN`/`postqueue -s`, `postqueue -f`, `postqueue -i`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlushScope {
+    /// Deferred mail with a recipient in this domain (lower-case).
+    Site(String),
+    /// All deferred mail.
+    All,
+    /// One message.
+    Message(QueueId),
+}
+
+/// Which recipients of one attempt may pass `defer_transports`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Release {
+    /// The attempt was asked for by a flush: ignore the stored next
+    /// attempt time.
+    forced: bool,
+    /// Every recipient (`postqueue -f` / `-i`).
+    all: bool,
+    /// Sites flushed, and when: a recipient in such a domain of a message
+    /// that arrived before that time passes.
+    sites: Arc<HashMap<String, SystemTime>>,
+}
+
+impl Release {
+    pub(crate) fn releases(&self, domain: &str, arrival: SystemTime) -> bool {
+        self.all || self.sites.get(domain).is_some_and(|t| arrival <= *t)
+    }
 }
 
 /// Everything an attempt needs, shared by all attempts.
@@ -90,10 +124,45 @@ pub(crate) struct Shared {
     destinations: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
 }
 
+/// A request to the manager task.
+enum Command {
+    Flush(FlushScope, tokio::sync::oneshot::Sender<usize>),
+}
+
 /// Handle to the running queue manager.
 pub struct QueueManager {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    flusher: Flusher,
+}
+
+/// Asks the queue manager to deliver deferred mail now; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Flusher {
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Flush(scope, _) => write!(f, "Flush({scope:?})"),
+        }
+    }
+}
+
+impl Flusher {
+    /// Makes the deferred mail that `scope` names due now, past
+    /// `defer_transports` for the flushed recipients only. Returns how many
+    /// messages were scheduled; mail of that scope that is being delivered
+    /// or arrives in the meantime is covered too.
+    pub async fn flush(&self, scope: FlushScope) -> Result<usize, QueueError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::Flush(scope, reply))
+            .await
+            .map_err(|_| QueueError::closed())?;
+        answer.await.map_err(|_| QueueError::closed())
+    }
 }
 
 impl QueueManager {
@@ -110,7 +179,12 @@ impl QueueManager {
         for entry in queue.entries().await? {
             match entry.envelope.state {
                 QueueState::Hold => {}
-                QueueState::Deferred => state.defer(entry.id, entry.envelope.next_attempt),
+                QueueState::Deferred => {
+                    state.defer(entry.id, entry.envelope.next_attempt);
+                    for r in &entry.envelope.recipients {
+                        state.index.add(&domain_of(&r.address), entry.id);
+                    }
+                }
                 QueueState::Incoming | QueueState::Active => state.ready.push_back(entry.id),
             }
         }
@@ -122,8 +196,18 @@ impl QueueManager {
             destinations: Mutex::new(HashMap::new()),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(run(shared, state, arrivals, stopped));
-        Ok(Self { stop, task })
+        let (commands, inbox) = mpsc::channel(64);
+        let task = tokio::spawn(run(shared, state, arrivals, inbox, stopped));
+        Ok(Self {
+            stop,
+            task,
+            flusher: Flusher { commands },
+        })
+    }
+
+    /// A handle for flush requests.
+    pub fn flusher(&self) -> Flusher {
+        self.flusher.clone()
     }
 
     /// Stops scheduling and abandons attempts in flight: what they had not
@@ -134,14 +218,96 @@ impl QueueManager {
     }
 }
 
-#[derive(Default)]
 struct Schedule {
     ready: VecDeque<QueueId>,
     deferred: BTreeSet<(u64, QueueId)>,
-    active: HashSet<QueueId>,
+    /// Messages being delivered, with when their attempt started.
+    active: HashMap<QueueId, SystemTime>,
+    index: Box<dyn DestinationIndex>,
+    /// Messages a flush asked for by id or as part of a site or `-f`.
+    forced: HashSet<QueueId>,
+    /// Messages whose every recipient a flush released (`-i`).
+    released: HashSet<QueueId>,
+    /// Sites flushed and when (copy-on-write: attempts hold snapshots).
+    sites: Arc<HashMap<String, SystemTime>>,
+    /// When `postqueue -f` last ran.
+    all_since: Option<SystemTime>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            ready: VecDeque::new(),
+            deferred: BTreeSet::new(),
+            active: HashMap::new(),
+            index: Box::new(MemoryIndex::default()),
+            forced: HashSet::new(),
+            released: HashSet::new(),
+            sites: Arc::new(HashMap::new()),
+            all_since: None,
+        }
+    }
+}
+
+/// The recipient's domain as the index keys it.
+pub(crate) fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
 }
 
 impl Schedule {
+    /// Carries out a flush; returns the number of messages scheduled.
+    fn flush(&mut self, scope: FlushScope, now: SystemTime) -> usize {
+        let ids: Vec<QueueId> = match &scope {
+            FlushScope::Site(site) => {
+                Arc::make_mut(&mut self.sites).insert(site.clone(), now);
+                self.index.ids(site)
+            }
+            FlushScope::All => {
+                self.all_since = Some(now);
+                self.deferred.iter().map(|(_, id)| *id).collect()
+            }
+            FlushScope::Message(id) => {
+                self.released.insert(*id);
+                vec![*id]
+            }
+        };
+        for id in &ids {
+            self.forced.insert(*id);
+            if !self.active.contains_key(id) {
+                self.ready.push_back(*id);
+            }
+        }
+        ids.len()
+    }
+
+    /// What the attempt for `id` may release.
+    fn release_for(&mut self, id: QueueId, arrival_cutoff: Option<SystemTime>) -> Release {
+        let all = self.released.remove(&id)
+            || self
+                .all_since
+                .zip(arrival_cutoff)
+                .is_some_and(|(since, arrival)| arrival <= since);
+        Release {
+            forced: self.forced.remove(&id),
+            all,
+            sites: self.sites.clone(),
+        }
+    }
+
+    /// Whether a flush happened, for one of these domains or for all,
+    /// after an attempt started: then the attempt could not see it and
+    /// must run again.
+    fn flushed_during(&self, started: SystemTime, domains: &[String]) -> bool {
+        self.all_since.is_some_and(|t| t >= started)
+            || domains
+                .iter()
+                .any(|d| self.sites.get(d).is_some_and(|t| *t >= started))
+    }
+
     fn defer(&mut self, id: QueueId, due: u64) {
         self.deferred.insert((due, id));
     }
@@ -168,6 +334,7 @@ async fn run(
     shared: Arc<Shared>,
     mut state: Schedule,
     mut arrivals: mpsc::UnboundedReceiver<QueueId>,
+    mut inbox: mpsc::Receiver<Command>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut attempts: JoinSet<(QueueId, Disposition)> = JoinSet::new();
@@ -180,21 +347,45 @@ async fn run(
             let Some(id) = state.ready.pop_front() else {
                 break;
             };
-            if state.active.insert(id) {
-                let handle = attempts.spawn(attempt::run(shared.clone(), id));
-                running.insert(handle.id(), id);
+            if state.active.contains_key(&id) {
+                continue;
             }
+            state.active.insert(id, SystemTime::now());
+            // Messages arrive before their id's time passes; the flush
+            // cut-off compares with it.
+            let release = state.release_for(id, Some(id.timestamp()));
+            let handle = attempts.spawn(attempt::run(shared.clone(), id, release));
+            running.insert(handle.id(), id);
         }
         tokio::select! {
             _ = &mut stop => break,
             Some(id) = arrivals.recv() => state.ready.push_back(id),
+            Some(command) = inbox.recv() => match command {
+                Command::Flush(scope, reply) => {
+                    let n = state.flush(scope, SystemTime::now());
+                    let _ = reply.send(n);
+                }
+            },
             Some(done) = attempts.join_next_with_id(), if !attempts.is_empty() => {
                 match done {
                     Ok((task, (id, disposition))) => {
                         running.remove(&task);
-                        state.active.remove(&id);
-                        if let Disposition::Deferred(due) = disposition {
-                            state.defer(id, due);
+                        let started = state.active.remove(&id).unwrap_or(UNIX_EPOCH);
+                        match disposition {
+                            Disposition::Done => state.index.remove(id),
+                            Disposition::Deferred(due, domains) => {
+                                state.index.remove(id);
+                                for d in &domains {
+                                    state.index.add(d, id);
+                                }
+                                if state.flushed_during(started, &domains) {
+                                    // A flush arrived while this attempt ran.
+                                    state.forced.insert(id);
+                                    state.ready.push_back(id);
+                                } else {
+                                    state.defer(id, due);
+                                }
+                            }
                         }
                     }
                     Err(e) => {

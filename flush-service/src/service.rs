@@ -1,0 +1,203 @@
+//! The flush service.
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+use towerpost_queue::{FlushScope, Flusher, Queue, QueueId};
+
+/// What to flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlushTarget {
+    /// One destination (`ETRN site`, `postqueue -s site`, `sendmail -qRsite`).
+    Site(String),
+    /// All deferred mail (`postqueue -f`, `sendmail -q`).
+    All,
+    /// One message (`postqueue -i id`, `sendmail -qIid`).
+    QueueId(String),
+}
+
+/// Who asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlushOrigin {
+    /// An SMTP client (ETRN).
+    Smtp {
+        /// The client's address.
+        client: IpAddr,
+    },
+    /// A local user over the control socket.
+    Local {
+        /// The peer's uid (SO_PEERCRED).
+        uid: u32,
+        /// Its login name, or `unknown`.
+        user: String,
+    },
+}
+
+/// A flush request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushRequest {
+    /// What to flush.
+    pub target: FlushTarget,
+    /// Who asks.
+    pub origin: FlushOrigin,
+}
+
+/// The answer. Refusals are answers, not errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlushResponse {
+    /// Delivery started for this many messages (possibly none).
+    Started {
+        /// Messages scheduled now.
+        messages: usize,
+    },
+    /// The site is not in `fast_flush_domains` (ETRN `459`).
+    NotEligible {
+        /// The site, normalised.
+        site: String,
+    },
+    /// The site is not a host name or address literal (ETRN `501`).
+    InvalidSite,
+    /// No message with that id (`postqueue -i`).
+    NoSuchMessage,
+    /// A local user that `authorized_flush_users` does not list.
+    NotAuthorized {
+        /// The user's name.
+        user: String,
+        /// The user's uid.
+        uid: u32,
+    },
+}
+
+/// The flush could not be carried out (the queue is shutting down or its
+/// storage failed): ETRN `458`, `postqueue` "mail system is down".
+#[derive(Debug)]
+pub struct FlushError(towerpost_queue::QueueError);
+
+impl fmt::Display for FlushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "flush failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for FlushError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// A site as Postfix's flush server keys it: one leading `@` or `#`
+/// stripped (their RFC 1985 meanings are not implemented, as in Postfix),
+/// a trailing dot dropped, lower-case; `None` unless it is a host name or
+/// an `[address literal]`.
+pub fn normalize_site(site: &str) -> Option<String> {
+    let site = site.strip_prefix(['@', '#']).unwrap_or(site);
+    let site = site.strip_suffix('.').unwrap_or(site).to_ascii_lowercase();
+    if let Some(inner) = site.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        let inner = inner.strip_prefix("ipv6:").unwrap_or(inner);
+        return inner.parse::<IpAddr>().is_ok().then_some(site);
+    }
+    let ok = !site.is_empty()
+        && site.len() <= 255
+        && site.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    ok.then_some(site)
+}
+
+/// Decides which sites may be flushed by name (`fast_flush_domains`).
+pub type Eligibility = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The flush service: checks the target and asks the queue manager to
+/// make exactly that mail due now.
+#[derive(Clone)]
+pub struct FlushService {
+    flusher: Flusher,
+    queue: Queue,
+    eligible: Eligibility,
+}
+
+impl fmt::Debug for FlushService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlushService").finish_non_exhaustive()
+    }
+}
+
+impl FlushService {
+    /// A service over the queue manager's `flusher`; `eligible` is
+    /// `fast_flush_domains`.
+    pub fn new(flusher: Flusher, queue: Queue, eligible: Eligibility) -> Self {
+        Self {
+            flusher,
+            queue,
+            eligible,
+        }
+    }
+
+    async fn flush(self, request: FlushRequest) -> Result<FlushResponse, FlushError> {
+        let scope = match request.target {
+            FlushTarget::Site(site) => {
+                let Some(site) = normalize_site(&site) else {
+                    return Ok(FlushResponse::InvalidSite);
+                };
+                if !(self.eligible)(&site) {
+                    return Ok(FlushResponse::NotEligible { site });
+                }
+                FlushScope::Site(site)
+            }
+            FlushTarget::All => FlushScope::All,
+            FlushTarget::QueueId(text) => {
+                let Ok(id) = text.parse::<QueueId>() else {
+                    return Ok(FlushResponse::NoSuchMessage);
+                };
+                // Postfix's `-i` does not consult fast_flush_domains.
+                if self.queue.envelope(id).await.map_err(FlushError)?.is_none() {
+                    return Ok(FlushResponse::NoSuchMessage);
+                }
+                FlushScope::Message(id)
+            }
+        };
+        let messages = self.flusher.flush(scope).await.map_err(FlushError)?;
+        Ok(FlushResponse::Started { messages })
+    }
+}
+
+impl Service<FlushRequest> for FlushService {
+    type Response = FlushResponse;
+    type Error = FlushError;
+    type Future = Pin<Box<dyn Future<Output = Result<FlushResponse, FlushError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), FlushError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: FlushRequest) -> Self::Future {
+        Box::pin(self.clone().flush(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_are_normalised_like_postfix() {
+        assert_eq!(normalize_site("@Example.COM."), Some("example.com".into()));
+        assert_eq!(
+            normalize_site("#queue.example"),
+            Some("queue.example".into())
+        );
+        assert_eq!(normalize_site("[192.0.2.1]"), Some("[192.0.2.1]".into()));
+        assert_eq!(normalize_site("bad_domain!"), None);
+        assert_eq!(normalize_site("@@x.test"), None);
+        assert_eq!(normalize_site(""), None);
+    }
+}
