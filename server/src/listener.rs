@@ -140,7 +140,18 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
     }
     let _ = control_task.await;
     manager.shutdown().await;
-    queue.shutdown().await;
+    // The queue closes once every handle is gone; this function's own
+    // must go first.
+    drop(flush);
+    // Every acknowledged change is already committed, so a queue that
+    // does not close in time (a handle still held somewhere) is no reason
+    // to hang the exit.
+    if tokio::time::timeout(Duration::from_secs(10), queue.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(target: "towerpost::master", "queue did not close within 10s; exiting anyway");
+    }
     tracing::info!(target: "towerpost::master", "stopped");
     Ok(())
 }
