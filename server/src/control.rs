@@ -21,6 +21,8 @@ use towerpost_flush::{
 use towerpost_queue::{Envelope, Queue, QueueEntry, QueueId, QueueState, RecipientStatus};
 
 use crate::listener::ServeError;
+use crate::submit::{Submission, submit};
+use std::sync::Arc;
 
 /// The socket's file name inside the queue directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -46,6 +48,16 @@ pub enum ControlRequest {
         /// The site or queue id (empty for `all`).
         #[serde(default)]
         name: String,
+    },
+    /// Queue a message from a local user (`sendmail`); the content
+    /// follows the request line, up to the end of the stream.
+    Submit {
+        /// `-f`, if given.
+        sender: Option<String>,
+        /// Recipient arguments.
+        recipients: Vec<String>,
+        /// `-t`.
+        extract: bool,
     },
     /// Change messages (`postsuper -h/-H/-d/-r`); `ids` may be `["ALL"]`.
     Change {
@@ -99,6 +111,8 @@ pub enum ControlResponse {
     },
     /// A flush started for this many messages.
     Flushed(usize),
+    /// A submitted message was queued under this id.
+    Queued(String),
     /// The flush was refused; the text is postqueue's, the code its exit
     /// status.
     FlushRefused {
@@ -120,6 +134,16 @@ pub struct ControlServer {
     path: PathBuf,
     queue: Queue,
     flush: LocalFlush,
+    submit: Arc<SubmitSettings>,
+}
+
+/// What local submission needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct SubmitSettings {
+    /// `myhostname`: completes bare local names.
+    pub myhostname: String,
+    /// `message_size_limit`.
+    pub message_size_limit: u64,
 }
 
 /// The socket path for a queue directory.
@@ -133,6 +157,7 @@ impl ControlServer {
         queue_directory: &Path,
         queue: Queue,
         flush: LocalFlush,
+        submit: SubmitSettings,
     ) -> Result<Self, ServeError> {
         let path = socket_path(queue_directory);
         let err = |source| ServeError::Control {
@@ -154,6 +179,7 @@ impl ControlServer {
             path,
             queue,
             flush,
+            submit: Arc::new(submit),
         })
     }
 
@@ -168,8 +194,9 @@ impl ControlServer {
                 Ok((stream, _)) => {
                     let queue = self.queue.clone();
                     let flush = self.flush.clone();
+                    let submit = self.submit.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = handle(stream, queue, flush).await {
+                        if let Err(e) = handle(stream, queue, flush, submit).await {
                             tracing::warn!(target: "towerpost::control", "control request: {e}");
                         }
                     });
@@ -264,19 +291,55 @@ async fn flush(mut service: LocalFlush, uid: u32, scope: &str, name: String) -> 
     }
 }
 
-async fn handle(stream: UnixStream, queue: Queue, local_flush: LocalFlush) -> std::io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    queue: Queue,
+    local_flush: LocalFlush,
+    submit_settings: Arc<SubmitSettings>,
+) -> std::io::Result<()> {
     let uid = stream.peer_cred().map(|c| c.uid()).ok();
     let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    (&mut reader).take(MAX_REQUEST).read_line(&mut line).await?;
     let response = match serde_json::from_str::<ControlRequest>(&line) {
         Ok(ControlRequest::Change { action, .. }) if !uid.is_some_and(privileged) => {
             ControlResponse::Error(format!(
                 "permission denied: only root and the queue owner may {} messages",
                 format!("{action:?}").to_ascii_lowercase()
             ))
+        }
+        Ok(ControlRequest::Submit {
+            sender,
+            recipients,
+            extract,
+        }) => {
+            // The message follows; one octet past the limit is enough to
+            // know it is too big.
+            let limit = submit_settings.message_size_limit;
+            let cap = if limit == 0 { u64::MAX } else { limit + 1 };
+            let mut content = Vec::new();
+            (&mut reader).take(cap).read_to_end(&mut content).await?;
+            let uid = uid.unwrap_or(u32::MAX);
+            let submission = Submission {
+                sender,
+                recipients,
+                extract,
+                content,
+            };
+            match submit(
+                &queue,
+                submission,
+                uid,
+                &user_name(uid),
+                &submit_settings.myhostname,
+                limit,
+            )
+            .await
+            {
+                Ok(id) => ControlResponse::Queued(id.to_string()),
+                Err(e) => ControlResponse::Error(e.to_string()),
+            }
         }
         Ok(ControlRequest::Flush { scope, name }) => match uid {
             Some(uid) => flush(local_flush, uid, &scope, name).await,
@@ -306,6 +369,9 @@ async fn run_request(
 ) -> Result<ControlResponse, towerpost_queue::QueueError> {
     Ok(match request {
         ControlRequest::List => ControlResponse::Entries(queue.entries().await?),
+        ControlRequest::Submit { .. } => {
+            ControlResponse::Error("submission needs the running server".into())
+        }
         ControlRequest::Flush { .. } => ControlResponse::FlushRefused {
             text: "Cannot flush mail queue - mail system is down".into(),
             code: 69,
@@ -388,6 +454,16 @@ pub async fn request(
     queue_directory: &Path,
     request: &ControlRequest,
 ) -> std::io::Result<Option<ControlResponse>> {
+    request_with_body(queue_directory, request, &[]).await
+}
+
+/// Like [`request`], with `body` sent after the request line (a submitted
+/// message).
+pub async fn request_with_body(
+    queue_directory: &Path,
+    request: &ControlRequest,
+    body: &[u8],
+) -> std::io::Result<Option<ControlResponse>> {
     let path = socket_path(queue_directory);
     let stream = match UnixStream::connect(&path).await {
         Ok(s) => s,
@@ -405,6 +481,8 @@ pub async fn request(
     let mut line = serde_json::to_vec(request)?;
     line.push(b'\n');
     write.write_all(&line).await?;
+    write.write_all(body).await?;
+    write.shutdown().await?;
     let mut answer = String::new();
     BufReader::new(read).read_line(&mut answer).await?;
     serde_json::from_str(&answer)

@@ -16,6 +16,7 @@ pub mod request;
 pub mod session;
 pub mod settings;
 pub mod stack;
+pub mod submit;
 pub mod tls;
 
 pub use crate::core::{CoreSettings, SmtpCore};

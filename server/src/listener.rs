@@ -85,7 +85,15 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         crate::control::own_uid(),
     )
     .layer(flush.clone());
-    let control = ControlServer::bind(&config.queue_directory, queue.clone(), local_flush)?;
+    let control = ControlServer::bind(
+        &config.queue_directory,
+        queue.clone(),
+        local_flush,
+        crate::control::SubmitSettings {
+            myhostname: config.myhostname.clone(),
+            message_size_limit: config.message_size_limit,
+        },
+    )?;
     let settings = Arc::new(session_settings(&config));
     let mut accept_loops = JoinSet::new();
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));

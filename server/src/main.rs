@@ -185,6 +185,7 @@ fn main() -> ExitCode {
             Ok(PostqueueAction::Flush(request)) => {
                 run_async(flush_command(config, request, "postqueue"))
             }
+            Ok(PostqueueAction::Submit { .. }) => unreachable!("postqueue does not submit"),
             Err(usage) => {
                 eprintln!("postqueue: fatal: {usage}");
                 ExitCode::from(EX_USAGE)
@@ -197,6 +198,10 @@ fn main() -> ExitCode {
             Ok(PostqueueAction::Flush(request)) => {
                 run_async(flush_command(config, request, "postqueue"))
             }
+            Ok(PostqueueAction::Submit {
+                request,
+                ignore_dots,
+            }) => run_async(submit_command(config, request, ignore_dots)),
             Err(usage) => {
                 eprintln!("sendmail: fatal: {usage}");
                 ExitCode::from(EX_USAGE)
@@ -282,8 +287,16 @@ fn flush_request(scope: &str, name: &str) -> ControlRequest {
 
 /// What a postqueue or sendmail command line asks for.
 enum PostqueueAction {
-    List { json: bool },
+    List {
+        json: bool,
+    },
     Flush(ControlRequest),
+    /// sendmail's default mode: a message on standard input.
+    Submit {
+        request: ControlRequest,
+        /// `-i`/`-oi`: a line with a lone `.` does not end the input.
+        ignore_dots: bool,
+    },
 }
 
 /// `postqueue -f | -s site | -i queue_id | -p | -j` (one of them).
@@ -324,13 +337,26 @@ fn postqueue_action(args: &[String]) -> Result<PostqueueAction, String> {
     action.ok_or_else(|| "usage: postqueue -f | -i queue_id | -j | -p | -s site".into())
 }
 
-/// `sendmail -q | -qRsite | -qIqueue_id | -bp` (the flush and list forms;
-/// `-q<interval>` is ignored as Postfix ignores it, use queue_run_delay).
+/// `sendmail -q | -qRsite | -qIqueue_id | -bp`, and otherwise a message
+/// from standard input: `-t`, `-f sender`, `-i`, recipients as arguments
+/// (`-q<interval>` is ignored as Postfix ignores it: queue_run_delay rules).
 fn sendmail_action(args: &[String]) -> Result<PostqueueAction, String> {
+    let mut sender = None;
+    let mut recipients = Vec::new();
+    let mut extract = false;
+    let mut ignore_dots = false;
     let mut it = args.iter();
+    let mut options_done = false;
     while let Some(arg) = it.next() {
+        if options_done || !arg.starts_with('-') || arg == "-" {
+            recipients.push(arg.clone());
+            continue;
+        }
         match arg.as_str() {
+            "--" => options_done = true,
             "-bp" => return Ok(PostqueueAction::List { json: false }),
+            "-bm" | "-v" | "-oi" | "-i" => ignore_dots |= arg == "-oi" || arg == "-i",
+            "-t" => extract = true,
             "-q" => return Ok(PostqueueAction::Flush(flush_request("all", ""))),
             "-qR" | "-qI" => {
                 let value = it
@@ -338,6 +364,16 @@ fn sendmail_action(args: &[String]) -> Result<PostqueueAction, String> {
                     .ok_or(format!("option {arg} requires an argument"))?;
                 let scope = if arg == "-qR" { "site" } else { "queue_id" };
                 return Ok(PostqueueAction::Flush(flush_request(scope, value)));
+            }
+            "-f" | "-r" => {
+                sender = Some(
+                    it.next()
+                        .ok_or(format!("option {arg} requires an argument"))?
+                        .clone(),
+                );
+            }
+            "-F" | "-B" | "-N" | "-V" | "-R" | "-X" | "-C" => {
+                it.next(); // an option with a value that does not matter here
             }
             other if other.starts_with("-qR") => {
                 return Ok(PostqueueAction::Flush(flush_request("site", &other[3..])));
@@ -350,14 +386,77 @@ fn sendmail_action(args: &[String]) -> Result<PostqueueAction, String> {
             }
             other if other.starts_with("-qS") => return Err("-qS is not implemented".into()),
             other if other.starts_with("-q") => {
-                // -q30m: Postfix ignores the interval (queue_run_delay rules).
                 return Ok(PostqueueAction::Flush(flush_request("all", "")));
             }
+            other if other.starts_with("-f") || other.starts_with("-r") => {
+                sender = Some(other[2..].to_owned());
+            }
+            other if other.starts_with("-b") => {
+                return Err(format!("unsupported mode {other}: only -bm and -bp are"));
+            }
+            // -o options, -F/-B/-N/-V with their value attached, -m, -n …
             _ => {}
         }
     }
-    Err("message submission through sendmail is not supported yet; submit over SMTP".into())
+    Ok(PostqueueAction::Submit {
+        request: ControlRequest::Submit {
+            sender,
+            recipients,
+            extract,
+        },
+        ignore_dots,
+    })
 }
+
+/// Reads the message from standard input; without `-i`, a line with a lone
+/// `.` ends it, as sendmail's.
+fn read_stdin_message(ignore_dots: bool) -> std::io::Result<Vec<u8>> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    let mut lock = stdin.lock();
+    loop {
+        line.clear();
+        if lock.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if !ignore_dots && text == b"." {
+            break;
+        }
+        out.extend_from_slice(&line);
+    }
+    Ok(out)
+}
+
+/// `sendmail` submission: the message goes to the running server.
+async fn submit_command(config: Config, request: ControlRequest, ignore_dots: bool) -> ExitCode {
+    /// sysexits(3): temporary failure, the user is invited to retry.
+    const EX_TEMPFAIL: u8 = 75;
+    let body = match read_stdin_message(ignore_dots) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("sendmail: fatal: reading standard input: {e}");
+            return ExitCode::from(EX_TEMPFAIL);
+        }
+    };
+    match control::request_with_body(&config.queue_directory, &request, &body).await {
+        Ok(Some(ControlResponse::Queued(_))) => ExitCode::SUCCESS,
+        Ok(Some(ControlResponse::Error(e))) => {
+            eprintln!("sendmail: fatal: {e}");
+            ExitCode::from(EX_DATAERR)
+        }
+        Ok(_) | Err(_) => {
+            eprintln!("sendmail: fatal: the mail system is down; message not queued");
+            ExitCode::from(EX_TEMPFAIL)
+        }
+    }
+}
+
+/// sysexits(3): input data was incorrect.
+const EX_DATAERR: u8 = 65;
 
 /// Sends a flush request and reports like postqueue: silent on success,
 /// `<prog>: fatal: …` and its exit code on refusal.
@@ -444,7 +543,9 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
                 ExitCode::from(EX_NOINPUT)
             }
         }
-        ControlResponse::Flushed(_) | ControlResponse::FlushRefused { .. } => {
+        ControlResponse::Flushed(_)
+        | ControlResponse::FlushRefused { .. }
+        | ControlResponse::Queued(_) => {
             eprintln!("towerpost: fatal: unexpected answer from the server");
             ExitCode::from(EX_SOFTWARE)
         }

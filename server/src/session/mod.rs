@@ -27,6 +27,7 @@ use towerpost_queue::{Queue, QueueId};
 
 use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
 use crate::tls::{ListenerTls, MaybeTls};
+pub(crate) use received::rfc5322_date;
 use received::write_received;
 use stats::CommandStats;
 
