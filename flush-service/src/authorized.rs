@@ -94,6 +94,7 @@ mod tests {
                 uid,
                 user: user.into(),
             },
+            wait: false,
         }
     }
 

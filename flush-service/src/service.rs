@@ -45,6 +45,9 @@ pub struct FlushRequest {
     pub target: FlushTarget,
     /// Who asks.
     pub origin: FlushOrigin,
+    /// Answer only once every flushed message was attempted, with what
+    /// each attempt did ([`FlushResponse::Finished`]).
+    pub wait: bool,
 }
 
 /// The answer. Refusals are answers, not errors.
@@ -55,6 +58,9 @@ pub enum FlushResponse {
         /// Messages scheduled now.
         messages: usize,
     },
+    /// With `wait`: each flushed message and what its attempt did
+    /// (`sent 1`, `deferred 1 (reason)`, …).
+    Finished(Vec<(String, String)>),
     /// The site is not in `fast_flush_domains` (ETRN `459`).
     NotEligible {
         /// The site, normalised.
@@ -165,6 +171,19 @@ impl FlushService {
                 FlushScope::Message(id)
             }
         };
+        if request.wait {
+            let outcomes = self
+                .flusher
+                .flush_and_wait(scope)
+                .await
+                .map_err(FlushError)?;
+            return Ok(FlushResponse::Finished(
+                outcomes
+                    .into_iter()
+                    .map(|(id, o)| (id.to_string(), o))
+                    .collect(),
+            ));
+        }
         let messages = self.flusher.flush(scope).await.map_err(FlushError)?;
         Ok(FlushResponse::Started { messages })
     }

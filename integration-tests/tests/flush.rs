@@ -318,3 +318,61 @@ fn check_etrn_access_and_helo_checks() {
         "501 5.5.2 <bad..name>: Helo command rejected: Invalid name"
     );
 }
+
+#[test]
+fn flush_wait_reports_each_message_outcome() {
+    let s = parked_sites();
+    s.customer.set_rule(|stage| match stage {
+        integration_tests::sink::Stage::Rcpt(r) if r.starts_with("later@") => {
+            Some("451 4.2.0 mailbox busy".into())
+        }
+        _ => None,
+    });
+    let ok = send(&s.server, &["now@customer.test"]);
+    let busy = send(&s.server, &["later@customer.test"]);
+    wait_parked(&s.server, &ok);
+    wait_parked(&s.server, &busy);
+    let (status, out, err) = s
+        .server
+        .cli(&["flush", "--site", "customer.test", "--wait"]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains(&format!("{ok}: sent 1\n")), "{out}");
+    assert!(
+        out.contains(&format!("{busy}: deferred 1 (host 127.0.0.1[127.0.0.1] said: 451 4.2.0 mailbox busy (in reply to RCPT TO command))")),
+        "{out}"
+    );
+    assert!(out.ends_with("towerpost: flushed 2 messages\n"), "{out}");
+}
+
+#[test]
+fn flush_racing_with_delivery_and_arrival_misses_nothing() {
+    // One active message at a time, and a slow destination keeps message A
+    // in delivery while ETRN arrives; B is queued behind it, never attempted
+    // yet. Neither is in the index when ETRN comes.
+    let customer = Sink::start();
+    let slow = Sink::start();
+    slow.set_rule(|stage| {
+        if let integration_tests::sink::Stage::Rcpt(_) = stage {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        None
+    });
+    let server = Server::start(&format!(
+        "qmgr_message_active_limit = 1\nqueue_run_delay = \"1s\"\n\
+         fast_flush_domains = [\"customer.test\"]\ndefer_transports = [\"etrn-only\"]\n\
+         [transport.etrn-only]\ntype = \"smtp\"\n\
+         [transport_maps]\n\"customer.test\" = \"etrn-only:[127.0.0.1]:{}\"\n\"slow.test\" = \"smtp:[127.0.0.1]:{}\"\n",
+        customer.addr().port(),
+        slow.addr().port()
+    ));
+    let a = send(&server, &["x@slow.test", "a@customer.test"]);
+    let b = send(&server, &["b@customer.test"]);
+    server.wait_for_log(&format!("{a}: from=<a@example.test>"));
+    let mut c = server.client();
+    assert_eq!(c.cmd("ETRN customer.test"), "250 Queuing started");
+    let got = customer.wait_for(2, Duration::from_secs(20));
+    let mut rcpts: Vec<String> = got.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    rcpts.sort();
+    assert_eq!(rcpts, ["a@customer.test", "b@customer.test"]);
+    server.wait_for_log(&format!("{b}: removed"));
+}

@@ -48,6 +48,9 @@ pub enum ControlRequest {
         /// The site or queue id (empty for `all`).
         #[serde(default)]
         name: String,
+        /// Answer once every flushed message was attempted.
+        #[serde(default)]
+        wait: bool,
     },
     /// Queue a message from a local user (`sendmail`); the content
     /// follows the request line, up to the end of the stream.
@@ -111,6 +114,8 @@ pub enum ControlResponse {
     },
     /// A flush started for this many messages.
     Flushed(usize),
+    /// A waited-for flush: each message and what its attempt did.
+    FlushedWait(Vec<(String, String)>),
     /// A submitted message was queued under this id.
     Queued(String),
     /// The flush was refused; the text is postqueue's, the code its exit
@@ -242,7 +247,13 @@ pub fn user_name(uid: u32) -> String {
 /// Runs a local flush request through `authorized_flush_users` and the
 /// flush service, with postqueue's words and exit codes for refusals
 /// (Postfix exits with EX_UNAVAILABLE even for a user who may not flush).
-async fn flush(mut service: LocalFlush, uid: u32, scope: &str, name: String) -> ControlResponse {
+async fn flush(
+    mut service: LocalFlush,
+    uid: u32,
+    scope: &str,
+    name: String,
+    wait: bool,
+) -> ControlResponse {
     use tower::{Service, ServiceExt};
     const EX_USAGE: u8 = 64;
     const EX_UNAVAILABLE: u8 = 69;
@@ -258,6 +269,7 @@ async fn flush(mut service: LocalFlush, uid: u32, scope: &str, name: String) -> 
             uid,
             user: user_name(uid),
         },
+        wait,
     };
     let refused = |text: String, code| ControlResponse::FlushRefused { text, code };
     let result = match service.ready().await {
@@ -266,6 +278,7 @@ async fn flush(mut service: LocalFlush, uid: u32, scope: &str, name: String) -> 
     };
     match result {
         Ok(FlushResponse::Started { messages }) => ControlResponse::Flushed(messages),
+        Ok(FlushResponse::Finished(outcomes)) => ControlResponse::FlushedWait(outcomes),
         Ok(FlushResponse::NotAuthorized { user, uid }) => refused(
             format!("User {user}({uid}) is not allowed to flush the mail queue"),
             EX_UNAVAILABLE,
@@ -341,8 +354,8 @@ async fn handle(
                 Err(e) => ControlResponse::Error(e.to_string()),
             }
         }
-        Ok(ControlRequest::Flush { scope, name }) => match uid {
-            Some(uid) => flush(local_flush, uid, &scope, name).await,
+        Ok(ControlRequest::Flush { scope, name, wait }) => match uid {
+            Some(uid) => flush(local_flush, uid, &scope, name, wait).await,
             None => ControlResponse::Error("cannot identify the requesting user".into()),
         },
         Ok(request) => execute(&queue, request).await,

@@ -139,6 +139,7 @@ impl SmtpCore {
             origin: FlushOrigin::Smtp {
                 client: session.client.ip(),
             },
+            wait: false,
         };
         let result = match flush.ready().await {
             Ok(s) => s.call(request).await,

@@ -55,6 +55,10 @@ enum Cmd {
         /// All deferred mail (like `postqueue -f`).
         #[arg(long)]
         all: bool,
+        /// Wait until each flushed message was delivered or deferred again,
+        /// and print what happened to it.
+        #[arg(long)]
+        wait: bool,
     },
     /// Postfix-compatible `postqueue`: -f, -s site, -i id, -p, -j.
     #[command(disable_help_flag = true)]
@@ -165,8 +169,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Serve => run_async(serve(config)),
-        Cmd::Flush { site, id, all } => {
-            let request = match (site, id, all) {
+        Cmd::Flush {
+            site,
+            id,
+            all,
+            wait,
+        } => {
+            let mut request = match (site, id, all) {
                 (Some(site), _, _) => flush_request("site", site),
                 (_, Some(id), _) => flush_request("queue_id", id),
                 (_, _, true) => flush_request("all", ""),
@@ -175,6 +184,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(EX_USAGE);
                 }
             };
+            if let ControlRequest::Flush { wait: w, .. } = &mut request {
+                *w = *wait;
+            }
             run_async(flush_command(config, request, "towerpost"))
         }
         Cmd::Mailq => run_async(queue_command(config, ControlRequest::List, false)),
@@ -282,6 +294,7 @@ fn flush_request(scope: &str, name: &str) -> ControlRequest {
     ControlRequest::Flush {
         scope: scope.to_owned(),
         name: name.to_owned(),
+        wait: false,
     }
 }
 
@@ -471,6 +484,17 @@ async fn flush_command(config: Config, request: ControlRequest, prog: &str) -> E
             }
             ExitCode::SUCCESS
         }
+        Ok(Some(ControlResponse::FlushedWait(outcomes))) => {
+            for (id, outcome) in &outcomes {
+                println!("{id}: {outcome}");
+            }
+            let n = outcomes.len();
+            println!(
+                "towerpost: flushed {n} message{}",
+                if n == 1 { "" } else { "s" }
+            );
+            ExitCode::SUCCESS
+        }
         Ok(Some(ControlResponse::FlushRefused { text, code })) => {
             eprintln!("{prog}: fatal: {text}");
             ExitCode::from(code)
@@ -544,6 +568,7 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
             }
         }
         ControlResponse::Flushed(_)
+        | ControlResponse::FlushedWait(_)
         | ControlResponse::FlushRefused { .. }
         | ControlResponse::Queued(_) => {
             eprintln!("towerpost: fatal: unexpected answer from the server");

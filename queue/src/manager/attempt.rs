@@ -21,17 +21,50 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     id: QueueId,
     release: Release,
-) -> (QueueId, Disposition) {
-    let disposition = match attempt(&shared, id, &release).await {
+) -> (QueueId, Disposition, String) {
+    let mut summary = String::new();
+    let disposition = match attempt(&shared, id, &release, &mut summary).await {
         Ok(d) => d,
         Err(e) => {
             // Storage trouble: keep the message as stored, try later.
             tracing::error!(target: TARGET, "{id}: {e}; will retry");
+            summary = format!("deferred ({e})");
             let retry = SystemTime::now() + shared.settings.minimal_backoff_time;
             Disposition::Deferred(unix(retry), Vec::new())
         }
     };
-    (id, disposition)
+    (id, disposition, summary)
+}
+
+/// `sent 2, deferred 1 (reason)`: what one attempt did, for `flush --wait`.
+fn summarize(results: &[Result1], too_old: bool) -> String {
+    let (mut sent, mut bounced, mut deferred) = (0, 0, 0);
+    let mut reason = None;
+    for r in results {
+        match &r.outcome {
+            Outcome::Sent { .. } => sent += 1,
+            Outcome::Bounced { .. } => bounced += 1,
+            Outcome::Deferred { .. } if too_old => bounced += 1,
+            Outcome::Deferred { reason: why, .. } => {
+                deferred += 1;
+                reason.get_or_insert_with(|| why.clone());
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    if sent > 0 {
+        parts.push(format!("sent {sent}"));
+    }
+    if bounced > 0 {
+        parts.push(format!("bounced {bounced}"));
+    }
+    if deferred > 0 {
+        parts.push(format!(
+            "deferred {deferred} ({})",
+            reason.unwrap_or_default()
+        ));
+    }
+    parts.join(", ")
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -52,13 +85,16 @@ async fn attempt(
     shared: &Shared,
     id: QueueId,
     release: &Release,
+    summary: &mut String,
 ) -> Result<Disposition, crate::QueueError> {
     let activated = Instant::now();
     let now = SystemTime::now();
     let Some(mut envelope) = shared.queue.envelope(id).await? else {
+        *summary = "no longer in the queue".into();
         return Ok(Disposition::Done); // deleted meanwhile
     };
     if envelope.state == QueueState::Hold {
+        *summary = "on hold".into();
         return Ok(Disposition::Done); // held meanwhile
     }
     if !release.forced
@@ -66,6 +102,7 @@ async fn attempt(
         && envelope.next_attempt > unix(now)
     {
         // A stale schedule entry (the message was deferred again since).
+        *summary = "not due".into();
         let domains = envelope
             .recipients
             .iter()
@@ -131,6 +168,7 @@ async fn attempt(
         shared.settings.maximal_queue_lifetime
     };
     let too_old = expired(age, lifetime);
+    *summary = summarize(&results, too_old);
     let mut remaining = Vec::new();
     let mut bounced = Vec::new();
     for mut r in results {

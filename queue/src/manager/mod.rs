@@ -127,6 +127,11 @@ pub(crate) struct Shared {
 /// A request to the manager task.
 enum Command {
     Flush(FlushScope, tokio::sync::oneshot::Sender<usize>),
+    /// Flush and report each message's next attempt.
+    FlushWait(
+        FlushScope,
+        tokio::sync::oneshot::Sender<Vec<(QueueId, tokio::sync::oneshot::Receiver<String>)>>,
+    ),
 }
 
 /// Handle to the running queue manager.
@@ -145,7 +150,9 @@ pub struct Flusher {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Flush(scope, _) => write!(f, "Flush({scope:?})"),
+            Command::Flush(scope, _) | Command::FlushWait(scope, _) => {
+                write!(f, "Flush({scope:?})")
+            }
         }
     }
 }
@@ -162,6 +169,29 @@ impl Flusher {
             .await
             .map_err(|_| QueueError::closed())?;
         answer.await.map_err(|_| QueueError::closed())
+    }
+
+    /// Like [`flush`](Self::flush), and reports, for each message
+    /// scheduled, what its delivery attempt did (`sent 1`, `deferred 1
+    /// (reason)`, …) once it has run.
+    pub async fn flush_and_wait(
+        &self,
+        scope: FlushScope,
+    ) -> Result<Vec<(QueueId, String)>, QueueError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::FlushWait(scope, reply))
+            .await
+            .map_err(|_| QueueError::closed())?;
+        let pending = answer.await.map_err(|_| QueueError::closed())?;
+        let mut out = Vec::with_capacity(pending.len());
+        for (id, outcome) in pending {
+            let text = outcome
+                .await
+                .unwrap_or_else(|_| "not attempted (shutdown)".into());
+            out.push((id, text));
+        }
+        Ok(out)
     }
 }
 
@@ -232,6 +262,9 @@ struct Schedule {
     sites: Arc<HashMap<String, SystemTime>>,
     /// When `postqueue -f` last ran.
     all_since: Option<SystemTime>,
+    /// `flush --wait` callers: told the outcome of the first attempt that
+    /// starts after they asked.
+    waiters: HashMap<QueueId, Vec<(SystemTime, tokio::sync::oneshot::Sender<String>)>>,
 }
 
 impl Default for Schedule {
@@ -245,6 +278,7 @@ impl Default for Schedule {
             released: HashSet::new(),
             sites: Arc::new(HashMap::new()),
             all_since: None,
+            waiters: HashMap::new(),
         }
     }
 }
@@ -259,8 +293,8 @@ pub(crate) fn domain_of(address: &str) -> String {
 }
 
 impl Schedule {
-    /// Carries out a flush; returns the number of messages scheduled.
-    fn flush(&mut self, scope: FlushScope, now: SystemTime) -> usize {
+    /// Carries out a flush; returns the messages scheduled.
+    fn flush(&mut self, scope: FlushScope, now: SystemTime) -> Vec<QueueId> {
         let ids: Vec<QueueId> = match &scope {
             FlushScope::Site(site) => {
                 Arc::make_mut(&mut self.sites).insert(site.clone(), now);
@@ -281,7 +315,24 @@ impl Schedule {
                 self.ready.push_back(*id);
             }
         }
-        ids.len()
+        ids
+    }
+
+    /// Tells `flush --wait` callers what the attempt that started at
+    /// `started` did.
+    fn notify_waiters(&mut self, id: QueueId, started: SystemTime, summary: &str) {
+        if let Some(list) = self.waiters.get_mut(&id) {
+            let (done, keep): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|(asked, _)| started >= *asked);
+            for (_, tx) in done {
+                let _ = tx.send(summary.to_owned());
+            }
+            if keep.is_empty() {
+                self.waiters.remove(&id);
+            } else {
+                *list = keep;
+            }
+        }
     }
 
     /// What the attempt for `id` may release.
@@ -337,7 +388,7 @@ async fn run(
     mut inbox: mpsc::Receiver<Command>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let mut attempts: JoinSet<(QueueId, Disposition)> = JoinSet::new();
+    let mut attempts: JoinSet<(QueueId, Disposition, String)> = JoinSet::new();
     let mut running: HashMap<tokio::task::Id, QueueId> = HashMap::new();
     let mut scan = tokio::time::interval(shared.settings.queue_run_delay);
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -362,15 +413,29 @@ async fn run(
             Some(id) = arrivals.recv() => state.ready.push_back(id),
             Some(command) = inbox.recv() => match command {
                 Command::Flush(scope, reply) => {
-                    let n = state.flush(scope, SystemTime::now());
+                    let n = state.flush(scope, SystemTime::now()).len();
                     let _ = reply.send(n);
+                }
+                Command::FlushWait(scope, reply) => {
+                    let now = SystemTime::now();
+                    let ids = state.flush(scope, now);
+                    let pending = ids
+                        .into_iter()
+                        .map(|id| {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            state.waiters.entry(id).or_default().push((now, tx));
+                            (id, rx)
+                        })
+                        .collect();
+                    let _ = reply.send(pending);
                 }
             },
             Some(done) = attempts.join_next_with_id(), if !attempts.is_empty() => {
                 match done {
-                    Ok((task, (id, disposition))) => {
+                    Ok((task, (id, disposition, summary))) => {
                         running.remove(&task);
                         let started = state.active.remove(&id).unwrap_or(UNIX_EPOCH);
+                        state.notify_waiters(id, started, &summary);
                         match disposition {
                             Disposition::Done => state.index.remove(id),
                             Disposition::Deferred(due, domains) => {
