@@ -376,3 +376,50 @@ fn flush_racing_with_delivery_and_arrival_misses_nothing() {
     assert_eq!(rcpts, ["a@customer.test", "b@customer.test"]);
     server.wait_for_log(&format!("{b}: removed"));
 }
+
+#[test]
+fn the_binary_answers_to_postfix_command_names() {
+    let s = parked_sites();
+    let a = send(&s.server, &["r1@customer.test"]);
+    wait_parked(&s.server, &a);
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["postqueue", "mailq"] {
+        std::os::unix::fs::symlink(integration_tests::towerpost_bin(), dir.path().join(name))
+            .unwrap();
+    }
+    let run = |name: &str, args: &[&str]| {
+        std::process::Command::new(dir.path().join(name))
+            .env("TOWERPOST_CONFIG", s.server.config_path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run("mailq", &[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&a));
+    let out = run("postqueue", &["-s", "other.test"]);
+    assert_eq!(out.status.code(), Some(69));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "postqueue: fatal: Flush service is not configured for destination \"other.test\"\n"
+    );
+    let out = run("postqueue", &["-s", "customer.test"]);
+    assert!(out.status.success());
+    assert_eq!(s.customer.wait_for(1, Duration::from_secs(20)).len(), 1);
+}
+
+#[test]
+fn check_client_access_refuses_listed_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("client_access");
+    std::fs::write(&table, "127.0.0.1 REJECT\n").unwrap();
+    let server = etrn_with(
+        &format!("[\"check_client_access {}\"]", table.display()),
+        "",
+    );
+    let mut c = server.client();
+    assert_eq!(
+        c.cmd("ETRN customer.test"),
+        "554 5.7.1 <unknown[127.0.0.1]>: Client host rejected: Access denied"
+    );
+}
