@@ -314,9 +314,9 @@ impl fmt::Display for TlsMode {
 /// (`smtpd_forbid_bare_newline`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BareNewline {
-    /// `normalize` (Postfix `yes`): reject commands ending in a bare LF and
-    /// turn a bare LF in message text into CRLF, never treating it as the
-    /// end of a line that could end DATA.
+    /// `normalize` (Postfix `yes`): accept a bare LF as a line end in
+    /// commands and message text (stored as CRLF), but never as part of
+    /// the end of DATA, which stays `<CRLF>.<CRLF>` only.
     #[default]
     Normalize,
     /// `reject`: reject commands and messages containing a bare LF.

@@ -83,7 +83,8 @@ impl SmtpCore {
                 e(2, 0, 0),
                 "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN HELP",
             ),
-            Command::Etrn { .. } => unreachable!("ETRN is answered by SmtpCore::etrn"),
+            // `call` sends ETRN to the flush service; this is not reached.
+            Command::Etrn { .. } => Reply::new(458, "Unable to queue messages"),
             Command::StartTls if session.starttls_offered && !session.tls => {
                 Reply::enhanced(220, e(2, 0, 0), "Ready to start TLS")
             }

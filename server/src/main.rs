@@ -197,7 +197,10 @@ fn main() -> ExitCode {
             Ok(PostqueueAction::Flush(request)) => {
                 run_async(flush_command(config, request, "postqueue"))
             }
-            Ok(PostqueueAction::Submit { .. }) => unreachable!("postqueue does not submit"),
+            Ok(PostqueueAction::Submit { .. }) => {
+                eprintln!("postqueue: fatal: postqueue does not submit mail; use sendmail");
+                ExitCode::from(EX_USAGE)
+            }
             Err(usage) => {
                 eprintln!("postqueue: fatal: {usage}");
                 ExitCode::from(EX_USAGE)

@@ -251,6 +251,9 @@ impl QueueManager {
 struct Schedule {
     ready: VecDeque<QueueId>,
     deferred: BTreeSet<(u64, QueueId)>,
+    /// Each deferred message's entry in `deferred`, so a flush can take it
+    /// out instead of leaving a stale one behind.
+    due: HashMap<QueueId, u64>,
     /// Messages being delivered, with when their attempt started.
     active: HashMap<QueueId, SystemTime>,
     index: Box<dyn DestinationIndex>,
@@ -272,6 +275,7 @@ impl Default for Schedule {
         Self {
             ready: VecDeque::new(),
             deferred: BTreeSet::new(),
+            due: HashMap::new(),
             active: HashMap::new(),
             index: Box::new(MemoryIndex::default()),
             forced: HashSet::new(),
@@ -311,6 +315,7 @@ impl Schedule {
         };
         for id in &ids {
             self.forced.insert(*id);
+            self.undefer(*id);
             if !self.active.contains_key(id) {
                 self.ready.push_back(*id);
             }
@@ -360,7 +365,17 @@ impl Schedule {
     }
 
     fn defer(&mut self, id: QueueId, due: u64) {
+        if let Some(old) = self.due.insert(id, due) {
+            self.deferred.remove(&(old, id));
+        }
         self.deferred.insert((due, id));
+    }
+
+    /// Takes a message out of the deferred set (it is due now).
+    fn undefer(&mut self, id: QueueId) {
+        if let Some(old) = self.due.remove(&id) {
+            self.deferred.remove(&(old, id));
+        }
     }
 
     /// Moves deferred mail that is due into the ready queue.
@@ -370,6 +385,7 @@ impl Schedule {
                 break;
             }
             self.deferred.pop_first();
+            self.due.remove(&id);
             self.ready.push_back(id);
         }
     }
