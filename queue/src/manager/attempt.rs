@@ -81,6 +81,29 @@ struct Result1 {
     transmission: Duration,
 }
 
+impl Result1 {
+    /// An outcome decided here, without a remote host.
+    fn local(recipient: Recipient, outcome: Outcome, queued_wait: Duration) -> Self {
+        Self {
+            recipient,
+            outcome,
+            relay: "none".into(),
+            queued_wait,
+            setup: Duration::ZERO,
+            transmission: Duration::ZERO,
+        }
+    }
+}
+
+/// One message's delivery attempt, shared by its per-destination parts.
+struct Job<'a> {
+    shared: &'a Shared,
+    id: QueueId,
+    envelope: &'a Envelope,
+    content: Arc<Vec<u8>>,
+    activated: Instant,
+}
+
 async fn attempt(
     shared: &Shared,
     id: QueueId,
@@ -128,6 +151,13 @@ async fn attempt(
         let route = (shared.router)(&domain_of(&r.address));
         groups.entry(route).or_default().push(r);
     }
+    let job = Job {
+        shared,
+        id,
+        envelope: &envelope,
+        content: content.clone(),
+        activated,
+    };
     let mut deliveries = Vec::new();
     for ((transport, nexthop), recipients) in groups {
         let limit = shared
@@ -136,14 +166,10 @@ async fn attempt(
             .map_or(usize::MAX, |t| t.recipient_limit.max(1));
         for chunk in recipients.chunks(limit) {
             deliveries.push(deliver(
-                shared,
-                id,
-                &envelope,
-                content.clone(),
+                &job,
                 transport.clone(),
                 nexthop.clone(),
                 chunk.to_vec(),
-                activated,
                 release,
             ));
         }
@@ -273,72 +299,53 @@ async fn attempt(
     Ok(Disposition::Deferred(envelope.next_attempt, domains))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Delivers one destination's recipients. `defer_transports` parks a
+/// recipient unless a flush released it.
 async fn deliver(
-    shared: &Shared,
-    id: QueueId,
-    envelope: &Envelope,
-    content: Arc<Vec<u8>>,
+    job: &Job<'_>,
     transport: String,
     nexthop: String,
     recipients: Vec<Recipient>,
-    activated: Instant,
     release: &Release,
 ) -> Vec<Result1> {
-    // defer_transports parks a recipient unless a flush released it.
-    if shared.settings.defer_transports.contains(&transport) {
-        let arrival = id.timestamp();
-        let (released, parked): (Vec<_>, Vec<_>) = recipients
-            .into_iter()
-            .partition(|r| release.releases(&domain_of(&r.address), arrival));
-        let mut results = park(parked, activated);
-        if !released.is_empty() {
-            results.extend(
-                send_to_agent(
-                    shared, id, envelope, content, transport, nexthop, released, activated,
-                )
-                .await,
-            );
-        }
-        return results;
+    if !job.shared.settings.defer_transports.contains(&transport) {
+        return send_to_agent(job, transport, nexthop, recipients).await;
     }
-    send_to_agent(
-        shared, id, envelope, content, transport, nexthop, recipients, activated,
-    )
-    .await
-}
-
-/// Recipients of a deferred transport: `4.3.2 deferred transport`,
-/// without contacting anyone.
-fn park(recipients: Vec<Recipient>, activated: Instant) -> Vec<Result1> {
-    let queued_wait = activated.elapsed();
-    recipients
+    let arrival = job.id.timestamp();
+    let (released, parked): (Vec<_>, Vec<_>) = recipients
         .into_iter()
-        .map(|recipient| Result1 {
-            recipient,
-            outcome: Outcome::Deferred {
-                dsn: "4.3.2".into(),
-                reason: "deferred transport".into(),
-            },
-            relay: "none".into(),
-            queued_wait,
-            setup: Duration::ZERO,
-            transmission: Duration::ZERO,
-        })
-        .collect()
+        .partition(|r| release.releases(&domain_of(&r.address), arrival));
+    let waited = job.activated.elapsed();
+    let parked_outcome = Outcome::Deferred {
+        dsn: "4.3.2".into(),
+        reason: "deferred transport".into(),
+    };
+    let mut results: Vec<Result1> = parked
+        .into_iter()
+        .map(|r| Result1::local(r, parked_outcome.clone(), waited))
+        .collect();
+    if !released.is_empty() {
+        results.extend(send_to_agent(job, transport, nexthop, released).await);
+    }
+    results
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Hands recipients to the transport's delivery agent, within the
+/// destination's concurrency limit.
 async fn send_to_agent(
-    shared: &Shared,
-    id: QueueId,
-    envelope: &Envelope,
-    content: Arc<Vec<u8>>,
+    job: &Job<'_>,
     transport: String,
     nexthop: String,
     recipients: Vec<Recipient>,
-    activated: Instant,
 ) -> Vec<Result1> {
+    let Job {
+        shared,
+        id,
+        envelope,
+        activated,
+        ..
+    } = *job;
+    let content = job.content.clone();
     let n = recipients.len();
     let report = if let Some(t) = shared.transports.get(&transport) {
         let permit = {
@@ -430,14 +437,7 @@ fn delayed_results(remaining: &[Recipient]) -> Vec<Result1> {
                 RecipientStatus::Deferred { dsn, reason } => (dsn.clone(), reason.clone()),
                 RecipientStatus::Pending => ("4.0.0".to_owned(), "delivery pending".to_owned()),
             };
-            Result1 {
-                recipient: r.clone(),
-                outcome: Outcome::Deferred { dsn, reason },
-                relay: "none".into(),
-                queued_wait: Duration::ZERO,
-                setup: Duration::ZERO,
-                transmission: Duration::ZERO,
-            }
+            Result1::local(r.clone(), Outcome::Deferred { dsn, reason }, Duration::ZERO)
         })
         .collect()
 }
