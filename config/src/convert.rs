@@ -117,6 +117,15 @@ pub(crate) fn count(value: &Value, min: usize, max: usize) -> Result<usize, Stri
     usize::try_from(n).map_err(|_| found("a smaller integer", value))
 }
 
+/// An integer in `min..=max` as a narrower integer type such as `u8`.
+pub(crate) fn narrow<T>(value: &Value, min: T, max: T) -> Result<T, String>
+where
+    T: TryFrom<u64> + Into<u64>,
+{
+    let n = integer(value, min.into(), max.into())?;
+    T::try_from(n).map_err(|_| found("a smaller integer", value))
+}
+
 const DURATION_EXPECTED: &str = "a duration with a unit such as \"300s\" or \"5m\"";
 
 /// A duration in humantime syntax; a bare number is refused since its unit

@@ -5,6 +5,7 @@ use figment::{Metadata, Profile, Provider};
 
 /// Every top-level key towerpost knows, sorted.
 pub(crate) const KEYS: &[&str] = &[
+    "anvil_rate_time_unit",
     "authorized_flush_users",
     "bounce_queue_lifetime",
     "bounce_size_limit",
@@ -41,6 +42,15 @@ pub(crate) const KEYS: &[&str] = &[
     "smtp_rcpt_timeout",
     "smtp_tls_security_level",
     "smtpd_banner",
+    "smtpd_client_auth_rate_limit",
+    "smtpd_client_connection_count_limit",
+    "smtpd_client_connection_rate_limit",
+    "smtpd_client_event_limit_exceptions",
+    "smtpd_client_ipv4_prefix_length",
+    "smtpd_client_ipv6_prefix_length",
+    "smtpd_client_message_rate_limit",
+    "smtpd_client_new_tls_session_rate_limit",
+    "smtpd_client_recipient_rate_limit",
     "smtpd_command_line_limit",
     "smtpd_error_sleep_time",
     "smtpd_etrn_restrictions",
@@ -151,6 +161,19 @@ pub(crate) const DEFAULT_FAST_FLUSH_REFRESH_SECS: u64 = 12 * 3600;
 pub(crate) const DEFAULT_FAST_FLUSH_PURGE_SECS: u64 = 7 * 24 * 3600;
 /// The default of `authorized_flush_users`.
 pub(crate) const DEFAULT_AUTHORIZED_FLUSH_USERS: &[&str] = &[crate::flush::ANYONE];
+/// The default of `smtpd_client_connection_count_limit` (0: no limit).
+pub(crate) const DEFAULT_CLIENT_CONNECTION_COUNT_LIMIT: usize = 50;
+/// The default of the `smtpd_client_*_rate_limit` keys (0: no limit).
+pub(crate) const DEFAULT_CLIENT_RATE_LIMIT: u32 = 0;
+/// The default of `anvil_rate_time_unit`, in seconds.
+pub(crate) const DEFAULT_ANVIL_RATE_TIME_UNIT_SECS: u64 = 60;
+/// The default of `smtpd_client_event_limit_exceptions`, expanded like any
+/// other value.
+pub(crate) const DEFAULT_CLIENT_EVENT_LIMIT_EXCEPTIONS: &str = "$mynetworks";
+/// The default of `smtpd_client_ipv4_prefix_length` (one address per client).
+pub(crate) const DEFAULT_CLIENT_IPV4_PREFIX_LENGTH: u8 = 32;
+/// The default of `smtpd_client_ipv6_prefix_length`.
+pub(crate) const DEFAULT_CLIENT_IPV6_PREFIX_LENGTH: u8 = 84;
 /// The built-in transports: name and `type`. A `[transport.NAME]` table of
 /// the same name changes them.
 pub(crate) const BUILTIN_TRANSPORTS: &[(&str, &str)] = &[
@@ -290,6 +313,35 @@ impl Provider for Defaults {
         put(
             "authorized_flush_users",
             DEFAULT_AUTHORIZED_FLUSH_USERS.to_vec().into(),
+        );
+        put(
+            "smtpd_client_connection_count_limit",
+            DEFAULT_CLIENT_CONNECTION_COUNT_LIMIT.into(),
+        );
+        for key in [
+            "smtpd_client_connection_rate_limit",
+            "smtpd_client_message_rate_limit",
+            "smtpd_client_recipient_rate_limit",
+            "smtpd_client_new_tls_session_rate_limit",
+            "smtpd_client_auth_rate_limit",
+        ] {
+            put(key, DEFAULT_CLIENT_RATE_LIMIT.into());
+        }
+        put(
+            "anvil_rate_time_unit",
+            secs(DEFAULT_ANVIL_RATE_TIME_UNIT_SECS),
+        );
+        put(
+            "smtpd_client_event_limit_exceptions",
+            DEFAULT_CLIENT_EVENT_LIMIT_EXCEPTIONS.into(),
+        );
+        put(
+            "smtpd_client_ipv4_prefix_length",
+            DEFAULT_CLIENT_IPV4_PREFIX_LENGTH.into(),
+        );
+        put(
+            "smtpd_client_ipv6_prefix_length",
+            DEFAULT_CLIENT_IPV6_PREFIX_LENGTH.into(),
         );
         put("transport_maps", Dict::new().into());
         let mut transports = Dict::new();

@@ -268,6 +268,44 @@ pub struct Config {
     /// smtp), `discard` and `error` are always present and can be changed by
     /// a table of the same name. Only settable in the file.
     pub transport: BTreeMap<String, TransportConfig>,
+    /// `smtpd_client_connection_count_limit`: the maximal number of
+    /// simultaneous connections from one client; 0 means no limit. Default
+    /// 50.
+    pub smtpd_client_connection_count_limit: usize,
+    /// `smtpd_client_connection_rate_limit`: the maximal number of
+    /// connections from one client per `anvil_rate_time_unit`; 0 means no
+    /// limit. Default 0.
+    pub smtpd_client_connection_rate_limit: u32,
+    /// `smtpd_client_message_rate_limit`: the maximal number of MAIL FROM
+    /// requests from one client per `anvil_rate_time_unit`; 0 means no
+    /// limit. Default 0.
+    pub smtpd_client_message_rate_limit: u32,
+    /// `smtpd_client_recipient_rate_limit`: the maximal number of RCPT TO
+    /// and VRFY requests from one client per `anvil_rate_time_unit`; 0 means
+    /// no limit. Default 0.
+    pub smtpd_client_recipient_rate_limit: u32,
+    /// `smtpd_client_new_tls_session_rate_limit`: the maximal number of new
+    /// (uncached) TLS sessions of one client per `anvil_rate_time_unit`; 0
+    /// means no limit. Default 0.
+    pub smtpd_client_new_tls_session_rate_limit: u32,
+    /// `smtpd_client_auth_rate_limit`: the maximal number of AUTH commands
+    /// from one client per `anvil_rate_time_unit`; 0 means no limit.
+    /// Default 0.
+    pub smtpd_client_auth_rate_limit: u32,
+    /// `anvil_rate_time_unit`: the length of the fixed window of the client
+    /// rate limits. Greater than zero. Default 60 s.
+    pub anvil_rate_time_unit: Duration,
+    /// `smtpd_client_event_limit_exceptions`: clients exempt from the
+    /// connection count and rate limits, in the syntax of `mynetworks`.
+    /// Default `$mynetworks`.
+    pub smtpd_client_event_limit_exceptions: Vec<IpNet>,
+    /// `smtpd_client_ipv4_prefix_length`: IPv4 clients are counted together
+    /// by network of this prefix length, 1 to 32. Default 32 (each address
+    /// on its own).
+    pub smtpd_client_ipv4_prefix_length: u8,
+    /// `smtpd_client_ipv6_prefix_length`: IPv6 clients are counted together
+    /// by network of this prefix length, 1 to 128. Default 84.
+    pub smtpd_client_ipv6_prefix_length: u8,
 }
 
 /// One `[[listener]]` table.
@@ -533,6 +571,7 @@ impl Config {
             expand_with(DEFAULT_BANNER, |k| self.setting(k)?.plain()).unwrap_or_default();
         defaults.fast_flush_domains =
             flush::flush_domains(&Value::from(self.relay_domains.join(", "))).unwrap_or_default();
+        defaults.smtpd_client_event_limit_exceptions = self.mynetworks.clone();
         let defaults: BTreeMap<&str, String> = defaults
             .settings()
             .into_iter()
@@ -677,6 +716,16 @@ impl Config {
             }],
             transport_maps: BTreeMap::new(),
             transport: BTreeMap::new(),
+            smtpd_client_connection_count_limit: DEFAULT_CLIENT_CONNECTION_COUNT_LIMIT,
+            smtpd_client_connection_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
+            smtpd_client_message_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
+            smtpd_client_recipient_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
+            smtpd_client_new_tls_session_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
+            smtpd_client_auth_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
+            anvil_rate_time_unit: Duration::from_secs(DEFAULT_ANVIL_RATE_TIME_UNIT_SECS),
+            smtpd_client_event_limit_exceptions: Vec::new(),
+            smtpd_client_ipv4_prefix_length: DEFAULT_CLIENT_IPV4_PREFIX_LENGTH,
+            smtpd_client_ipv6_prefix_length: DEFAULT_CLIENT_IPV6_PREFIX_LENGTH,
         };
         config.transport = config.builtin_transports();
         config.mynetworks = DEFAULT_MYNETWORKS
@@ -684,6 +733,7 @@ impl Config {
             .filter_map(|n| convert::networks(&Value::from(*n)).ok())
             .flatten()
             .collect();
+        config.smtpd_client_event_limit_exceptions = config.mynetworks.clone();
         config.smtpd_banner =
             expand_with(DEFAULT_BANNER, |k| config.setting(k)?.plain()).unwrap_or_default();
         config
@@ -791,18 +841,28 @@ impl Config {
             authorized_flush_users,
             transport_maps,
             transport,
+            smtpd_client_connection_count_limit,
+            smtpd_client_connection_rate_limit,
+            smtpd_client_message_rate_limit,
+            smtpd_client_recipient_rate_limit,
+            smtpd_client_new_tls_session_rate_limit,
+            smtpd_client_auth_rate_limit,
+            anvil_rate_time_unit,
+            smtpd_client_event_limit_exceptions,
+            smtpd_client_ipv4_prefix_length,
+            smtpd_client_ipv6_prefix_length,
         } = self;
         let duration = |d: &Duration| Setting::Duration(*d);
         let count = |n: &usize| Setting::Int(*n as u64);
+        let rate = |n: &u32| Setting::Int(u64::from(*n));
+        let prefix = |n: &u8| Setting::Int(u64::from(*n));
+        let networks = |nets: &[IpNet]| Setting::List(nets.iter().map(postfix_network).collect());
         let mut settings = vec![
             ("myhostname", Setting::Text(myhostname)),
             ("mydomain", Setting::Text(mydomain)),
             ("mail_name", Setting::Text(mail_name)),
             ("smtpd_banner", Setting::Text(smtpd_banner)),
-            (
-                "mynetworks",
-                Setting::List(mynetworks.iter().map(postfix_network).collect()),
-            ),
+            ("mynetworks", networks(mynetworks)),
             ("relay_domains", Setting::List(relay_domains.clone())),
             ("queue_directory", Setting::Path(Some(queue_directory))),
             ("queue_shard_count", count(queue_shard_count)),
@@ -919,6 +979,43 @@ impl Config {
             (
                 "transport",
                 Setting::Table(self.render_transports(transport)),
+            ),
+            (
+                "smtpd_client_connection_count_limit",
+                count(smtpd_client_connection_count_limit),
+            ),
+            (
+                "smtpd_client_connection_rate_limit",
+                rate(smtpd_client_connection_rate_limit),
+            ),
+            (
+                "smtpd_client_message_rate_limit",
+                rate(smtpd_client_message_rate_limit),
+            ),
+            (
+                "smtpd_client_recipient_rate_limit",
+                rate(smtpd_client_recipient_rate_limit),
+            ),
+            (
+                "smtpd_client_new_tls_session_rate_limit",
+                rate(smtpd_client_new_tls_session_rate_limit),
+            ),
+            (
+                "smtpd_client_auth_rate_limit",
+                rate(smtpd_client_auth_rate_limit),
+            ),
+            ("anvil_rate_time_unit", duration(anvil_rate_time_unit)),
+            (
+                "smtpd_client_event_limit_exceptions",
+                networks(smtpd_client_event_limit_exceptions),
+            ),
+            (
+                "smtpd_client_ipv4_prefix_length",
+                prefix(smtpd_client_ipv4_prefix_length),
+            ),
+            (
+                "smtpd_client_ipv6_prefix_length",
+                prefix(smtpd_client_ipv6_prefix_length),
             ),
         ];
         settings.sort_by_key(|(k, _)| *k);
@@ -1258,6 +1355,32 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     field!(soft_bounce, convert::boolean);
     field!(relayhost, convert::relayhost);
     field!(smtp_tls_security_level, convert::smtp_tls_level);
+    // The default `$mynetworks` is not checked again when mynetworks is
+    // invalid; that is reported already.
+    let exceptions_default = entries
+        .get("smtpd_client_event_limit_exceptions")
+        .is_some_and(|e| e.origin == Origin::Default);
+    if exceptions_default && failed.contains("mynetworks") {
+        failed.insert("smtpd_client_event_limit_exceptions");
+    } else {
+        field!(smtpd_client_event_limit_exceptions, convert::networks);
+    }
+    field!(smtpd_client_connection_count_limit, |v| convert::count(
+        v, 0, any
+    ));
+    let rate = |v: &Value| convert::narrow(v, 0, u32::MAX);
+    field!(smtpd_client_connection_rate_limit, rate);
+    field!(smtpd_client_message_rate_limit, rate);
+    field!(smtpd_client_recipient_rate_limit, rate);
+    field!(smtpd_client_new_tls_session_rate_limit, rate);
+    field!(smtpd_client_auth_rate_limit, rate);
+    field!(anvil_rate_time_unit, convert::positive_duration);
+    field!(smtpd_client_ipv4_prefix_length, |v| convert::narrow(
+        v, 1u8, 32
+    ));
+    field!(smtpd_client_ipv6_prefix_length, |v| convert::narrow(
+        v, 1u8, 128
+    ));
 
     // Transports first: the other keys name them. Their defaults come from
     // the keys above (built-in defaults where those failed; that failure is
