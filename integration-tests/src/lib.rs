@@ -310,6 +310,19 @@ impl Client {
         c
     }
 
+    /// Wraps a connected stream and reads the 220 greeting.
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut c = Client {
+            stream,
+            reader,
+            greeting: String::new(),
+        };
+        c.greeting = c.read_reply();
+        c
+    }
+
     /// Connects without reading anything.
     pub fn connect_silent(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");

@@ -19,6 +19,8 @@ use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Tra
 pub struct CoreSettings {
     /// `myhostname`.
     pub myhostname: String,
+    /// `smtpd_banner`: the greeting text after `220 `.
+    pub banner: String,
     /// `message_size_limit` in octets (0 = unlimited).
     pub message_size_limit: u64,
     /// `smtpd_recipient_limit`.
@@ -257,6 +259,14 @@ impl Service<SmtpRequest> for SmtpCore {
             kind,
         } = req;
         match kind {
+            RequestKind::Connect => {
+                let reply = Reply::new(220, self.settings.banner.clone());
+                Box::pin(async move { Ok(reply) })
+            }
+            RequestKind::Disconnect => {
+                let reply = Reply::enhanced(221, EnhancedCode::new(2, 0, 0), "Bye");
+                Box::pin(async move { Ok(reply) })
+            }
             RequestKind::Command(Command::Etrn { node }) => {
                 let flush = self.flush.clone();
                 Box::pin(async move { Ok(Self::etrn(flush, &session, node).await) })

@@ -11,6 +11,7 @@ pub mod etrn_restrictions;
 pub mod listener;
 pub mod logging;
 pub mod queue_list;
+pub mod rate_limit;
 pub mod recover;
 pub mod request;
 pub mod session;

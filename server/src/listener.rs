@@ -95,6 +95,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         },
     )?;
     let settings = Arc::new(session_settings(&config));
+    let limits = crate::stack::rate_limits(&config);
     let mut accept_loops = JoinSet::new();
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
     for l in &config.listener {
@@ -119,7 +120,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         let context = ListenerContext {
             name: Arc::from(l.name.as_str()),
             tls,
-            service: build_stack(&config, queue.clone(), Some(flush.clone())),
+            service: build_stack(&config, queue.clone(), Some(flush.clone()), limits.clone()),
             settings: settings.clone(),
             queue: queue.clone(),
             shutdown: shutdown.clone(),

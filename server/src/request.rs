@@ -63,6 +63,12 @@ pub struct ReceivedMessage {
 /// What the client asked for.
 #[derive(Debug)]
 pub enum RequestKind {
+    /// A client connected; the reply is the greeting (220), or a refusal
+    /// (421, 554) after which the connection closes.
+    Connect,
+    /// A client whose connection was accepted has gone; the reply is
+    /// ignored. Lets layers keep per-client counts.
+    Disconnect,
     /// An SMTP command.
     Command(Command),
     /// The end of `DATA` or `BDAT … LAST`: queue this message.
@@ -87,7 +93,7 @@ impl SmtpRequest {
     pub fn command(&self) -> Option<&Command> {
         match &self.kind {
             RequestKind::Command(c) => Some(c),
-            RequestKind::Message(_) => None,
+            RequestKind::Connect | RequestKind::Disconnect | RequestKind::Message(_) => None,
         }
     }
 }

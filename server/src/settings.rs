@@ -10,7 +10,6 @@ pub fn session_settings(config: &Config) -> SessionSettings {
     let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     SessionSettings {
         myhostname: config.myhostname.clone(),
-        banner: config.smtpd_banner.clone(),
         timeout: config.smtpd_timeout,
         helo_required: config.smtpd_helo_required,
         hard_error_limit: to_u32(config.smtpd_hard_error_limit),
@@ -32,6 +31,7 @@ pub fn session_settings(config: &Config) -> SessionSettings {
 pub fn core_settings(config: &Config) -> CoreSettings {
     CoreSettings {
         myhostname: config.myhostname.clone(),
+        banner: config.smtpd_banner.clone(),
         message_size_limit: config.message_size_limit,
         recipient_limit: config.smtpd_recipient_limit,
     }

@@ -8,6 +8,7 @@ use towerpost_queue::Queue;
 
 use crate::core::SmtpCore;
 use crate::etrn_restrictions::EtrnRestrictionsLayer;
+use crate::rate_limit::{RateLimitLayer, RateLimitSettings};
 use crate::recover::RecoverErrorLayer;
 use crate::session::SmtpService;
 use crate::settings::core_settings;
@@ -16,10 +17,17 @@ use crate::settings::core_settings;
 /// session passes through these layers, outermost first.
 ///
 /// * [`RecoverErrorLayer`]: faults become `451`/`452` replies and a log line.
+/// * [`RateLimitLayer`]: anvil-style per-client limits (its counters are
+///   shared by all listeners: pass the same layer to every stack).
 /// * [`EtrnRestrictionsLayer`]: `smtpd_etrn_restrictions` (only when set).
 /// * [`SmtpCore`]: answers the command, queues the message, or asks the
 ///   flush service (ETRN).
-pub fn build_stack(config: &Config, queue: Queue, flush: Option<FlushService>) -> SmtpService {
+pub fn build_stack(
+    config: &Config,
+    queue: Queue,
+    flush: Option<FlushService>,
+    limits: RateLimitLayer,
+) -> SmtpService {
     let core = SmtpCore::new(core_settings(config), queue, flush);
     let etrn = (!config.smtpd_etrn_restrictions.is_empty()).then(|| {
         EtrnRestrictionsLayer::new(
@@ -30,7 +38,26 @@ pub fn build_stack(config: &Config, queue: Queue, flush: Option<FlushService>) -
     BoxCloneService::new(
         ServiceBuilder::new()
             .layer(RecoverErrorLayer)
+            .layer(limits)
             .option_layer(etrn)
             .service(core),
     )
+}
+
+/// The anvil limits from the configuration.
+pub fn rate_limits(config: &Config) -> RateLimitLayer {
+    RateLimitLayer::new(RateLimitSettings {
+        myhostname: config.myhostname.clone(),
+        connection_count: u32::try_from(config.smtpd_client_connection_count_limit)
+            .unwrap_or(u32::MAX),
+        connection_rate: config.smtpd_client_connection_rate_limit,
+        message_rate: config.smtpd_client_message_rate_limit,
+        recipient_rate: config.smtpd_client_recipient_rate_limit,
+        tls_rate: config.smtpd_client_new_tls_session_rate_limit,
+        auth_rate: config.smtpd_client_auth_rate_limit,
+        time_unit: config.anvil_rate_time_unit,
+        exceptions: config.smtpd_client_event_limit_exceptions.clone(),
+        ipv4_prefix: config.smtpd_client_ipv4_prefix_length,
+        ipv6_prefix: config.smtpd_client_ipv6_prefix_length,
+    })
 }

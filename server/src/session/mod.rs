@@ -39,8 +39,6 @@ pub type SmtpService = BoxCloneService<SmtpRequest, Reply, Infallible>;
 pub struct SessionSettings {
     /// `myhostname`.
     pub myhostname: String,
-    /// `smtpd_banner`, the greeting text after `220 `.
-    pub banner: String,
     /// `smtpd_timeout`.
     pub timeout: Duration,
     /// `smtpd_helo_required`.
@@ -107,6 +105,8 @@ pub struct Connection<IO> {
     errors: u32,
     junk: u32,
     stats: CommandStats,
+    /// The stack accepted the connection (so it is told of its end).
+    connected: bool,
 }
 
 impl<IO> Connection<IO>
@@ -142,6 +142,7 @@ where
             errors: 0,
             junk: 0,
             stats: CommandStats::default(),
+            connected: false,
         }
     }
 
@@ -156,6 +157,9 @@ where
         };
         let _ = self.flush().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+        if self.connected {
+            let _ = self.call_kind(RequestKind::Disconnect).await;
+        }
         tracing::info!(target: "towerpost::smtpd", "{how} from {client}{}", self.stats);
     }
 
@@ -174,8 +178,14 @@ where
             self.push(&sync_error());
             return Close::Done;
         }
-        let banner = Reply::new(220, self.settings.banner.clone());
-        self.push(&banner);
+        // The stack answers the connection: the banner, or a refusal from
+        // a policy layer (too many connections).
+        let greeting = self.call_kind(RequestKind::Connect).await;
+        self.push(&greeting);
+        if greeting.code() != 220 {
+            return Close::Done;
+        }
+        self.connected = true;
         loop {
             if self.errors >= self.settings.hard_error_limit {
                 let text = format!("{} Error: too many errors", self.settings.myhostname);

@@ -1,0 +1,98 @@
+//! Per-client limits from a loopback client, with Postfix's replies.
+
+use std::time::Duration;
+
+use integration_tests::{Client, Server};
+
+/// Limits apply to loopback only when the exceptions list (by default
+/// $mynetworks, which holds 127.0.0.0/8) is emptied.
+fn limited(extra: &str) -> Server {
+    Server::start(&format!(
+        "smtpd_client_event_limit_exceptions = []\nanvil_rate_time_unit = \"2s\"\n{extra}"
+    ))
+}
+
+#[test]
+fn connection_count_limit_answers_421() {
+    let server = limited("smtpd_client_connection_count_limit = 2");
+    let _a = server.client();
+    let _b = server.client();
+    let mut c = Client::connect_silent(server.addr());
+    assert_eq!(
+        c.read_reply(),
+        "421 4.7.0 mx.towerpost.test Error: too many connections from 127.0.0.1"
+    );
+    assert!(c.is_closed());
+    drop(_a);
+    // The count goes down when a connection ends.
+    let mut ok = None;
+    for _ in 0..50 {
+        let mut d = Client::connect_silent(server.addr());
+        if d.read_reply().starts_with("220") {
+            ok = Some(d);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok.is_some(), "a slot was freed");
+}
+
+#[test]
+fn message_rate_limit_answers_450_and_recovers() {
+    let server = limited("smtpd_client_message_rate_limit = 2");
+    let mut c = server.client();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    for _ in 0..2 {
+        assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+        assert_eq!(c.cmd("RSET"), "250 2.0.0 Ok");
+    }
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.test>"),
+        "450 4.7.1 Error: too much mail from 127.0.0.1"
+    );
+    // One more is allowed each unit/limit (1 s here).
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+}
+
+#[test]
+fn recipient_rate_limit_answers_450() {
+    let server = limited("smtpd_client_recipient_rate_limit = 1");
+    let mut c = server.client();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+    assert_eq!(c.cmd("RCPT TO:<b@example.test>"), "250 2.1.5 Ok");
+    assert_eq!(
+        c.cmd("RCPT TO:<c@example.test>"),
+        "450 4.7.1 Error: too many recipients from 127.0.0.1"
+    );
+}
+
+#[test]
+fn exceptions_exempt_and_other_addresses_count_separately() {
+    // Default exceptions ($mynetworks) cover loopback: no limit applies.
+    let server = Server::start("smtpd_client_message_rate_limit = 1");
+    let mut c = server.client();
+    for _ in 0..3 {
+        assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+        assert_eq!(c.cmd("RSET"), "250 2.0.0 Ok");
+    }
+    // Without exceptions, 127.0.0.2 has a limit of its own.
+    let server = limited("smtpd_client_message_rate_limit = 1");
+    let mut c = server.client();
+    assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+    assert_eq!(c.cmd("RSET"), "250 2.0.0 Ok");
+    assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("450"));
+    let mut other = client_from(server.addr(), "127.0.0.2");
+    assert_eq!(other.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+}
+
+/// A client whose source address is `local` (any 127.0.0.0/8 address).
+fn client_from(server: std::net::SocketAddr, local: &str) -> Client {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local: std::net::SocketAddr = format!("{local}:0").parse().expect("address");
+    socket.bind(&local.into()).expect("bind");
+    socket.connect(&server.into()).expect("connect");
+    Client::from_stream(socket.into())
+}
