@@ -51,6 +51,30 @@ pub fn towerpost_bin() -> PathBuf {
     profile_dir.join("towerpost")
 }
 
+/// An example of the `towerpost` crate, built on first use.
+pub fn example_bin(name: &str) -> PathBuf {
+    let bin = towerpost_bin();
+    let dir = bin.parent().expect("target directory").to_owned();
+    let release = dir.ends_with("release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "towerpost", "--example", name]);
+    if release {
+        cmd.arg("--release");
+    }
+    for (var, _) in std::env::vars_os() {
+        let var = var.to_string_lossy().into_owned();
+        if var.starts_with("CARGO_") && var != "CARGO_HOME" && var != "CARGO_TARGET_DIR" {
+            cmd.env_remove(var);
+        }
+    }
+    assert!(
+        cmd.status().expect("run cargo build").success(),
+        "building example {name} failed"
+    );
+    dir.join("examples").join(name)
+}
+
 /// Whether an outside tool is installed; panics when it is missing and
 /// `REQUIRE_TEST_TOOLS=1`, prints a skip notice otherwise.
 pub fn have_tool(name: &str) -> bool {
@@ -74,6 +98,9 @@ pub struct Server {
     child: Option<Child>,
     listeners: Vec<(String, SocketAddr)>,
     log: Arc<Mutex<String>>,
+    /// An example program to run instead of `towerpost serve`, with extra
+    /// environment; it reads its config from TOWERPOST_CONFIG.
+    program: Option<(PathBuf, Vec<(String, String)>)>,
 }
 
 impl Server {
@@ -113,6 +140,7 @@ impl Server {
         let mut server = Server {
             dir,
             child: None,
+            program: None,
             listeners: listeners
                 .iter()
                 .map(|(n, _)| ((*n).to_owned(), "127.0.0.1:0".parse().expect("address")))
@@ -133,8 +161,43 @@ impl Server {
         self.dir.path().join("spool")
     }
 
+    /// Starts one of the `towerpost` crate's examples (built on first use)
+    /// as the server, with `extra_config` and `env`.
+    pub fn start_example(name: &str, extra_config: &str, env: &[(&str, &str)]) -> Server {
+        let mut server = Server {
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+            program: Some((
+                example_bin(name),
+                env.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )),
+            listeners: vec![("smtp".into(), "127.0.0.1:0".parse().expect("address"))],
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        let config = format!(
+            "myhostname = \"mx.towerpost.test\"\nqueue_directory = \"{}\"\n{extra_config}\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:0\"\n",
+            server.dir.path().join("spool").display()
+        );
+        std::fs::write(server.config_path(), config).expect("write config");
+        server.spawn();
+        server
+    }
+
     fn spawn(&mut self) {
-        let mut cmd = Command::new(towerpost_bin());
+        let mut cmd = match &self.program {
+            Some((path, env)) => {
+                let mut cmd = Command::new(path);
+                cmd.envs(env.iter().map(|(k, v)| (k, v)));
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(towerpost_bin());
+                cmd.arg("--config").arg(self.config_path()).arg("serve");
+                cmd
+            }
+        };
         // Only the test's config file configures the server under test.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("TOWERPOST_") {
@@ -142,9 +205,7 @@ impl Server {
             }
         }
         let mut child = cmd
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("serve")
+            .env("TOWERPOST_CONFIG", self.config_path())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -4,6 +4,9 @@
 //! of tower layers to [`SmtpCore`]; replies are values. See
 //! `DESIGN.md` for the architecture.
 
+pub mod builder;
+#[doc = include_str!("../../docs/middleware.md")]
+pub mod middleware_guide {}
 pub mod control;
 pub mod core;
 pub mod delivery;
@@ -20,8 +23,11 @@ pub mod stack;
 pub mod submit;
 pub mod tls;
 
+pub use crate::builder::{BoxSmtpService, ServerBuilder};
 pub use crate::core::{CoreSettings, SmtpCore};
 pub use crate::recover::{RecoverError, RecoverErrorLayer};
 pub use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
 pub use crate::session::{Connection, SessionSettings, SmtpService};
-pub use towerpost_protocol::{Command, EnhancedCode, Reply};
+pub use tower::BoxError;
+pub use towerpost_config::Config;
+pub use towerpost_protocol::{Address, Command, EnhancedCode, Reply};

@@ -53,6 +53,15 @@ pub enum ServeError {
 /// `smtpd_shutdown_grace_time`), answer idle sessions `421`, and close the
 /// queue after its last commit.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    serve_with(config, Vec::new(), shutdown).await
+}
+
+/// [`serve`] with user layers (see [`ServerBuilder`](crate::ServerBuilder)).
+pub(crate) async fn serve_with(
+    config: Config,
+    user_layers: Vec<crate::builder::UserLayer>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     // One acceptor for all TLS listeners; config validation made sure the
     // files are named when a listener needs them.
     let acceptor = match (&config.smtpd_tls_cert_file, &config.smtpd_tls_key_file) {
@@ -120,7 +129,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Se
         let context = ListenerContext {
             name: Arc::from(l.name.as_str()),
             tls,
-            service: build_stack(&config, queue.clone(), Some(flush.clone()), limits.clone()),
+            service: build_stack(
+                &config,
+                queue.clone(),
+                Some(flush.clone()),
+                limits.clone(),
+                &user_layers,
+            ),
             settings: settings.clone(),
             queue: queue.clone(),
             shutdown: shutdown.clone(),

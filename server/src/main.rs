@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 use towerpost::control::{self, ControlRequest, ControlResponse, QueueAction};
 use towerpost::queue_list::{format_json, format_listing};
 use towerpost_config::Config;
@@ -253,25 +252,7 @@ fn run_async(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    towerpost::logging::init(&config.myhostname);
-    let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        signals.cancel();
-    });
-    match towerpost::listener::serve(config, shutdown).await {
+    match towerpost::ServerBuilder::new(config).run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(target: "towerpost::master", "fatal: {e}");

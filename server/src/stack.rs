@@ -6,6 +6,7 @@ use towerpost_config::Config;
 use towerpost_flush::FlushService;
 use towerpost_queue::Queue;
 
+use crate::builder::{BoxSmtpService, UserLayer};
 use crate::core::SmtpCore;
 use crate::etrn_restrictions::EtrnRestrictionsLayer;
 use crate::rate_limit::{RateLimitLayer, RateLimitSettings};
@@ -20,6 +21,8 @@ use crate::settings::core_settings;
 /// * [`RateLimitLayer`]: anvil-style per-client limits (its counters are
 ///   shared by all listeners: pass the same layer to every stack).
 /// * [`EtrnRestrictionsLayer`]: `smtpd_etrn_restrictions` (only when set).
+/// * user layers from [`ServerBuilder::layer`](crate::ServerBuilder::layer),
+///   first added outermost.
 /// * [`SmtpCore`]: answers the command, queues the message, or asks the
 ///   flush service (ETRN).
 pub fn build_stack(
@@ -27,8 +30,14 @@ pub fn build_stack(
     queue: Queue,
     flush: Option<FlushService>,
     limits: RateLimitLayer,
+    user_layers: &[UserLayer],
 ) -> SmtpService {
     let core = SmtpCore::new(core_settings(config), queue, flush);
+    // User layers wrap the core; the first added ends up outermost.
+    let mut inner: BoxSmtpService = BoxCloneService::new(core);
+    for layer in user_layers.iter().rev() {
+        inner = layer(inner);
+    }
     let etrn = (!config.smtpd_etrn_restrictions.is_empty()).then(|| {
         EtrnRestrictionsLayer::new(
             config.smtpd_etrn_restrictions.clone(),
@@ -40,7 +49,7 @@ pub fn build_stack(
             .layer(RecoverErrorLayer)
             .layer(limits)
             .option_layer(etrn)
-            .service(core),
+            .service(inner),
     )
 }
 
