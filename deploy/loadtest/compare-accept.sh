@@ -40,17 +40,10 @@ PROG=${0##*/}
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 INSTANCE=$HERE/postfix-instance.sh
 BENCH=$HERE/accept-bench.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-die() {
-    echo "$PROG: $*" >&2
-    exit 1
-}
-log() { echo "$PROG: $*" >&2; }
-
-[[ $# -eq 1 || $# -eq 2 ]] || {
-    echo "usage: $PROG SCRATCH_DIR [TOWERPOST_BIN]" >&2
-    exit 2
-}
+[[ $# -eq 1 || $# -eq 2 ]] || usage "SCRATCH_DIR [TOWERPOST_BIN]"
 scratch=$1
 TOWERPOST_BIN=${2:-${TOWERPOST_BIN:-}}
 SESSIONS_LIST=${SESSIONS_LIST:-1 10 50}
@@ -66,88 +59,30 @@ INTERLEAVE=${INTERLEAVE:-1}
 SETTLE=${SETTLE:-1}
 export ACCEPT_BENCH_RECONNECT=${ACCEPT_BENCH_RECONNECT:-0}
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (Postfix instance)"
-[[ -x /usr/sbin/smtp-source ]] || die "smtp-source missing (apt-get install postfix)"
-for v in SIZE REPEATS WARMUP POSTFIX_PORT TOWERPOST_PORT RUN_TIMEOUT DEADLINE SETTLE; do
-    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be an integer: ${!v}"
-done
+require_root "Postfix instance"
+require_postfix_tool /usr/sbin/smtp-source smtp-source
+check_uint_vars "an integer" SIZE REPEATS WARMUP POSTFIX_PORT TOWERPOST_PORT RUN_TIMEOUT DEADLINE SETTLE
 ((REPEATS >= 1)) || die "REPEATS must be >= 1"
-if [[ -n $TOWERPOST_BIN ]]; then
-    if [[ $TOWERPOST_BIN != */* ]]; then # bare name: look it up in PATH
-        TOWERPOST_BIN=$(command -v "$TOWERPOST_BIN") ||
-            die "TOWERPOST_BIN not found in PATH"
-    fi
-    [[ -f $TOWERPOST_BIN && -x $TOWERPOST_BIN ]] ||
-        die "TOWERPOST_BIN is not an executable file: $TOWERPOST_BIN"
-    TOWERPOST_BIN=$(cd "$(dirname "$TOWERPOST_BIN")" && pwd -P)/${TOWERPOST_BIN##*/}
-fi
+[[ -z $TOWERPOST_BIN ]] || resolve_towerpost_bin
 
-# towerpost reads every TOWERPOST_* environment variable (any case) as a
-# configuration key and refuses unknown ones ("unknown key 'bin'"), so this
-# script's own TOWERPOST_BIN/TOWERPOST_EXTRA_TOML must not reach it: keep
-# them as shell variables but stop exporting them.
-while read -r v; do
-    # shellcheck disable=SC2163 # un-export the variable named by $v
-    [[ -n $v ]] && export -n "$v"
-done < <(compgen -e | grep -i '^towerpost_' || true)
+# This script's own TOWERPOST_BIN/TOWERPOST_EXTRA_TOML must not reach
+# towerpost (see lib.sh).
+unexport_towerpost_vars
 
 declare -A MSGS
-for s in $SESSIONS_LIST; do
-    if ! [[ $s =~ ^[0-9]+$ ]] || ((s < 1)); then die "bad session count: $s"; fi
-    var=MESSAGES_$s
-    default=10000
-    ((s == 1)) && default=2000
-    MSGS[$s]=${!var:-$default}
-    if ! [[ ${MSGS[$s]} =~ ^[0-9]+$ ]] || ((MSGS[$s] < 1)); then die "bad $var"; fi
-done
+read_message_counts 10000 2000
 
-mkdir -p "$scratch"
-scratch=$(cd "$scratch" && pwd -P)
-fstype=$(findmnt -n -o FSTYPE -T "$scratch" 2>/dev/null || stat -f -c %T "$scratch")
-if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
-    log "WARNING: $scratch is on $fstype; fsync is free there, results are not" \
-        "representative of a disk-backed queue"
-fi
+make_scratch "$scratch"
+scratch_fstype
 results=$scratch/results.tsv
 printf 'server\tsessions\trun\tmessages\tseconds\tmsg_per_s\n' >"$results"
 
 # --- process bookkeeping, so that an interrupted run leaves nothing behind --
-pf_dir=         # running Postfix instance dir, if any
-tp_pid=         # running towerpost pid, if any
+pf_dir= # running Postfix instance dir, if any
+tp_pid= # running towerpost pid, if any
 
-port_open() {
-    # shellcheck disable=SC2016 # $1 is expanded by the inner bash
-    timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
-}
-
-stop_towerpost() {
-    local i
-    [[ -n $tp_pid ]] || return 0
-    kill -TERM "$tp_pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$tp_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$tp_pid" 2>/dev/null; then
-        log "towerpost (pid $tp_pid) ignored SIGTERM for 30s; sending SIGKILL"
-        kill -KILL "$tp_pid" 2>/dev/null || true
-    fi
-    wait "$tp_pid" 2>/dev/null || true
-    tp_pid=
-}
-
-stop_postfix() {
-    [[ -n $pf_dir ]] || return 0
-    "$INSTANCE" stop "$pf_dir" >/dev/null || log "stopping Postfix in $pf_dir failed"
-    pf_dir=
-}
-
-cleanup() {
-    stop_towerpost
-    stop_postfix
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup() { stop_servers; }
+set_cleanup_traps
 
 # --- servers -----------------------------------------------------------------
 # start_<server> RUNDIR: start a fresh server, print nothing, return non-zero
@@ -163,55 +98,21 @@ count_postfix() {
 }
 
 start_towerpost_in() {
-    local dir=$1 i
-    mkdir -p "$dir/spool"
-    port_open "$TOWERPOST_PORT" && {
-        log "127.0.0.1:$TOWERPOST_PORT already in use"
-        return 1
-    }
-    # Top-level keys must come before the first [[listener]] table, or TOML
-    # would put them inside it.
+    local dir=$1
+    towerpost_prepare "$dir" port_open || return 1
     {
         echo "queue_directory = \"$dir/spool\""
         echo "smtpd_forbid_unauth_pipelining = true"
         [[ -z ${TOWERPOST_EXTRA_TOML:-} ]] || printf '%s\n' "$TOWERPOST_EXTRA_TOML"
-        echo
-        echo "[[listener]]"
-        echo "name = \"smtp\""
-        echo "address = \"127.0.0.1:$TOWERPOST_PORT\""
-        echo "tls = \"none\""
+        towerpost_listener_toml
     } >"$dir/towerpost.toml"
-    "$TOWERPOST_BIN" serve --config "$dir/towerpost.toml" \
-        >"$dir/towerpost.log" 2>&1 </dev/null &
-    tp_pid=$!
-    for ((i = 0; i < 300; i++)); do
-        port_open "$TOWERPOST_PORT" && return 0
-        if ! kill -0 "$tp_pid" 2>/dev/null; then
-            wait "$tp_pid" 2>/dev/null || true
-            tp_pid=
-            log "towerpost exited during start-up; log:"
-            tail -n 20 "$dir/towerpost.log" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
-    log "towerpost did not listen on 127.0.0.1:$TOWERPOST_PORT within 30s"
-    tail -n 20 "$dir/towerpost.log" >&2 || true
-    stop_towerpost
-    return 1
+    towerpost_launch "$dir" port_open serve --config "$dir/towerpost.toml"
 }
 
 count_towerpost() {
     # Shard files hold many messages each: ask towerpost (it reads the queue
     # files directly once the server has stopped).
     "$TOWERPOST_BIN" --config "$1/towerpost.toml" queue list --json | wc -l
-}
-
-# Flush dirty data (e.g. the deleted queue) so it is not written back during
-# the next measurement.
-settle() {
-    sync
-    sleep "$SETTLE"
 }
 
 # --- one measured run ----------------------------------------------------------
@@ -267,48 +168,10 @@ run_one() {
     RUN_RATE=$rate
 }
 
-median() {
-    tr ' ' '\n' | grep . | sort -g | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) exit 1
-            if (NR % 2) printf "%.1f\n", v[(NR + 1) / 2]
-            else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
-
+# measure (lib.sh) collects RATES; summarize (lib.sh) fills MED.
 declare -A MED RATES
 failed=0
 skipped=0
-
-# One measured run of SERVER at S sessions, repeat R; collects the rate.
-measure() {
-    local server=$1 s=$2 r=$3
-    if ((SECONDS >= DEADLINE)); then
-        log "deadline of ${DEADLINE}s reached; skipping $server sessions=$s run=$r"
-        skipped=1
-        return 0
-    fi
-    if run_one "$server" "$s" "${MSGS[$s]}" "$r"; then
-        RATES[$server,$s]+="$RUN_RATE "
-    else
-        failed=1
-    fi
-}
-
-summarize() {
-    local server=$1 s rates
-    for s in $SESSIONS_LIST; do
-        rates=${RATES[$server,$s]:-}
-        if [[ -n $rates ]]; then
-            MED[$server,$s]=$(median <<<"$rates")
-            (($(wc -w <<<"$rates") == REPEATS)) ||
-                MED[$server,$s]="${MED[$server,$s]}*"
-        else
-            MED[$server,$s]=n/a
-        fi
-    done
-}
 
 # --- pilot: scale the plan down if Postfix is slow here -------------------------
 scale_note=
@@ -322,54 +185,22 @@ if [[ $AUTO_SCALE == 1 ]]; then
     rm -rf "$pilot_dir"
     log "pilot: $pilot"
     prate=${pilot##*msg_per_s=}
-    total=0
-    for s in $SESSIONS_LIST; do total=$((total + MSGS[$s])); done
-    nserv=1
-    [[ -z $TOWERPOST_BIN ]] || nserv=2
-    nsess=$(wc -w <<<"$SESSIONS_LIST")
     # Conservative: assume every run goes at the 1-session pilot rate; ~4s of
     # start/stop/warm-up/settle overhead per run.
-    factor=$(awk -v t="$total" -v r="$REPEATS" -v n="$nserv" -v p="$prate" \
-        -v k="$nsess" -v d="$DEADLINE" -v sec="$SECONDS" 'BEGIN {
-            est = n * r * (t / p + 4 * k)
-            if (est <= 0.8 * d - sec) { print 1; exit }
-            f = (0.8 * d - sec - n * r * 4 * k) / (n * r * t / p)
-            if (f < 0.01) f = 0.01
-            printf "%.4f\n", f
-        }')
+    factor=$(plan_scale_factor "$prate" 4)
     if [[ $factor != 1 ]]; then
-        for s in $SESSIONS_LIST; do
-            m=$(awk -v m="${MSGS[$s]}" -v f="$factor" 'BEGIN {
-                v = int(m * f); if (v < 100) v = 100; print v }')
-            MSGS[$s]=$m
-        done
+        scale_messages "$factor"
         scale_note="Message counts were scaled down by a factor of $factor (Postfix pilot: $prate msg/s at 1 session) to fit the ${DEADLINE}s budget."
         log "$scale_note"
     fi
 fi
 
-plan=
-for s in $SESSIONS_LIST; do plan+="$s:${MSGS[$s]} "; done
-log "plan (sessions:messages): $plan x $REPEATS repeats, size=$SIZE," \
+log "plan (sessions:messages): $(plan_string) x $REPEATS repeats, size=$SIZE," \
     "reconnect=$ACCEPT_BENCH_RECONNECT, scratch=$scratch ($fstype)"
 
 servers=(postfix)
 [[ -z $TOWERPOST_BIN ]] || servers+=(towerpost)
-if [[ $INTERLEAVE == 1 ]]; then
-    # P T P T ...: slow drift of the machine (disk write-back, noisy
-    # neighbours) hits both servers alike.
-    for s in $SESSIONS_LIST; do
-        for ((r = 1; r <= REPEATS; r++)); do
-            for server in "${servers[@]}"; do measure "$server" "$s" "$r"; done
-        done
-    done
-else
-    for server in "${servers[@]}"; do
-        for s in $SESSIONS_LIST; do
-            for ((r = 1; r <= REPEATS; r++)); do measure "$server" "$s" "$r"; done
-        done
-    done
-fi
+run_plan "${servers[@]}"
 for server in "${servers[@]}"; do summarize "$server"; done
 
 # --- report --------------------------------------------------------------------
@@ -380,9 +211,7 @@ for s in $SESSIONS_LIST; do
     p=${MED[postfix,$s]}
     if [[ -n $TOWERPOST_BIN ]]; then
         t=${MED[towerpost,$s]}
-        ratio=$(awk -v p="${p%\*}" -v t="${t%\*}" 'BEGIN {
-            if (p + 0 > 0 && t ~ /^[0-9.]+$/) printf "%.2fx\n", t / p
-            else print "n/a" }')
+        ratio=$(ratio_of "$p" "$t")
     else
         t="not run (TOWERPOST_BIN unset)"
         ratio=n/a
@@ -390,12 +219,8 @@ for s in $SESSIONS_LIST; do
     echo "| $s | ${MSGS[$s]} | $p | $t | $ratio |"
 done
 echo
-echo "Payload $SIZE bytes/message, smtp-source $(
-    [[ $ACCEPT_BENCH_RECONNECT == 1 ]] && echo "new connection per message" ||
-        echo "one connection per session (-d)"
-), $(nproc) CPUs, queue on $fstype. Raw runs: $results"
-[[ -z $scale_note ]] || echo "$scale_note"
-((skipped == 0)) || echo "Some runs were skipped (deadline ${DEADLINE}s); * = median of fewer than $REPEATS runs."
-((failed == 0)) || echo "Some runs FAILED (see stderr); * = median of fewer than $REPEATS runs."
+echo "Payload $SIZE bytes/message, smtp-source $(bench_conn_desc)," \
+    "$(nproc) CPUs, queue on $fstype. Raw runs: $results"
+print_run_notes
 
 ((failed == 0 && skipped == 0))

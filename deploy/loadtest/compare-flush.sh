@@ -65,17 +65,10 @@ HERE=$(cd "$(dirname "$0")" && pwd -P)
 INSTANCE=$HERE/postfix-instance.sh
 HELPER=$HERE/flush-helper.py
 SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-die() {
-    echo "$PROG: $*" >&2
-    exit 1
-}
-log() { echo "$PROG: $*" >&2; }
-
-[[ $# -eq 2 ]] || {
-    echo "usage: $PROG SCRATCH_DIR TOWERPOST_BIN" >&2
-    exit 2
-}
+[[ $# -eq 2 ]] || usage "SCRATCH_DIR TOWERPOST_BIN"
 scratch=$1
 TOWERPOST_BIN=$2
 TOWERPOST_COUNTS=${TOWERPOST_COUNTS-2000 200000}
@@ -97,150 +90,44 @@ SETTLE=${SETTLE:-1}
 KEEP_RUNS=${KEEP_RUNS:-0}
 PYTHON=${PYTHON:-python3}
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (Postfix instance)"
-[[ -x $SMTP_SOURCE ]] || die "$SMTP_SOURCE missing (apt-get install postfix)"
-[[ -n ${EPOCHREALTIME:-} ]] || die "bash 5 or later is needed (EPOCHREALTIME)"
+require_root "Postfix instance"
+require_postfix_tool "$SMTP_SOURCE"
+require_bash5
 [[ -r $HELPER ]] || die "$HELPER missing"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 7))' 2>/dev/null ||
     die "$PYTHON (3.7 or later) is needed for flush-helper.py"
-for v in CUSTOMER ROUNDS SIZE FILL_SESSIONS PARK_BACKOFF POSTFIX_MAX_FILL \
-    STALL_TIMEOUT ROUND_TIMEOUT DEADLINE POSTFIX_PORT TOWERPOST_PORT SINK_PORT SETTLE; do
-    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer: ${!v}"
-done
+check_uint_vars "a non-negative integer" CUSTOMER ROUNDS SIZE FILL_SESSIONS PARK_BACKOFF \
+    POSTFIX_MAX_FILL STALL_TIMEOUT ROUND_TIMEOUT DEADLINE POSTFIX_PORT TOWERPOST_PORT \
+    SINK_PORT SETTLE
 [[ -z $FILL_TIMEOUT || $FILL_TIMEOUT =~ ^[0-9]+$ ]] || die "FILL_TIMEOUT must be an integer"
 ((CUSTOMER >= 1 && ROUNDS >= 1 && FILL_SESSIONS >= 1)) ||
     die "CUSTOMER, ROUNDS and FILL_SESSIONS must be >= 1"
 ((STALL_TIMEOUT >= 1 && ROUND_TIMEOUT >= 1)) || die "timeouts must be >= 1"
-for v in POSTFIX_PORT TOWERPOST_PORT SINK_PORT; do
-    ((${!v} >= 1024 && ${!v} <= 65000)) || die "$v must be in 1024..65000"
-done
-((POSTFIX_PORT != TOWERPOST_PORT)) || die "POSTFIX_PORT and TOWERPOST_PORT must differ"
+check_ports
 for n in $TOWERPOST_COUNTS $POSTFIX_COUNTS; do
     if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1)); then die "bad parked count: $n"; fi
 done
-if [[ $TOWERPOST_BIN != */* ]]; then # bare name: look it up in PATH
-    TOWERPOST_BIN=$(command -v "$TOWERPOST_BIN") || die "TOWERPOST_BIN not found in PATH"
-fi
-[[ -f $TOWERPOST_BIN && -x $TOWERPOST_BIN ]] ||
-    die "TOWERPOST_BIN is not an executable file: $TOWERPOST_BIN"
-TOWERPOST_BIN=$(cd "$(dirname "$TOWERPOST_BIN")" && pwd -P)/${TOWERPOST_BIN##*/}
+resolve_towerpost_bin
 
-# towerpost reads every TOWERPOST_* environment variable (any case) as a
-# configuration key and refuses unknown ones ("unknown key 'counts'"), so
-# this script's TOWERPOST_COUNTS/TOWERPOST_PORT, or a developer's
-# TOWERPOST_MESSAGE_SIZE_LIMIT, must not reach it: keep them as shell
-# variables but stop exporting them.
-while read -r v; do
-    # shellcheck disable=SC2163 # un-export the variable named by $v
-    [[ -n $v ]] && export -n "$v"
-done < <(compgen -e | grep -i '^towerpost_' || true)
+# This script's TOWERPOST_COUNTS/TOWERPOST_PORT, or a developer's
+# TOWERPOST_MESSAGE_SIZE_LIMIT, must not reach towerpost (see lib.sh).
+unexport_towerpost_vars
 
-mkdir -p "$scratch"
-scratch=$(cd "$scratch" && pwd -P)
+make_scratch "$scratch"
 [[ $scratch != *[[:space:]]* ]] || die "SCRATCH_DIR must not contain whitespace"
 case $scratch in
 /root | /root/*) die "SCRATCH_DIR must be reachable by the postfix user (use /var/tmp/...)" ;;
 esac
-fstype=$(findmnt -n -o FSTYPE -T "$scratch" 2>/dev/null || stat -f -c %T "$scratch")
-if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
-    log "WARNING: $scratch is on $fstype; fsync is free there, results are not" \
-        "representative of a disk-backed queue"
-fi
+scratch_fstype
 results=$scratch/results.tsv
 printf 'server\tparked\tround\tetrn_reply_ms\tfirst_ms\tlast_ms\tmsg_per_s\tsink_connections\n' >"$results"
 
-# --- helpers -------------------------------------------------------------------
-
-# Microseconds since the epoch, without forking.
-now_us() {
-    local t=$EPOCHREALTIME
-    echo $((10#${t/[.,]/}))
-}
-
-# True if something listens on port $1 (ss: no test connection, which a
-# sink would count).
-port_busy() {
-    if command -v ss >/dev/null; then
-        [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]
-    else
-        # shellcheck disable=SC2016 # $1 is expanded by the inner bash
-        timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
-    fi
-}
-
-# free_port FROM [EXCLUDE...]: first free port at or above FROM that is not a
-# server port or excluded.
-free_port() {
-    local p from=$1 x skip
-    shift
-    for ((p = from; p < from + 100; p++)); do
-        ((p == POSTFIX_PORT || p == TOWERPOST_PORT)) && continue
-        skip=0
-        for x in "$@"; do ((p == x)) && skip=1; done
-        ((skip == 0)) || continue
-        port_busy "$p" || { echo "$p"; return 0; }
-    done
-    return 1
-}
-
-# count PATTERN FILE: matching lines (0 if none or no file).
-count() {
-    local n
-    n=$(grep -c -e "$1" "$2" 2>/dev/null) || true
-    echo "${n:-0}"
-}
-
-# Flush dirty data (e.g. the freshly written queue) so that write-back does
-# not run during a measurement.
-settle() {
-    sync
-    sleep "$SETTLE"
-}
-
 # --- process bookkeeping, so that an interrupted run leaves nothing behind --
-pf_dir=     # running Postfix instance dir, if any
-tp_pid=     # running towerpost pid, if any
-sink_pids=() # running "timeout ... flush-helper.py sink" pids
-fill_pid=   # running smtp-source, if any
-
-stop_towerpost() {
-    local i
-    [[ -n $tp_pid ]] || return 0
-    kill -TERM "$tp_pid" 2>/dev/null || true
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$tp_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$tp_pid" 2>/dev/null; then
-        log "towerpost (pid $tp_pid) ignored SIGTERM for 60s; sending SIGKILL"
-        kill -KILL "$tp_pid" 2>/dev/null || true
-    fi
-    wait "$tp_pid" 2>/dev/null || true
-    tp_pid=
-}
-
-stop_postfix() {
-    [[ -n $pf_dir ]] || return 0
-    "$INSTANCE" stop "$pf_dir" >/dev/null || log "stopping Postfix in $pf_dir failed"
-    pf_dir=
-}
-
-# The pids are timeout(1)'s, which passes SIGTERM on to the sink.
-stop_sinks() {
-    local p i
-    for p in "${sink_pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${sink_pids[@]}"; do
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    sink_pids=()
-}
+pf_dir=         # running Postfix instance dir, if any
+tp_pid=         # running towerpost pid, if any
+tp_stop_wait=60 # seconds stop_towerpost gives towerpost after SIGTERM
+sink_pids=()    # running "timeout ... flush-helper.py sink" pids
+fill_pid=       # running smtp-source, if any
 
 stop_fill() {
     [[ -n $fill_pid ]] || return 0
@@ -252,12 +139,10 @@ stop_fill() {
 cleanup() {
     trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
     stop_fill
-    stop_towerpost
-    stop_postfix
+    stop_servers
     stop_sinks
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+set_cleanup_traps
 
 # --- sinks ---------------------------------------------------------------------
 # start_sink FILE PORT LIFETIME: flush-helper.py sink on 127.0.0.1:PORT,
@@ -292,14 +177,8 @@ start_postfix() {
             "minimal_backoff_time = ${PARK_BACKOFF}s" \
             "maximal_backoff_time = $((2 * PARK_BACKOFF))s")
     fi
-    # pf_dir first: a SIGTERM during the start is handled after the instance
-    # script returns, and the EXIT trap must then stop the instance.
-    pf_dir=$dir/postfix
     POSTFIX_INSTANCE_EXTRA_MAIN_CF=$extra \
-        "$INSTANCE" start "$dir/postfix" "$POSTFIX_PORT" etrn "$sink" "$other" >/dev/null && return 0
-    if [[ -d $dir/postfix/etc ]]; then stop_postfix; fi
-    pf_dir=
-    return 1
+        start_postfix_instance "$dir/postfix" etrn "$sink" "$other"
 }
 
 log_postfix() { echo "$1/postfix/log/maillog"; }
@@ -315,12 +194,8 @@ parked_postfix() {
 }
 
 start_towerpost() {
-    local dir=$1 sink=$2 other=$3 i
-    mkdir -p "$dir/spool"
-    if port_busy "$TOWERPOST_PORT"; then
-        log "127.0.0.1:$TOWERPOST_PORT already in use"
-        return 1
-    fi
+    local dir=$1 sink=$2 other=$3
+    towerpost_prepare "$dir" port_busy || return 1
     # Top-level keys must come before the first table.
     {
         echo "queue_directory = \"$dir/spool\""
@@ -340,30 +215,9 @@ start_towerpost() {
         echo '[transport_maps]'
         echo "\"customer.test\" = \"etrn-only:[127.0.0.1]:$sink\""
         echo "\"other.test\" = \"etrn-only:[127.0.0.1]:$other\""
-        echo
-        echo '[[listener]]'
-        echo 'name = "smtp"'
-        echo "address = \"127.0.0.1:$TOWERPOST_PORT\""
-        echo 'tls = "none"'
+        towerpost_listener_toml
     } >"$dir/towerpost.toml"
-    "$TOWERPOST_BIN" --config "$dir/towerpost.toml" serve \
-        >"$dir/towerpost.log" 2>&1 </dev/null &
-    tp_pid=$!
-    for ((i = 0; i < 300; i++)); do
-        port_busy "$TOWERPOST_PORT" && return 0
-        if ! kill -0 "$tp_pid" 2>/dev/null; then
-            wait "$tp_pid" 2>/dev/null || true
-            tp_pid=
-            log "towerpost exited during start-up; log:"
-            tail -n 20 "$dir/towerpost.log" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
-    log "towerpost did not listen on 127.0.0.1:$TOWERPOST_PORT within 30s"
-    tail -n 20 "$dir/towerpost.log" >&2 || true
-    stop_towerpost
-    return 1
+    towerpost_launch "$dir" port_busy --config "$dir/towerpost.toml" serve
 }
 
 log_towerpost() { echo "$1/towerpost.log"; }
@@ -454,7 +308,7 @@ SETUP_NOTE=
 run_setup() {
     local server=$1 n=$2 dir port sinkport otherport logf life limit t0 t1 fill_s
     local r line et0 et1 reply base last first secs rate nconn rc=0 problems=()
-    local total ctotal i c sent q hwm=- rss=- parked_s etrn_ms first_ms warns pf=() sched
+    local total ctotal i c sent q hwm=- rss=- parked_s etrn_ms first_ms pf=() sched
     SETUP_TIMES=
     SETUP_RSS=-
     SETUP_NOTE=
@@ -626,12 +480,7 @@ run_setup() {
 
     c=$(count '^conn ' "$dir/sink-other.out")
     ((c == 0)) || problems+=("the other-site sink got $c connections ($(count '^msg ' "$dir/sink-other.out") messages)")
-    warns=$(grep -cE '(warning|error|fatal|panic|ERROR|WARN)[: ]' "$logf" 2>/dev/null) || true
-    warns=${warns:-0}
-    if ((warns > 0)); then
-        log "$server n=$n: $warns warning/error lines in $logf, e.g.:"
-        grep -E '(warning|error|fatal|panic|ERROR|WARN)[: ]' "$logf" | head -n 5 >&2 || true
-    fi
+    show_warnings "$server n=$n" "$logf" '(warning|error|fatal|panic|ERROR|WARN)[: ]' >/dev/null
     if ((${#problems[@]} > 0)); then
         log "$server n=$n FAILED: $(printf '%s; ' "${problems[@]}")files kept in $dir"
         return 1
@@ -643,16 +492,6 @@ run_setup() {
     fi
     settle
     return 0
-}
-
-median() {
-    tr ' ' '\n' | grep . | sort -g | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) exit 1
-            if (NR % 2) printf "%.4f\n", v[(NR + 1) / 2]
-            else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
 }
 
 # --- plan ----------------------------------------------------------------------
@@ -679,7 +518,7 @@ run_and_record() {
         return 0
     fi
     if run_setup "$server" "$n"; then
-        MED[$server,$n]=$(median <<<"$SETUP_TIMES")
+        MED[$server,$n]=$(median 4 <<<"$SETUP_TIMES")
         COUNT_OK[$server,$n]=$(wc -w <<<"$SETUP_TIMES")
         RSS[$server,$n]=$SETUP_RSS
         NOTE[$server,$n]=$SETUP_NOTE

@@ -56,17 +56,10 @@ HERE=$(cd "$(dirname "$0")" && pwd -P)
 INSTANCE=$HERE/postfix-instance.sh
 BENCH=$HERE/accept-bench.sh
 SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-die() {
-    echo "$PROG: $*" >&2
-    exit 1
-}
-log() { echo "$PROG: $*" >&2; }
-
-[[ $# -eq 1 || $# -eq 2 ]] || {
-    echo "usage: $PROG SCRATCH_DIR [TOWERPOST_BIN]" >&2
-    exit 2
-}
+[[ $# -eq 1 || $# -eq 2 ]] || usage "SCRATCH_DIR [TOWERPOST_BIN]"
 scratch=$1
 TOWERPOST_BIN=${2:-${TOWERPOST_BIN:-}}
 SESSIONS_LIST=${SESSIONS_LIST:-10 50}
@@ -86,160 +79,63 @@ SETTLE=${SETTLE:-1}
 KEEP_RUNS=${KEEP_RUNS:-0}
 export ACCEPT_BENCH_RECONNECT=${ACCEPT_BENCH_RECONNECT:-0}
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (Postfix instance, smtp-sink -u)"
-[[ -x /usr/sbin/smtp-source ]] || die "smtp-source missing (apt-get install postfix)"
-[[ -x $SMTP_SINK ]] || die "$SMTP_SINK missing (apt-get install postfix)"
-[[ -n ${EPOCHREALTIME:-} ]] || die "bash 5 or later is needed (EPOCHREALTIME)"
-for v in SIZE REPEATS WARMUP POSTFIX_PORT TOWERPOST_PORT SINK_PORT SINK_BACKLOG \
-    RUN_TIMEOUT STALL_TIMEOUT DEADLINE SETTLE; do
-    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be an integer: ${!v}"
-done
+require_root "Postfix instance, smtp-sink -u"
+require_postfix_tool /usr/sbin/smtp-source smtp-source
+require_postfix_tool "$SMTP_SINK"
+require_bash5
+check_uint_vars "an integer" SIZE REPEATS WARMUP POSTFIX_PORT TOWERPOST_PORT SINK_PORT \
+    SINK_BACKLOG RUN_TIMEOUT STALL_TIMEOUT DEADLINE SETTLE
 ((REPEATS >= 1)) || die "REPEATS must be >= 1"
 ((RUN_TIMEOUT >= 1 && STALL_TIMEOUT >= 1)) || die "timeouts must be >= 1"
-for v in POSTFIX_PORT TOWERPOST_PORT SINK_PORT; do
-    ((${!v} >= 1024 && ${!v} <= 65000)) || die "$v must be in 1024..65000"
-done
-((POSTFIX_PORT != TOWERPOST_PORT)) || die "POSTFIX_PORT and TOWERPOST_PORT must differ"
-if [[ -n $TOWERPOST_BIN ]]; then
-    if [[ $TOWERPOST_BIN != */* ]]; then # bare name: look it up in PATH
-        TOWERPOST_BIN=$(command -v "$TOWERPOST_BIN") ||
-            die "TOWERPOST_BIN not found in PATH"
-    fi
-    [[ -f $TOWERPOST_BIN && -x $TOWERPOST_BIN ]] ||
-        die "TOWERPOST_BIN is not an executable file: $TOWERPOST_BIN"
-    TOWERPOST_BIN=$(cd "$(dirname "$TOWERPOST_BIN")" && pwd -P)/${TOWERPOST_BIN##*/}
-fi
+check_ports
+[[ -z $TOWERPOST_BIN ]] || resolve_towerpost_bin
 
-# towerpost reads every TOWERPOST_* environment variable (any case) as a
-# configuration key and refuses unknown ones ("unknown key 'bin'"), so this
-# script's own TOWERPOST_BIN/TOWERPOST_EXTRA_TOML, or a developer's
-# TOWERPOST_MESSAGE_SIZE_LIMIT, must not reach it: keep them as shell
-# variables but stop exporting them.  The server's settings come from the
-# generated file only.
-while read -r v; do
-    # shellcheck disable=SC2163 # un-export the variable named by $v
-    [[ -n $v ]] && export -n "$v"
-done < <(compgen -e | grep -i '^towerpost_' || true)
+# This script's own TOWERPOST_BIN/TOWERPOST_EXTRA_TOML, or a developer's
+# TOWERPOST_MESSAGE_SIZE_LIMIT, must not reach towerpost (see lib.sh).
+unexport_towerpost_vars
 
 declare -A MSGS
-for s in $SESSIONS_LIST; do
-    if ! [[ $s =~ ^[0-9]+$ ]] || ((s < 1)); then die "bad session count: $s"; fi
-    var=MESSAGES_$s
-    MSGS[$s]=${!var:-5000}
-    if ! [[ ${MSGS[$s]} =~ ^[0-9]+$ ]] || ((MSGS[$s] < 1)); then die "bad $var"; fi
-done
+read_message_counts 5000
 
-mkdir -p "$scratch"
-scratch=$(cd "$scratch" && pwd -P)
+make_scratch "$scratch"
 [[ $scratch != *[[:space:]]* ]] || die "SCRATCH_DIR must not contain whitespace"
-fstype=$(findmnt -n -o FSTYPE -T "$scratch" 2>/dev/null || stat -f -c %T "$scratch")
-if [[ $fstype == tmpfs || $fstype == ramfs ]]; then
-    log "WARNING: $scratch is on $fstype; fsync is free there, results are not" \
-        "representative of a disk-backed queue"
-fi
+scratch_fstype
 results=$scratch/results.tsv
 printf 'server\tsessions\trun\tmessages\taccept_seconds\tseconds\tmsg_per_s\tsink_sessions\tpeak_rss_kib\n' >"$results"
 
-# --- helpers -------------------------------------------------------------------
-
-# Microseconds since the epoch, without forking.
-now_us() {
-    local t=$EPOCHREALTIME
-    echo $((10#${t/[.,]/}))
-}
-
-# True if something listens on 127.0.0.1:$1 (or 0.0.0.0/[::]:$1).  Uses ss
-# rather than a test connection, which smtp-sink would count as a session.
-port_busy() {
-    if command -v ss >/dev/null; then
-        [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]
-    else
-        # shellcheck disable=SC2016 # $1 is expanded by the inner bash
-        timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
-    fi
-}
-
-# First free port at or above SINK_PORT that is not one of the server ports.
-free_sink_port() {
-    local p
-    for ((p = SINK_PORT; p < SINK_PORT + 100; p++)); do
-        ((p == POSTFIX_PORT || p == TOWERPOST_PORT)) && continue
-        port_busy "$p" || { echo "$p"; return 0; }
-    done
-    return 1
-}
-
 # --- process bookkeeping, so that an interrupted run leaves nothing behind --
-pf_dir=   # running Postfix instance dir, if any
-tp_pid=   # running towerpost pid, if any
-sink_pid= # running "timeout ... smtp-sink" pid, if any
-
-stop_towerpost() {
-    local i
-    [[ -n $tp_pid ]] || return 0
-    kill -TERM "$tp_pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$tp_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$tp_pid" 2>/dev/null; then
-        log "towerpost (pid $tp_pid) ignored SIGTERM for 30s; sending SIGKILL"
-        kill -KILL "$tp_pid" 2>/dev/null || true
-    fi
-    wait "$tp_pid" 2>/dev/null || true
-    tp_pid=
-}
-
-stop_postfix() {
-    [[ -n $pf_dir ]] || return 0
-    "$INSTANCE" stop "$pf_dir" >/dev/null || log "stopping Postfix in $pf_dir failed"
-    pf_dir=
-}
-
-# sink_pid is timeout(1), which passes SIGTERM on to smtp-sink.
-stop_sink() {
-    local i
-    [[ -n $sink_pid ]] || return 0
-    kill -TERM "$sink_pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$sink_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$sink_pid" 2>/dev/null || true
-    wait "$sink_pid" 2>/dev/null || true
-    sink_pid=
-}
+pf_dir=      # running Postfix instance dir, if any
+tp_pid=      # running towerpost pid, if any
+sink_pids=() # running "timeout ... smtp-sink" pid (at most one)
 
 cleanup() {
-    stop_towerpost
-    stop_postfix
-    stop_sink
+    stop_servers
+    stop_sinks
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+set_cleanup_traps
 
 # --- smtp-sink -----------------------------------------------------------------
 # start_sink RUNDIR PORT: smtp-sink -c writes "sess=N quit=N mesg=N\r" to
 # RUNDIR/sink.out every time a message ends (".") or a session ends.  It is
 # bounded by timeout(1) in case this script dies without its EXIT trap.
 start_sink() {
-    local dir=$1 port=$2 i life
+    local dir=$1 port=$2 i life pid
     life=$((RUN_TIMEOUT + 300))
     timeout --kill-after=5 "$life" "$SMTP_SINK" -c -u nobody \
         "127.0.0.1:$port" "$SINK_BACKLOG" >"$dir/sink.out" 2>"$dir/sink.err" </dev/null &
-    sink_pid=$!
+    pid=$!
+    sink_pids=("$pid")
     for ((i = 0; i < 100; i++)); do
         port_busy "$port" && return 0
-        if ! kill -0 "$sink_pid" 2>/dev/null; then
-            wait "$sink_pid" 2>/dev/null || true
-            sink_pid=
+        if ! kill -0 "$pid" 2>/dev/null; then
+            stop_sinks # reaps it
             log "smtp-sink exited during start-up: $(head -c 500 "$dir/sink.err")"
             return 1
         fi
         sleep 0.1
     done
     log "smtp-sink did not listen on 127.0.0.1:$port within 10s"
-    stop_sink
+    stop_sinks
     return 1
 }
 
@@ -263,16 +159,7 @@ sink_counters() {
 # of queued messages (fails if it cannot tell).  log_<server> RUNDIR: the
 # server's mail log.
 
-start_postfix_in() {
-    # pf_dir first: a SIGTERM that arrives while postfix-instance.sh is
-    # starting the instance is handled after it returns, and the EXIT trap
-    # must then stop that instance.
-    pf_dir=$1
-    "$INSTANCE" start "$1" "$POSTFIX_PORT" relay "$2" >/dev/null && return 0
-    if [[ -d $1/etc ]]; then stop_postfix; fi
-    pf_dir=
-    return 1
-}
+start_postfix_in() { start_postfix_instance "$1" relay "$2"; }
 
 queue_postfix() {
     # Every message-carrying queue; bounce/defer/trace/flush hold logs only.
@@ -287,43 +174,16 @@ queue_postfix() {
 log_postfix() { echo "$1/log/maillog"; }
 
 start_towerpost_in() {
-    local dir=$1 sinkport=$2 i
-    mkdir -p "$dir/spool"
-    if port_busy "$TOWERPOST_PORT"; then
-        log "127.0.0.1:$TOWERPOST_PORT already in use"
-        return 1
-    fi
-    # Top-level keys must come before the first [[listener]] table, or TOML
-    # would put them inside it.
+    local dir=$1 sinkport=$2
+    towerpost_prepare "$dir" port_busy || return 1
     {
         echo "queue_directory = \"$dir/spool\""
         echo "relayhost = \"[127.0.0.1]:$sinkport\""
         echo "smtpd_forbid_unauth_pipelining = true"
         [[ -z ${TOWERPOST_EXTRA_TOML:-} ]] || printf '%s\n' "$TOWERPOST_EXTRA_TOML"
-        echo
-        echo "[[listener]]"
-        echo "name = \"smtp\""
-        echo "address = \"127.0.0.1:$TOWERPOST_PORT\""
-        echo "tls = \"none\""
+        towerpost_listener_toml
     } >"$dir/towerpost.toml"
-    "$TOWERPOST_BIN" --config "$dir/towerpost.toml" serve \
-        >"$dir/towerpost.log" 2>&1 </dev/null &
-    tp_pid=$!
-    for ((i = 0; i < 300; i++)); do
-        port_busy "$TOWERPOST_PORT" && return 0
-        if ! kill -0 "$tp_pid" 2>/dev/null; then
-            wait "$tp_pid" 2>/dev/null || true
-            tp_pid=
-            log "towerpost exited during start-up; log:"
-            tail -n 20 "$dir/towerpost.log" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
-    log "towerpost did not listen on 127.0.0.1:$TOWERPOST_PORT within 30s"
-    tail -n 20 "$dir/towerpost.log" >&2 || true
-    stop_towerpost
-    return 1
+    towerpost_launch "$dir" port_busy --config "$dir/towerpost.toml" serve
 }
 
 queue_towerpost() {
@@ -337,13 +197,6 @@ queue_towerpost() {
 }
 
 log_towerpost() { echo "$1/towerpost.log"; }
-
-# count PATTERN FILE: matching lines (0 if none or no file).
-count() {
-    local n
-    n=$(grep -c -e "$1" "$2" 2>/dev/null) || true
-    echo "${n:-0}"
-}
 
 # wait_drain SERVER RUNDIR EXPECTED DEADLINE_US: wait until the server's queue
 # is empty.  To keep the probe from disturbing the server, the queue is only
@@ -385,13 +238,6 @@ wait_drain() {
     done
 }
 
-# Flush dirty data (e.g. the deleted queue) so it is not written back during
-# the next measurement.
-settle() {
-    sync
-    sleep "$SETTLE"
-}
-
 # --- one measured run ----------------------------------------------------------
 # run_one SERVER SESSIONS MESSAGES RUN -> sets RUN_RATE (msg/s) and RUN_RSS
 # (KiB, towerpost only), or fails.  Runs in the main shell (not in $(...)) so
@@ -409,7 +255,7 @@ run_one() {
     if [[ $server == postfix ]]; then port=$POSTFIX_PORT; else port=$TOWERPOST_PORT; fi
     logf=$("log_$server" "$dir")
 
-    sinkport=$(free_sink_port) || {
+    sinkport=$(free_port "$SINK_PORT") || {
         log "$server sessions=$s run=$r: no free port for smtp-sink at $SINK_PORT..$((SINK_PORT + 99))"
         return 1
     }
@@ -418,7 +264,7 @@ run_one() {
         return 1
     }
     "start_${server}_in" "$dir" "$sinkport" || {
-        stop_sink
+        stop_sinks
         log "$server sessions=$s run=$r FAILED to start; files kept in $dir"
         return 1
     }
@@ -462,7 +308,7 @@ run_one() {
     fi
     if [[ $server == postfix ]]; then stop_postfix; else stop_towerpost; fi
     sink_counters "$dir"
-    stop_sink
+    stop_sinks
 
     # Checks: the sink got everything exactly once, the server logged one
     # successful delivery per message and no deferral or bounce.
@@ -470,18 +316,13 @@ run_one() {
     deferred=$(count 'status=deferred' "$logf")
     bounced=$(count 'status=bounced' "$logf")
     expired=$(count 'status=expired' "$logf")
-    warns=$(grep -cE '(warning|error|fatal|panic): ' "$logf" 2>/dev/null) || true
-    warns=${warns:-0}
+    warns=$(show_warnings "$server sessions=$s run=$r" "$logf" '(warning|error|fatal|panic): ')
     ((SINK_MESG == WARMUP + m)) ||
         problems+=("sink received $SINK_MESG messages, expected $((WARMUP + m))")
     ((sent == WARMUP + m)) || problems+=("log has $sent status=sent, expected $((WARMUP + m))")
     ((deferred == 0)) || problems+=("log has $deferred status=deferred")
     ((bounced == 0)) || problems+=("log has $bounced status=bounced")
     ((expired == 0)) || problems+=("log has $expired status=expired")
-    if ((warns > 0)); then
-        log "$server sessions=$s run=$r: $warns warning/error lines in $logf, e.g.:"
-        grep -E '(warning|error|fatal|panic): ' "$logf" | head -n 5 >&2 || true
-    fi
 
     if ((${#problems[@]} > 0)); then
         log "$server sessions=$s run=$r FAILED: $(printf '%s; ' "${problems[@]}")files kept in $dir"
@@ -507,51 +348,10 @@ run_one() {
     RUN_RSS=$rss
 }
 
-median() {
-    tr ' ' '\n' | grep . | sort -g | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) exit 1
-            if (NR % 2) printf "%.1f\n", v[(NR + 1) / 2]
-            else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
-
+# measure (lib.sh) collects RATES and RSSMAX; summarize (lib.sh) fills MED.
 declare -A MED RATES RSSMAX
 failed=0
 skipped=0
-
-# One measured run of SERVER at S sessions, repeat R; collects rate and RSS.
-measure() {
-    local server=$1 s=$2 r=$3
-    if ((SECONDS >= DEADLINE)); then
-        log "deadline of ${DEADLINE}s reached; skipping $server sessions=$s run=$r"
-        skipped=1
-        return 0
-    fi
-    if run_one "$server" "$s" "${MSGS[$s]}" "$r"; then
-        RATES[$server,$s]+="$RUN_RATE "
-        if [[ $RUN_RSS =~ ^[0-9]+$ ]] && ((RUN_RSS > ${RSSMAX[$s]:-0})); then
-            RSSMAX[$s]=$RUN_RSS
-        fi
-    else
-        failed=1
-    fi
-}
-
-summarize() {
-    local server=$1 s rates
-    for s in $SESSIONS_LIST; do
-        rates=${RATES[$server,$s]:-}
-        if [[ -n $rates ]]; then
-            MED[$server,$s]=$(median <<<"$rates")
-            (($(wc -w <<<"$rates") == REPEATS)) ||
-                MED[$server,$s]="${MED[$server,$s]}*"
-        else
-            MED[$server,$s]=n/a
-        fi
-    done
-}
 
 # --- pilot: scale the plan down if Postfix relays slowly here ---------------------
 scale_note=
@@ -565,52 +365,22 @@ if [[ $AUTO_SCALE == 1 ]]; then
     WARMUP=$saved_warmup
     prate=$RUN_RATE
     log "pilot: Postfix relayed 300 messages at $first_s sessions: $prate msg/s"
-    total=0
-    for s in $SESSIONS_LIST; do total=$((total + MSGS[$s])); done
-    nserv=1
-    [[ -z $TOWERPOST_BIN ]] || nserv=2
-    nsess=$(wc -w <<<"$SESSIONS_LIST")
     # Assume every run goes at the pilot rate; ~8s of sink/server start,
     # warm-up, stop and settle per run.
-    factor=$(awk -v t="$total" -v r="$REPEATS" -v n="$nserv" -v p="$prate" \
-        -v k="$nsess" -v d="$DEADLINE" -v sec="$SECONDS" 'BEGIN {
-            est = n * r * (t / p + 8 * k)
-            if (est <= 0.8 * d - sec) { print 1; exit }
-            f = (0.8 * d - sec - n * r * 8 * k) / (n * r * t / p)
-            if (f < 0.01) f = 0.01
-            printf "%.4f\n", f
-        }')
+    factor=$(plan_scale_factor "$prate" 8)
     if [[ $factor != 1 ]]; then
-        for s in $SESSIONS_LIST; do
-            m=$(awk -v m="${MSGS[$s]}" -v f="$factor" 'BEGIN {
-                v = int(m * f); if (v < 100) v = 100; print v }')
-            MSGS[$s]=$m
-        done
+        scale_messages "$factor"
         scale_note="Message counts were scaled down by a factor of $factor (Postfix pilot: $prate msg/s end-to-end at $first_s sessions) to fit the ${DEADLINE}s budget."
         log "$scale_note"
     fi
 fi
 
-plan=
-for s in $SESSIONS_LIST; do plan+="$s:${MSGS[$s]} "; done
-log "plan (sessions:messages): $plan x $REPEATS repeats, size=$SIZE, warm-up=$WARMUP," \
+log "plan (sessions:messages): $(plan_string) x $REPEATS repeats, size=$SIZE, warm-up=$WARMUP," \
     "reconnect=$ACCEPT_BENCH_RECONNECT, scratch=$scratch ($fstype)"
 
 servers=(postfix)
 [[ -z $TOWERPOST_BIN ]] || servers+=(towerpost)
-if [[ $INTERLEAVE == 1 ]]; then
-    for s in $SESSIONS_LIST; do
-        for ((r = 1; r <= REPEATS; r++)); do
-            for server in "${servers[@]}"; do measure "$server" "$s" "$r"; done
-        done
-    done
-else
-    for server in "${servers[@]}"; do
-        for s in $SESSIONS_LIST; do
-            for ((r = 1; r <= REPEATS; r++)); do measure "$server" "$s" "$r"; done
-        done
-    done
-fi
+run_plan "${servers[@]}"
 for server in "${servers[@]}"; do summarize "$server"; done
 
 # --- report --------------------------------------------------------------------
@@ -621,9 +391,7 @@ for s in $SESSIONS_LIST; do
     p=${MED[postfix,$s]}
     if [[ -n $TOWERPOST_BIN ]]; then
         t=${MED[towerpost,$s]}
-        ratio=$(awk -v p="${p%\*}" -v t="${t%\*}" 'BEGIN {
-            if (p + 0 > 0 && t ~ /^[0-9.]+$/) printf "%.2fx\n", t / p
-            else print "n/a" }')
+        ratio=$(ratio_of "$p" "$t")
         if [[ -n ${RSSMAX[$s]:-} ]]; then
             rss=$(awk -v k="${RSSMAX[$s]}" 'BEGIN { printf "%.1f MiB\n", k / 1024 }')
         else
@@ -638,12 +406,8 @@ for s in $SESSIONS_LIST; do
 done
 echo
 echo "End to end: smtp-source -> server -> smtp-sink on 127.0.0.1, clock stopped when" \
-    "the server's queue is empty. Payload $SIZE bytes/message, smtp-source $(
-        [[ $ACCEPT_BENCH_RECONNECT == 1 ]] && echo "new connection per message" ||
-            echo "one connection per session (-d)"
-    ), $(nproc) CPUs, queue on $fstype. Raw runs: $results"
-[[ -z $scale_note ]] || echo "$scale_note"
-((skipped == 0)) || echo "Some runs were skipped (deadline ${DEADLINE}s); * = median of fewer than $REPEATS runs."
-((failed == 0)) || echo "Some runs FAILED (see stderr); * = median of fewer than $REPEATS runs."
+    "the server's queue is empty. Payload $SIZE bytes/message, smtp-source" \
+    "$(bench_conn_desc), $(nproc) CPUs, queue on $fstype. Raw runs: $results"
+print_run_notes
 
 ((failed == 0 && skipped == 0))

@@ -96,3 +96,42 @@ fn client_from(server: std::net::SocketAddr, local: &str) -> Client {
     socket.connect(&server.into()).expect("connect");
     Client::from_stream(socket.into())
 }
+
+#[test]
+fn connection_rate_limit_answers_421() {
+    let server = limited("smtpd_client_connection_rate_limit = 2");
+    for _ in 0..2 {
+        let mut c = server.client();
+        assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+    }
+    let mut c = Client::connect_silent(server.addr());
+    assert_eq!(
+        c.read_reply(),
+        "421 4.7.0 mx.towerpost.test Error: too many connections from 127.0.0.1"
+    );
+}
+
+#[test]
+fn auth_and_new_tls_session_rate_limits() {
+    let server = Server::start_with(
+        "smtpd_client_event_limit_exceptions = []\nsmtpd_client_auth_rate_limit = 1\nsmtpd_client_new_tls_session_rate_limit = 1",
+        &[("smtp", "starttls")],
+    );
+    let mut c = server.client();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    // AUTH is not offered yet, but attempts still count.
+    assert!(c.cmd("AUTH PLAIN").starts_with("503"));
+    assert_eq!(
+        c.cmd("AUTH PLAIN"),
+        "450 4.7.1 Error: too many AUTH commands from 127.0.0.1"
+    );
+    // The first STARTTLS would start TLS; take the budget with another
+    // connection's attempt, then this one is refused.
+    let mut other = server.client();
+    assert!(other.cmd("EHLO other.test").starts_with("250"));
+    assert!(other.cmd("STARTTLS").starts_with("220"));
+    assert_eq!(
+        c.cmd("STARTTLS"),
+        "454 4.7.0 Error: too many new TLS sessions from unknown[127.0.0.1]"
+    );
+}

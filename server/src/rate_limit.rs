@@ -56,9 +56,20 @@ pub struct RateLimitSettings {
     pub ipv4_prefix: u8,
     /// `smtpd_client_ipv6_prefix_length`.
     pub ipv6_prefix: u8,
+    /// Count an authenticated session against its SASL identity instead
+    /// of its address (a roaming user keeps one budget; users behind one
+    /// NAT get one each). Unauthenticated sessions count by address.
+    pub key_by_sasl_identity: bool,
 }
 
-type Limiter = DefaultKeyedRateLimiter<IpAddr>;
+/// Whom an event counts against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ClientKey {
+    Address(IpAddr),
+    User(String),
+}
+
+type Limiter = DefaultKeyedRateLimiter<ClientKey>;
 
 /// State shared by every clone of the service (and every connection).
 struct Anvil {
@@ -69,7 +80,7 @@ struct Anvil {
     tls: Option<Limiter>,
     auth: Option<Limiter>,
     /// Live connections per client key.
-    open: Mutex<HashMap<IpAddr, u32>>,
+    open: Mutex<HashMap<ClientKey, u32>>,
     /// Checks since the last sweep of idle clients.
     checks: AtomicU64,
 }
@@ -84,7 +95,14 @@ impl Anvil {
         Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(n)))
     }
 
-    fn key(&self, ip: IpAddr) -> IpAddr {
+    fn key(&self, session: &crate::request::SessionInfo) -> ClientKey {
+        match &session.auth {
+            Some(user) if self.settings.key_by_sasl_identity => ClientKey::User(user.clone()),
+            _ => ClientKey::Address(self.address_key(session.client.ip())),
+        }
+    }
+
+    fn address_key(&self, ip: IpAddr) -> IpAddr {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
@@ -101,11 +119,11 @@ impl Anvil {
     }
 
     /// Takes one event from `limiter`; `false` when over the rate.
-    fn allow(&self, limiter: &Option<Limiter>, key: IpAddr) -> bool {
+    fn allow(&self, limiter: &Option<Limiter>, key: &ClientKey) -> bool {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();
         }
-        limiter.as_ref().is_none_or(|l| l.check_key(&key).is_ok())
+        limiter.as_ref().is_none_or(|l| l.check_key(key).is_ok())
     }
 
     /// Forgets clients whose limits have fully recovered: memory stays
@@ -133,15 +151,16 @@ impl Anvil {
         if self.exempt(ip) {
             return None;
         }
-        let key = self.key(ip);
+        let key = self.key(&request.session);
         let e = EnhancedCode::new;
         let host = &self.settings.myhostname;
         match &request.kind {
             RequestKind::Connect => {
                 let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
                 let count = open.get(&key).copied().unwrap_or(0);
+                let allowed = self.allow(&self.connections, &key);
                 let limit = self.settings.connection_count;
-                if (limit > 0 && count >= limit) || !self.allow(&self.connections, key) {
+                if (limit > 0 && count >= limit) || !allowed {
                     return Some(Reply::enhanced(
                         421,
                         e(4, 7, 0),
@@ -162,12 +181,12 @@ impl Anvil {
                 None
             }
             RequestKind::Command(Command::Mail { .. }) => {
-                (!self.allow(&self.messages, key)).then(|| {
+                (!self.allow(&self.messages, &key)).then(|| {
                     Reply::enhanced(450, e(4, 7, 1), format!("Error: too much mail from {ip}"))
                 })
             }
             RequestKind::Command(Command::Rcpt { .. } | Command::Vrfy { .. }) => {
-                (!self.allow(&self.recipients, key)).then(|| {
+                (!self.allow(&self.recipients, &key)).then(|| {
                     Reply::enhanced(
                         450,
                         e(4, 7, 1),
@@ -175,7 +194,7 @@ impl Anvil {
                     )
                 })
             }
-            RequestKind::Command(Command::StartTls) => (!self.allow(&self.tls, key)).then(|| {
+            RequestKind::Command(Command::StartTls) => (!self.allow(&self.tls, &key)).then(|| {
                 Reply::enhanced(
                     454,
                     e(4, 7, 0),
@@ -186,7 +205,7 @@ impl Anvil {
                 )
             }),
             RequestKind::Command(Command::Auth { .. }) => {
-                (!self.allow(&self.auth, key)).then(|| {
+                (!self.allow(&self.auth, &key)).then(|| {
                     Reply::enhanced(
                         450,
                         e(4, 7, 1),
@@ -324,6 +343,7 @@ mod tests {
             exceptions: vec!["10.0.0.0/8".parse().unwrap()],
             ipv4_prefix: 32,
             ipv6_prefix: 84,
+            key_by_sasl_identity: false,
         }
     }
 
@@ -466,6 +486,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(refused.code(), 450, "same /84: one client");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn authenticated_sessions_can_count_by_identity() {
+        let (mock, mut handle) = tower_test::mock::pair::<SmtpRequest, Reply>();
+        let mut svc = RateLimitLayer::new(RateLimitSettings {
+            key_by_sasl_identity: true,
+            message_rate: 1,
+            ..settings()
+        })
+        .layer(mock);
+        let as_user = |ip: &str| {
+            let mut r = request(ip, mail());
+            Arc::make_mut(&mut r.session).auth = Some("alice".into());
+            r
+        };
+        assert_eq!(code(&mut svc, &mut handle, as_user("192.0.2.1")).await, 250);
+        // Another address, same user: the same budget.
+        let refused = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(as_user("198.51.100.1"))
+            .await
+            .unwrap();
+        assert_eq!(refused.code(), 450);
+        // An unauthenticated client at the first address has its own.
+        assert_eq!(
+            code(&mut svc, &mut handle, request("192.0.2.1", mail())).await,
+            250
+        );
     }
 
     #[test]
