@@ -182,14 +182,13 @@ mod tests {
     fn rcpt(ip: &str, to: &str) -> SmtpRequest {
         SmtpRequest {
             session: Arc::new(SessionInfo {
-                client: format!("{ip}:1000").parse().unwrap(),
-                local: "127.0.0.1:25".parse().unwrap(),
-                listener: Arc::from("smtp"),
                 helo: Some("client.test".into()),
                 esmtp: true,
-                tls: false,
-                starttls_offered: false,
-                auth: None,
+                ..SessionInfo::new(
+                    format!("{ip}:1000").parse().unwrap(),
+                    "127.0.0.1:25".parse().unwrap(),
+                    "smtp",
+                )
             }),
             transaction: Some(Arc::new(Transaction {
                 sender: Some(Address::parse("a@example.test").unwrap()),

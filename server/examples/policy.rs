@@ -139,14 +139,13 @@ mod tests {
     fn request(kind: RequestKind) -> SmtpRequest {
         SmtpRequest {
             session: Arc::new(SessionInfo {
-                client: "192.0.2.1:1000".parse().unwrap(),
-                local: "127.0.0.1:25".parse().unwrap(),
-                listener: Arc::from("smtp"),
                 helo: Some("client.test".into()),
                 esmtp: true,
-                tls: false,
-                starttls_offered: false,
-                auth: None,
+                ..SessionInfo::new(
+                    "192.0.2.1:1000".parse().unwrap(),
+                    "127.0.0.1:25".parse().unwrap(),
+                    "smtp",
+                )
             }),
             transaction: Some(Arc::new(Transaction {
                 sender: Some(Address::parse("ok@example.test").unwrap()),

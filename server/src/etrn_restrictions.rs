@@ -6,61 +6,35 @@
 //! use Postfix's UCE format, `<code> <dsn> <name>: Etrn command rejected:
 //! <text>`, rather than RFC 1985's 459, exactly as Postfix does.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use ipnet::IpNet;
-use tower_layer::Layer;
-use tower_service::Service;
 use towerpost_config::{AccessAction, Restriction};
 use towerpost_protocol::{Command, EnhancedCode, Reply};
 
+use crate::policy::{PolicyLayer, SmtpPolicy};
 use crate::request::{SessionInfo, SmtpRequest};
 
-/// Builds [`EtrnRestrictions`].
-#[derive(Debug, Clone)]
-pub struct EtrnRestrictionsLayer {
-    policy: Arc<Policy>,
-}
+/// `smtpd_etrn_restrictions` as a layer: a [`PolicyLayer`] over
+/// [`EtrnRestrictions`].
+pub type EtrnRestrictionsLayer = PolicyLayer<EtrnRestrictions>;
 
+/// The restriction list and what `permit_mynetworks` needs.
 #[derive(Debug)]
-struct Policy {
+pub struct EtrnRestrictions {
     restrictions: Vec<Restriction>,
     mynetworks: Vec<IpNet>,
 }
 
-impl EtrnRestrictionsLayer {
+impl EtrnRestrictions {
     /// A layer applying `restrictions`; `mynetworks` serves
     /// `permit_mynetworks`.
-    pub fn new(restrictions: Vec<Restriction>, mynetworks: Vec<IpNet>) -> Self {
-        Self {
-            policy: Arc::new(Policy {
-                restrictions,
-                mynetworks,
-            }),
-        }
+    pub fn layer(restrictions: Vec<Restriction>, mynetworks: Vec<IpNet>) -> EtrnRestrictionsLayer {
+        PolicyLayer::new(Self {
+            restrictions,
+            mynetworks,
+        })
     }
-}
-
-impl<S> Layer<S> for EtrnRestrictionsLayer {
-    type Service = EtrnRestrictions<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        EtrnRestrictions {
-            inner,
-            policy: self.policy.clone(),
-        }
-    }
-}
-
-/// Refuses ETRN requests that `smtpd_etrn_restrictions` does not permit.
-#[derive(Debug, Clone)]
-pub struct EtrnRestrictions<S> {
-    inner: S,
-    policy: Arc<Policy>,
 }
 
 fn rejected(code: u16, site: &str, class: &str, text: &str) -> Reply {
@@ -119,7 +93,7 @@ fn valid_helo(helo: &str) -> bool {
         })
 }
 
-impl Policy {
+impl EtrnRestrictions {
     fn decide(&self, session: &SessionInfo, node: &str) -> Option<Reply> {
         let site = node.strip_prefix(['@', '#']).unwrap_or(node);
         let client = session.client.ip();
@@ -170,30 +144,17 @@ impl Policy {
     }
 }
 
-impl<S> Service<SmtpRequest> for EtrnRestrictions<S>
-where
-    S: Service<SmtpRequest, Response = Reply>,
-    S::Future: Send + 'static,
-{
-    type Response = Reply;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: SmtpRequest) -> Self::Future {
-        if let Some(Command::Etrn { node }) = request.command()
-            && let Some(reply) = self.policy.decide(&request.session, node)
-        {
-            tracing::info!(
-                target: "towerpost::smtpd",
-                "NOQUEUE: reject: ETRN from {}: {reply}",
-                request.session.client_name()
-            );
-            return Box::pin(async move { Ok(reply) });
-        }
-        Box::pin(self.inner.call(request))
+impl SmtpPolicy for EtrnRestrictions {
+    fn check(&self, request: &SmtpRequest) -> Option<Reply> {
+        let Some(Command::Etrn { node }) = request.command() else {
+            return None;
+        };
+        let reply = self.decide(&request.session, node)?;
+        tracing::info!(
+            target: "towerpost::smtpd",
+            "NOQUEUE: reject: ETRN from {}: {reply}",
+            request.session.client_name()
+        );
+        Some(reply)
     }
 }

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod etrn_restrictions;
 pub mod listener;
 pub mod logging;
+pub mod policy;
 pub mod queue_list;
 pub mod rate_limit;
 pub mod recover;
@@ -25,6 +26,7 @@ pub mod tls;
 
 pub use crate::builder::{BoxSmtpService, ServerBuilder};
 pub use crate::core::{CoreSettings, SmtpCore};
+pub use crate::policy::{PolicyLayer, SmtpPolicy};
 pub use crate::recover::{RecoverError, RecoverErrorLayer};
 pub use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
 pub use crate::session::{Connection, SessionSettings, SmtpService};

@@ -194,16 +194,7 @@ impl ListenerContext {
     fn connection(&self, stream: TcpStream, client: SocketAddr) -> Connection<TcpStream> {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(client);
-        let info = SessionInfo {
-            client,
-            local,
-            listener: self.name.clone(),
-            helo: None,
-            esmtp: false,
-            tls: false,
-            starttls_offered: false,
-            auth: None,
-        };
+        let info = SessionInfo::new(client, local, &self.name);
         Connection::new(
             stream,
             self.tls.clone(),

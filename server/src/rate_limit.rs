@@ -14,21 +14,17 @@
 //! 2N as anvil allows. State is bounded: idle clients' entries are dropped.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
-use tower_layer::Layer;
-use tower_service::Service;
 use towerpost_protocol::{Command, EnhancedCode, Reply};
 
+use crate::policy::{PolicyLayer, SmtpPolicy};
 use crate::request::{RequestKind, SmtpRequest};
 
 /// The limits (Postfix's parameters; 0 = no limit).
@@ -71,8 +67,9 @@ enum ClientKey {
 
 type Limiter = DefaultKeyedRateLimiter<ClientKey>;
 
-/// State shared by every clone of the service (and every connection).
-struct Anvil {
+/// The limits and their counters, shared by every connection: a
+/// [`SmtpPolicy`].
+pub struct ClientLimits {
     settings: RateLimitSettings,
     connections: Option<Limiter>,
     messages: Option<Limiter>,
@@ -88,7 +85,7 @@ struct Anvil {
 /// How many checks between sweeps of idle entries.
 const SWEEP_EVERY: u64 = 4096;
 
-impl Anvil {
+impl ClientLimits {
     fn limiter(n: u32, unit: Duration) -> Option<Limiter> {
         let n = NonZeroU32::new(n)?;
         let period = (unit / n.get()).max(Duration::from_nanos(1));
@@ -128,8 +125,9 @@ impl Anvil {
 
     /// Forgets clients whose limits have fully recovered: memory stays
     /// proportional to recently active clients, whatever a flood of
-    /// distinct addresses does.
-    fn sweep(&self) {
+    /// distinct addresses does. Also done by itself every few thousand
+    /// events.
+    pub fn sweep(&self) {
         for l in [
             &self.connections,
             &self.messages,
@@ -146,7 +144,7 @@ impl Anvil {
     }
 
     /// The refusal for `request`, if a limit is exceeded.
-    fn check(&self, request: &SmtpRequest) -> Option<Reply> {
+    fn refusal(&self, request: &SmtpRequest) -> Option<Reply> {
         let ip = request.session.client.ip();
         if self.exempt(ip) {
             return None;
@@ -234,100 +232,59 @@ impl Anvil {
     }
 }
 
-/// Builds [`RateLimit`].
-#[derive(Clone)]
-pub struct RateLimitLayer {
-    anvil: Arc<Anvil>,
-}
+/// The rate limits as a layer.
+pub type RateLimitLayer = PolicyLayer<ClientLimits>;
 
-impl std::fmt::Debug for RateLimitLayer {
+impl std::fmt::Debug for ClientLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimitLayer")
-            .field("settings", &self.anvil.settings)
-            .finish()
+        f.debug_struct("ClientLimits")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
-impl RateLimitLayer {
+impl ClientLimits {
     /// A layer enforcing `settings`; every service it builds shares one
     /// set of counters.
-    pub fn new(settings: RateLimitSettings) -> Self {
+    pub fn layer(settings: RateLimitSettings) -> RateLimitLayer {
         let unit = settings.time_unit;
-        Self {
-            anvil: Arc::new(Anvil {
-                connections: Anvil::limiter(settings.connection_rate, unit),
-                messages: Anvil::limiter(settings.message_rate, unit),
-                recipients: Anvil::limiter(settings.recipient_rate, unit),
-                tls: Anvil::limiter(settings.tls_rate, unit),
-                auth: Anvil::limiter(settings.auth_rate, unit),
-                settings,
-                open: Mutex::new(HashMap::new()),
-                checks: AtomicU64::new(0),
-            }),
-        }
+        PolicyLayer::new(Self {
+            connections: Self::limiter(settings.connection_rate, unit),
+            messages: Self::limiter(settings.message_rate, unit),
+            recipients: Self::limiter(settings.recipient_rate, unit),
+            tls: Self::limiter(settings.tls_rate, unit),
+            auth: Self::limiter(settings.auth_rate, unit),
+            settings,
+            open: Mutex::new(HashMap::new()),
+            checks: AtomicU64::new(0),
+        })
     }
 
     /// How many clients the rate limiters currently hold state for.
     pub fn tracked_clients(&self) -> usize {
-        self.anvil.tracked()
-    }
-
-    /// Drops the state of clients whose limits have fully recovered (the
-    /// layer also does this by itself every few thousand events).
-    pub fn sweep(&self) {
-        self.anvil.sweep();
+        self.tracked()
     }
 }
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RateLimit {
-            inner,
-            anvil: self.anvil.clone(),
-        }
-    }
-}
-
-/// Refuses requests over a client's limits with Postfix's replies.
-#[derive(Clone)]
-pub struct RateLimit<S> {
-    inner: S,
-    anvil: Arc<Anvil>,
-}
-
-impl<S> Service<SmtpRequest> for RateLimit<S>
-where
-    S: Service<SmtpRequest, Response = Reply>,
-    S::Future: Send + 'static,
-{
-    type Response = Reply;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: SmtpRequest) -> Self::Future {
-        if let Some(reply) = self.anvil.check(&request) {
-            tracing::warn!(
-                target: "towerpost::smtpd",
-                "{}: {reply}",
-                request.session.client_name()
-            );
-            return Box::pin(async move { Ok(reply) });
-        }
-        Box::pin(self.inner.call(request))
+impl SmtpPolicy for ClientLimits {
+    fn check(&self, request: &SmtpRequest) -> Option<Reply> {
+        let reply = self.refusal(request)?;
+        tracing::warn!(
+            target: "towerpost::smtpd",
+            "{}: {reply}",
+            request.session.client_name()
+        );
+        Some(reply)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Policy;
     use crate::request::SessionInfo;
-    use tower::ServiceExt;
+    use std::sync::Arc;
+    use tower::{Layer, Service, ServiceExt};
     use towerpost_protocol::{Address, MailParams};
 
     fn settings() -> RateLimitSettings {
@@ -350,14 +307,12 @@ mod tests {
     fn request(ip: &str, kind: RequestKind) -> SmtpRequest {
         SmtpRequest {
             session: Arc::new(SessionInfo {
-                client: format!("{ip}:1234").parse().unwrap(),
-                local: "127.0.0.1:25".parse().unwrap(),
-                listener: Arc::from("smtp"),
-                helo: None,
                 esmtp: true,
-                tls: false,
-                starttls_offered: false,
-                auth: None,
+                ..SessionInfo::new(
+                    format!("{ip}:1234").parse().unwrap(),
+                    "127.0.0.1:25".parse().unwrap(),
+                    "smtp",
+                )
             }),
             transaction: None,
             kind,
@@ -374,7 +329,7 @@ mod tests {
     /// Sends `req` through the layer over a mock that answers 250; returns
     /// the reply code.
     async fn code(
-        svc: &mut RateLimit<tower_test::mock::Mock<SmtpRequest, Reply>>,
+        svc: &mut Policy<tower_test::mock::Mock<SmtpRequest, Reply>, ClientLimits>,
         handle: &mut tower_test::mock::Handle<SmtpRequest, Reply>,
         req: SmtpRequest,
     ) -> u16 {
@@ -391,7 +346,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn message_rate_and_connection_count_answer_like_anvil() {
         let (mock, mut handle) = tower_test::mock::pair::<SmtpRequest, Reply>();
-        let layer = RateLimitLayer::new(settings());
+        let layer = ClientLimits::layer(settings());
         let mut svc = layer.layer(mock);
         assert_eq!(
             code(&mut svc, &mut handle, request("192.0.2.1", mail())).await,
@@ -469,7 +424,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn ipv6_clients_share_a_prefix() {
         let (mock, mut handle) = tower_test::mock::pair::<SmtpRequest, Reply>();
-        let mut svc = RateLimitLayer::new(settings()).layer(mock);
+        let mut svc = ClientLimits::layer(settings()).layer(mock);
         assert_eq!(
             code(&mut svc, &mut handle, request("[2001:db8::1]", mail())).await,
             250
@@ -491,7 +446,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn authenticated_sessions_can_count_by_identity() {
         let (mock, mut handle) = tower_test::mock::pair::<SmtpRequest, Reply>();
-        let mut svc = RateLimitLayer::new(RateLimitSettings {
+        let mut svc = ClientLimits::layer(RateLimitSettings {
             key_by_sasl_identity: true,
             message_rate: 1,
             ..settings()
@@ -521,20 +476,20 @@ mod tests {
 
     #[test]
     fn state_stays_bounded_under_a_flood_of_addresses() {
-        let layer = RateLimitLayer::new(RateLimitSettings {
+        let layer = ClientLimits::layer(RateLimitSettings {
             time_unit: Duration::from_millis(1),
             ..settings()
         });
         for i in 0..100_000u32 {
             let ip = IpAddr::V4(std::net::Ipv4Addr::from(0xC000_0000 | i));
-            let _ = layer.anvil.check(&request(&ip.to_string(), mail()));
+            let _ = layer.policy().check(&request(&ip.to_string(), mail()));
         }
         std::thread::sleep(Duration::from_millis(5));
-        layer.sweep();
+        layer.policy().sweep();
         assert!(
-            layer.tracked_clients() < 1000,
+            layer.policy().tracked_clients() < 1000,
             "{} tracked",
-            layer.tracked_clients()
+            layer.policy().tracked_clients()
         );
     }
 }

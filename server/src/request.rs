@@ -32,6 +32,22 @@ pub struct SessionInfo {
 }
 
 impl SessionInfo {
+    /// A session just connected from `client` to `local` on the listener
+    /// named `listener`: no HELO yet, no TLS, not authenticated. Also what
+    /// a layer's tests start from.
+    pub fn new(client: SocketAddr, local: SocketAddr, listener: &str) -> Self {
+        Self {
+            client,
+            local,
+            listener: Arc::from(listener),
+            helo: None,
+            esmtp: false,
+            tls: false,
+            starttls_offered: false,
+            auth: None,
+        }
+    }
+
     /// The client as Postfix logs it: `name[address]` (`unknown` without
     /// reverse DNS).
     pub fn client_name(&self) -> String {

@@ -8,8 +8,8 @@ use towerpost_queue::Queue;
 
 use crate::builder::{BoxSmtpService, UserLayer};
 use crate::core::SmtpCore;
-use crate::etrn_restrictions::EtrnRestrictionsLayer;
-use crate::rate_limit::{RateLimitLayer, RateLimitSettings};
+use crate::etrn_restrictions::EtrnRestrictions;
+use crate::rate_limit::{ClientLimits, RateLimitLayer, RateLimitSettings};
 use crate::recover::RecoverErrorLayer;
 use crate::session::SmtpService;
 use crate::settings::core_settings;
@@ -18,9 +18,9 @@ use crate::settings::core_settings;
 /// session passes through these layers, outermost first.
 ///
 /// * [`RecoverErrorLayer`]: faults become `451`/`452` replies and a log line.
-/// * [`RateLimitLayer`]: anvil-style per-client limits (its counters are
+/// * [`ClientLimits`]: anvil-style per-client limits (its counters are
 ///   shared by all listeners: pass the same layer to every stack).
-/// * [`EtrnRestrictionsLayer`]: `smtpd_etrn_restrictions` (only when set).
+/// * [`EtrnRestrictions`]: `smtpd_etrn_restrictions` (only when set).
 /// * user layers from [`ServerBuilder::layer`](crate::ServerBuilder::layer),
 ///   first added outermost.
 /// * [`SmtpCore`]: answers the command, queues the message, or asks the
@@ -39,7 +39,7 @@ pub fn build_stack(
         inner = layer(inner);
     }
     let etrn = (!config.smtpd_etrn_restrictions.is_empty()).then(|| {
-        EtrnRestrictionsLayer::new(
+        EtrnRestrictions::layer(
             config.smtpd_etrn_restrictions.clone(),
             config.mynetworks.clone(),
         )
@@ -55,7 +55,7 @@ pub fn build_stack(
 
 /// The anvil limits from the configuration.
 pub fn rate_limits(config: &Config) -> RateLimitLayer {
-    RateLimitLayer::new(RateLimitSettings {
+    ClientLimits::layer(RateLimitSettings {
         myhostname: config.myhostname.clone(),
         connection_count: u32::try_from(config.smtpd_client_connection_count_limit)
             .unwrap_or(u32::MAX),
