@@ -11,8 +11,10 @@ bin=${2:?usage: anvil-flood.sh SCRATCH_DIR TOWERPOST_BIN [N]}
 n=${3:-100000}
 port=${ANVIL_PORT:-2545}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 # towerpost reads TOWERPOST_* variables as configuration keys.
-while read -r v; do [[ -n $v ]] && export -n "$v"; done < <(compgen -e | grep -i '^towerpost_' || true)
+unexport_towerpost_vars
 
 rm -rf "$dir" && mkdir -p "$dir"
 cat >"$dir/towerpost.toml" <<TOML

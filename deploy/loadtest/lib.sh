@@ -1,7 +1,4 @@
 # shellcheck shell=bash
-# The arrays indexed below (MSGS, RATES, MED, RSSMAX) are associative; they
-# are declared by the drivers, which shellcheck does not see from here.
-# shellcheck disable=SC2004
 # Helpers shared by compare-accept.sh, compare-relay.sh and compare-flush.sh.
 # Source it, do not run it:
 #
@@ -18,6 +15,10 @@
 # and, for the per-session-count drivers (accept, relay), SESSIONS_LIST,
 # REPEATS, DEADLINE, INTERLEAVE, MSGS/RATES/MED/RSSMAX (associative arrays),
 # RUN_RATE/RUN_RSS (set by the driver's run_one), failed, skipped, scale_note.
+#
+# MSGS, RATES, MED and RSSMAX are associative arrays declared by the drivers,
+# which shellcheck cannot see from here (SC2004 would misread their keys).
+# shellcheck disable=SC2004
 
 # --- messages and argument checks ----------------------------------------------
 
