@@ -295,17 +295,21 @@ fn delivers_to_postfix_smtp_sink() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut sink = Command::new("timeout")
-        .args([
-            "60",
-            "smtp-sink",
-            "-u",
-            "nobody",
-            &format!("127.0.0.1:{port}"),
-            "16",
-        ])
-        .spawn()
-        .unwrap();
+    // Killed (and reaped) however the test ends: spawned directly, not
+    // under timeout(1), whose death would orphan it.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sink = Reaped(
+        Command::new("smtp-sink")
+            .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "16"])
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(300));
     let server = Server::start(&format!("{FAST}\nrelayhost = \"[127.0.0.1]:{port}\""));
     let ids: Vec<String> = (0..5)
@@ -326,8 +330,6 @@ fn delivers_to_postfix_smtp_sink() {
             .log()
             .contains(&format!("relay=127.0.0.1[127.0.0.1]:{port}"))
     );
-    let _ = sink.kill();
-    let _ = sink.wait();
 }
 
 #[test]
