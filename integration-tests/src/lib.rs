@@ -359,34 +359,22 @@ pub struct Client {
 impl Client {
     /// Connects and reads the 220 greeting.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut c = Client {
-            stream,
-            reader,
-            greeting: String::new(),
-        };
-        c.greeting = c.read_reply();
-        c
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
     }
 
     /// Wraps a connected stream and reads the 220 greeting.
     pub fn from_stream(stream: TcpStream) -> Client {
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut c = Client {
-            stream,
-            reader,
-            greeting: String::new(),
-        };
+        let mut c = Client::wrap(stream);
         c.greeting = c.read_reply();
         c
     }
 
     /// Connects without reading anything.
     pub fn connect_silent(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Client::wrap(TcpStream::connect(addr).expect("connect"))
+    }
+
+    fn wrap(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(WAIT)).expect("timeout");
         let reader = BufReader::new(stream.try_clone().expect("clone"));
         Client {
