@@ -135,3 +135,36 @@ fn auth_and_new_tls_session_rate_limits() {
         "454 4.7.0 Error: too many new TLS sessions from unknown[127.0.0.1]"
     );
 }
+
+#[test]
+fn implicit_tls_sessions_count_against_the_tls_limit() {
+    if !integration_tests::have_tool("python3") {
+        return;
+    }
+    let server = Server::start_with(
+        "smtpd_client_event_limit_exceptions = []\nsmtpd_client_new_tls_session_rate_limit = 1",
+        &[("submissions", "implicit")],
+    );
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+for _ in range(2):
+    raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+    tls = ctx.wrap_socket(raw, server_hostname="mx.towerpost.test")
+    print(tls.makefile("rb").readline().decode().strip())
+    tls.close()
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &server.addr().port().to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("220 "), "{stdout}");
+    assert_eq!(
+        lines[1],
+        "421 4.7.0 mx.towerpost.test Error: too many new TLS sessions from unknown[127.0.0.1]"
+    );
+}

@@ -165,6 +165,18 @@ impl ClientLimits {
                         format!("{host} Error: too many connections from {ip}"),
                     ));
                 }
+                // Implicit TLS (port 465): the handshake was a new TLS
+                // session; over the limit, Postfix answers 421 and hangs up.
+                if request.session.tls && !self.allow(&self.tls, &key) {
+                    return Some(Reply::enhanced(
+                        421,
+                        e(4, 7, 0),
+                        format!(
+                            "{host} Error: too many new TLS sessions from {}",
+                            request.session.client_name()
+                        ),
+                    ));
+                }
                 *open.entry(key).or_insert(0) += 1;
                 None
             }
