@@ -2,31 +2,11 @@
 //! anvil_rate_time_unit, smtpd_client_event_limit_exceptions and the client
 //! prefix lengths.
 
-use std::io::Write;
+mod common;
+use common::{error_text, load};
 use std::time::Duration;
 
-use tempfile::NamedTempFile;
-use towerpost_config::{Config, ConfigError};
-
-fn file(contents: &str) -> NamedTempFile {
-    let mut file = NamedTempFile::new().expect("create a temporary file");
-    file.write_all(contents.as_bytes()).expect("write it");
-    file
-}
-
-fn load(contents: &str) -> Result<Config, ConfigError> {
-    let file = file(contents);
-    Config::load_with_env(Some(file.path()), &[])
-}
-
-/// The error's text, with the configuration file's path replaced by `FILE`.
-fn error_text(contents: &str) -> String {
-    let file = file(contents);
-    let error = Config::load_with_env(Some(file.path()), &[]).expect_err("should fail");
-    error
-        .to_string()
-        .replace(&file.path().display().to_string(), "FILE")
-}
+use towerpost_config::Config;
 
 fn nets(config_nets: &[ipnet::IpNet]) -> Vec<String> {
     config_nets.iter().map(ToString::to_string).collect()

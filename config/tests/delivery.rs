@@ -1,35 +1,14 @@
 //! Queue, delivery and routing settings: timers, limits, `relayhost`,
 //! `[transport.NAME]` tables, `transport_maps` and [`Config::route`].
 
+mod common;
+use common::{error_text, file, load};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
-use tempfile::NamedTempFile;
 use towerpost_config::{
-    Config, ConfigError, Nexthop, ResolvedRoute, Route, SmtpTlsLevel, TransportConfig,
-    TransportKind,
+    Config, Nexthop, ResolvedRoute, Route, SmtpTlsLevel, TransportConfig, TransportKind,
 };
-
-fn file(contents: &str) -> NamedTempFile {
-    let mut file = NamedTempFile::new().expect("create a temporary file");
-    file.write_all(contents.as_bytes()).expect("write it");
-    file
-}
-
-fn load(contents: &str) -> Result<Config, ConfigError> {
-    let file = file(contents);
-    Config::load_with_env(Some(file.path()), &[])
-}
-
-/// The error's text, with the temporary file's path replaced by `FILE`.
-fn error_text(contents: &str) -> String {
-    let file = file(contents);
-    let error = Config::load_with_env(Some(file.path()), &[]).expect_err("should fail");
-    error
-        .to_string()
-        .replace(&file.path().display().to_string(), "FILE")
-}
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

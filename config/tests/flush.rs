@@ -1,35 +1,18 @@
 //! Fast flush and ETRN settings: fast_flush_domains, fast_flush_*_time,
 //! smtpd_etrn_restrictions (with access tables) and authorized_flush_users.
 
-use std::io::Write;
+mod common;
+use common::{file, load};
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use tempfile::NamedTempFile;
-use towerpost_config::{
-    AccessAction, AccessTable, Config, ConfigError, Restriction, UserPattern, UserRule,
-};
-
-fn file(contents: &str) -> NamedTempFile {
-    let mut file = NamedTempFile::new().expect("create a temporary file");
-    file.write_all(contents.as_bytes()).expect("write it");
-    file
-}
-
-fn load(contents: &str) -> Result<Config, ConfigError> {
-    let file = file(contents);
-    Config::load_with_env(Some(file.path()), &[])
-}
+use towerpost_config::{AccessAction, AccessTable, Config, Restriction, UserPattern, UserRule};
 
 /// The error's text, with the configuration file's path replaced by `FILE`
 /// and each of `paths` by `TABLE`.
 fn error_text(contents: &str, paths: &[&Path]) -> String {
-    let file = file(contents);
-    let error = Config::load_with_env(Some(file.path()), &[]).expect_err("should fail");
-    let mut text = error
-        .to_string()
-        .replace(&file.path().display().to_string(), "FILE");
+    let mut text = common::error_text(contents);
     for path in paths {
         text = text.replace(&path.display().to_string(), "TABLE");
     }

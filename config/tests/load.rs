@@ -1,36 +1,16 @@
 //! Loading configurations from files and environments.
 
-use std::io::Write;
+mod common;
+use common::{load, load_env};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tempfile::NamedTempFile;
-use towerpost_config::{BareNewline, Config, ConfigError, Listener, TlsMode};
+use towerpost_config::{BareNewline, Config, Listener, TlsMode};
 
-fn file(contents: &str) -> NamedTempFile {
-    let mut file = NamedTempFile::new().expect("create a temporary file");
-    file.write_all(contents.as_bytes()).expect("write it");
-    file
-}
-
-fn load(contents: &str) -> Result<Config, ConfigError> {
-    load_env(contents, &[])
-}
-
-fn load_env(contents: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let file = file(contents);
-    Config::load_with_env(Some(file.path()), env)
-}
-
-/// The error's text, with the temporary file's path replaced by `FILE`.
 fn error_text(contents: &str, env: &[(&str, &str)]) -> String {
-    let file = file(contents);
-    let error = Config::load_with_env(Some(file.path()), env).expect_err("should fail");
-    error
-        .to_string()
-        .replace(&file.path().display().to_string(), "FILE")
+    common::error_text_env(contents, env)
 }
 
 #[test]
