@@ -355,6 +355,15 @@ mod tests {
         reply.unwrap().code()
     }
 
+    /// Sends `req` expecting the layer itself to answer (the mock is never
+    /// called); returns that reply.
+    async fn answered_by_layer(
+        svc: &mut Policy<tower_test::mock::Mock<SmtpRequest, Reply>, ClientLimits>,
+        req: SmtpRequest,
+    ) -> Reply {
+        svc.ready().await.unwrap().call(req).await.unwrap()
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn message_rate_and_connection_count_answer_like_anvil() {
         let (mock, mut handle) = tower_test::mock::pair::<SmtpRequest, Reply>();
@@ -368,13 +377,7 @@ mod tests {
             code(&mut svc, &mut handle, request("192.0.2.1", mail())).await,
             250
         );
-        let refused = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request("192.0.2.1", mail()))
-            .await
-            .unwrap();
+        let refused = answered_by_layer(&mut svc, request("192.0.2.1", mail())).await;
         assert_eq!(
             refused.to_string(),
             "450 4.7.1 Error: too much mail from 192.0.2.1"
@@ -402,13 +405,7 @@ mod tests {
                 250
             );
         }
-        let refused = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request("192.0.2.9", RequestKind::Connect))
-            .await
-            .unwrap();
+        let refused = answered_by_layer(&mut svc, request("192.0.2.9", RequestKind::Connect)).await;
         assert_eq!(
             refused.to_string(),
             "421 4.7.0 mx.test Error: too many connections from 192.0.2.9"
@@ -445,13 +442,7 @@ mod tests {
             code(&mut svc, &mut handle, request("[2001:db8::2]", mail())).await,
             250
         );
-        let refused = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(request("[2001:db8::3]", mail()))
-            .await
-            .unwrap();
+        let refused = answered_by_layer(&mut svc, request("[2001:db8::3]", mail())).await;
         assert_eq!(refused.code(), 450, "same /84: one client");
     }
 
@@ -471,13 +462,7 @@ mod tests {
         };
         assert_eq!(code(&mut svc, &mut handle, as_user("192.0.2.1")).await, 250);
         // Another address, same user: the same budget.
-        let refused = svc
-            .ready()
-            .await
-            .unwrap()
-            .call(as_user("198.51.100.1"))
-            .await
-            .unwrap();
+        let refused = answered_by_layer(&mut svc, as_user("198.51.100.1")).await;
         assert_eq!(refused.code(), 450);
         // An unauthenticated client at the first address has its own.
         assert_eq!(
