@@ -202,21 +202,53 @@ impl AccessTable {
         }
     }
 
+    /// The action for an e-mail address, as Postfix's
+    /// `check_sender_access` and `check_recipient_access`: the whole
+    /// address `user@domain`, then the domain (see
+    /// [`AccessTable::lookup_domain`]), then `user@`. The null sender is
+    /// looked up as `<>` (Postfix's `smtpd_null_access_lookup_key`). The
+    /// first match wins; matching is case-insensitive.
+    pub fn lookup_address(&self, address: &str) -> Option<&AccessAction> {
+        if address.is_empty() {
+            return self.entries.get(NULL_SENDER_KEY);
+        }
+        let address = address.to_lowercase();
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return self.entries.get(&address);
+        };
+        self.entries
+            .get(&address)
+            .or_else(|| self.lookup_domain(domain))
+            .or_else(|| self.entries.get(&format!("{local}@")))
+    }
+
     /// The entries, by lower-cased key in key order (`.domain` keys keep
-    /// their dot; e-mail address patterns are left out).
+    /// their dot; e-mail address keys and `<>` are left out).
     pub fn entries(&self) -> impl Iterator<Item = (&str, &AccessAction)> + '_ {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries
+            .iter()
+            .filter(|(k, _)| !is_address_key(k))
+            .map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The number of entries (e-mail address patterns are not counted).
+    /// The number of entries (e-mail address keys and `<>` are not
+    /// counted).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().count()
     }
 
-    /// Whether the table has no entries.
+    /// Whether the table has no entries (of those [`AccessTable::len`]
+    /// counts).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
+}
+
+/// The key the null sender is looked up with.
+const NULL_SENDER_KEY: &str = "<>";
+
+fn is_address_key(key: &str) -> bool {
+    key == NULL_SENDER_KEY || key.contains('@')
 }
 
 const ACTIONS: &str = "expected OK, DUNNO, REJECT [text], DEFER [text] or a reply code and \
@@ -225,7 +257,7 @@ const ACTIONS: &str = "expected OK, DUNNO, REJECT [text], DEFER [text] or a repl
 /// The logical lines of a table with their first line numbers: comments
 /// and empty lines dropped, continuation lines joined with a space. A
 /// continuation line without a line to continue is an error.
-fn logical_lines(text: &str) -> Vec<(usize, Result<String, String>)> {
+pub(crate) fn logical_lines(text: &str) -> Vec<(usize, Result<String, String>)> {
     let mut out: Vec<(usize, Result<String, String>)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -256,12 +288,23 @@ fn logical_lines(text: &str) -> Vec<(usize, Result<String, String>)> {
     out
 }
 
-/// A table key, lower-cased; `None` for e-mail address patterns, which are
-/// never looked up.
+/// A table key, lower-cased; `None` for keys that can never match
+/// (`@domain`, which access(5) does not define).
 fn access_key(key: &str) -> Result<Option<String>, String> {
     let key = key.to_lowercase();
-    if key.contains('@') {
-        return Ok(None);
+    if key == NULL_SENDER_KEY {
+        return Ok(Some(key));
+    }
+    if let Some((local, domain)) = key.rsplit_once('@') {
+        if local.is_empty() {
+            return Ok(None);
+        }
+        if !domain.is_empty() && !is_domain(domain.strip_suffix('.').unwrap_or(domain)) {
+            return Err(format!(
+                "expected an address such as \"user@example.com\" or \"user@\", found {key:?}"
+            ));
+        }
+        return Ok(Some(key));
     }
     let bad = |hint: &str| {
         Err(format!(
@@ -349,7 +392,13 @@ mod tests {
         assert_eq!(access_key("192.0.2"), Ok(Some("192.0.2".into())));
         assert_eq!(access_key("2001:DB8::1"), Ok(Some("2001:db8::1".into())));
         assert_eq!(access_key("2001:db8"), Ok(Some("2001:db8".into())));
-        assert_eq!(access_key("user@example.com"), Ok(None));
+        assert_eq!(
+            access_key("User@Example.com"),
+            Ok(Some("user@example.com".into()))
+        );
+        assert_eq!(access_key("postmaster@"), Ok(Some("postmaster@".into())));
+        assert_eq!(access_key("@example.com"), Ok(None));
+        assert_eq!(access_key("<>"), Ok(Some("<>".into())));
         for bad in [
             "192.0.2.0/24",
             "192.0.02",
@@ -384,6 +433,27 @@ mod tests {
         ] {
             assert!(access_action(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn addresses_are_looked_up_whole_then_domain_then_local_part() {
+        let table = AccessTable::parse(
+            "t",
+            "a@x.example OK\nx.example REJECT\nabuse@ 550 no\n<> DEFER\n",
+        )
+        .unwrap();
+        assert_eq!(table.lookup_address("A@X.example"), Some(&AccessAction::Ok));
+        assert_eq!(
+            table.lookup_address("b@sub.x.example"),
+            Some(&AccessAction::Reject(None))
+        );
+        assert!(matches!(
+            table.lookup_address("abuse@y.example"),
+            Some(AccessAction::Reply { code: 550, .. })
+        ));
+        assert_eq!(table.lookup_address(""), Some(&AccessAction::Defer(None)));
+        assert_eq!(table.lookup_address("c@y.example"), None);
+        assert_eq!(table.len(), 1);
     }
 
     #[test]

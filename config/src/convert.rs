@@ -14,7 +14,8 @@ use ipnet::IpNet;
 use crate::error::{Origin, Problem};
 use crate::keys::{KEYS, LISTENER_KEYS, TRANSPORT_KEYS, suggest};
 use crate::{
-    BareNewline, Listener, Nexthop, Route, SmtpTlsLevel, TlsMode, TransportConfig, TransportKind,
+    BareNewline, Listener, ListenerOverrides, Nexthop, Route, SmtpTlsLevel, TlsMode,
+    TransportConfig, TransportKind,
 };
 
 /// Describes a value for "found ..." in messages.
@@ -296,6 +297,11 @@ pub(crate) fn optional_path(value: &Value) -> Result<Option<PathBuf>, String> {
     Ok((!s.is_empty()).then(|| PathBuf::from(s)))
 }
 
+/// A list of non-empty paths.
+pub(crate) fn paths(value: &Value) -> Result<Vec<PathBuf>, String> {
+    Ok(list(value)?.into_iter().map(PathBuf::from).collect())
+}
+
 /// `smtpd_forbid_bare_newline`: `normalize` (or `yes`) or `reject`.
 pub(crate) fn bare_newline(value: &Value) -> Result<BareNewline, String> {
     const REFUSED: &str = "is refused: accepting a bare newline (LF without CR) as the end of \
@@ -458,23 +464,68 @@ pub(crate) fn listeners(
             }
             addresses.push((address, label.clone()));
         }
+        let overrides = listener_overrides(table, &mut fail);
         if let (Some(name), Some(address), Some(tls)) = (name, address, tls) {
-            out.push(Listener { name, address, tls });
+            out.push(Listener {
+                name,
+                address,
+                tls,
+                overrides,
+            });
         }
     }
     (problems.len() == before).then_some(out)
 }
 
+/// The top-level keys a listener may override, parsed with the same rules.
+fn listener_overrides(table: &Dict, fail: &mut impl FnMut(String)) -> ListenerOverrides {
+    use crate::restrictions::{ListKind, restrictions};
+    let mut o = ListenerOverrides::default();
+    let mut one = |key: &str, result: Result<(), Vec<String>>| {
+        if let Err(messages) = result {
+            for message in messages {
+                fail(format!("key '{key}': {message}"));
+            }
+        }
+    };
+    for (key, value) in table {
+        let single = |r: Result<(), String>| r.map_err(|m| vec![m]);
+        let list = |slot: &mut Option<Vec<crate::Restriction>>| {
+            restrictions(value, ListKind::Smtpd).map(|l| *slot = Some(l))
+        };
+        let result = match key.as_str() {
+            "smtpd_sasl_auth_enable" => {
+                single(boolean(value).map(|b| o.smtpd_sasl_auth_enable = Some(b)))
+            }
+            "smtpd_tls_auth_only" => {
+                single(boolean(value).map(|b| o.smtpd_tls_auth_only = Some(b)))
+            }
+            "smtpd_tls_security_level" => single(
+                crate::sasl::smtpd_tls_level(value).map(|l| o.smtpd_tls_security_level = Some(l)),
+            ),
+            "smtpd_client_restrictions" => list(&mut o.smtpd_client_restrictions),
+            "smtpd_helo_restrictions" => list(&mut o.smtpd_helo_restrictions),
+            "smtpd_sender_restrictions" => list(&mut o.smtpd_sender_restrictions),
+            "smtpd_relay_restrictions" => list(&mut o.smtpd_relay_restrictions),
+            "smtpd_recipient_restrictions" => list(&mut o.smtpd_recipient_restrictions),
+            _ => Ok(()),
+        };
+        one(key, result);
+    }
+    o
+}
+
 /// `smtp_tls_security_level` (and `tls_security_level` of a transport).
 pub(crate) fn smtp_tls_level(value: &Value) -> Result<SmtpTlsLevel, String> {
-    const EXPECTED: &str = "\"none\", \"may\", \"encrypt\" or \"verify\"";
+    const EXPECTED: &str = "\"none\", \"may\", \"encrypt\", \"verify\" or \"secure\"";
     match value {
         Value::String(_, s) => match s.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(SmtpTlsLevel::None),
             "may" => Ok(SmtpTlsLevel::May),
             "encrypt" => Ok(SmtpTlsLevel::Encrypt),
             "verify" => Ok(SmtpTlsLevel::Verify),
-            "dane" | "dane-only" | "fingerprint" | "secure" => {
+            "secure" => Ok(SmtpTlsLevel::Secure),
+            "dane" | "dane-only" | "fingerprint" => {
                 Err(format!("{s:?} is not supported; expected {EXPECTED}"))
             }
             _ => Err(found(EXPECTED, value)),

@@ -9,73 +9,7 @@ use std::path::PathBuf;
 use figment::value::Value;
 
 use crate::Config;
-use crate::access::AccessTable;
 use crate::convert::{is_domain, list, unsupported_hint};
-use crate::keys::suggest;
-
-/// One element of `smtpd_etrn_restrictions`, evaluated in order when a
-/// client sends ETRN; the first that decides wins.
-///
-/// Its [`Display`](fmt::Display) output is the configuration syntax, such
-/// as `permit_mynetworks` or `check_etrn_access /etc/towerpost/etrn_access`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Restriction {
-    /// `permit`: allow.
-    Permit,
-    /// `reject`: refuse (`reject_code`, 554 in Postfix).
-    Reject,
-    /// `defer`: refuse temporarily (`defer_code`, 450 in Postfix).
-    Defer,
-    /// `permit_mynetworks`: allow clients in `mynetworks`.
-    PermitMynetworks,
-    /// `permit_sasl_authenticated`: allow authenticated clients.
-    PermitSaslAuthenticated,
-    /// `reject_invalid_helo_hostname`: refuse when the HELO/EHLO argument
-    /// is not a valid host name or address literal.
-    RejectInvalidHeloHostname,
-    /// `check_etrn_access TABLE`: look up the ETRN domain in the table
-    /// ([`AccessTable::lookup_domain`]).
-    CheckEtrnAccess(AccessTable),
-    /// `check_client_access TABLE`: look up the client host name and
-    /// address in the table ([`AccessTable::lookup_client`]).
-    CheckClientAccess(AccessTable),
-}
-
-impl Restriction {
-    /// The restriction's name, such as `check_etrn_access`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Restriction::Permit => "permit",
-            Restriction::Reject => "reject",
-            Restriction::Defer => "defer",
-            Restriction::PermitMynetworks => "permit_mynetworks",
-            Restriction::PermitSaslAuthenticated => "permit_sasl_authenticated",
-            Restriction::RejectInvalidHeloHostname => "reject_invalid_helo_hostname",
-            Restriction::CheckEtrnAccess(_) => "check_etrn_access",
-            Restriction::CheckClientAccess(_) => "check_client_access",
-        }
-    }
-
-    /// The access table of `check_etrn_access` and `check_client_access`.
-    pub fn table(&self) -> Option<&AccessTable> {
-        match self {
-            Restriction::CheckEtrnAccess(table) | Restriction::CheckClientAccess(table) => {
-                Some(table)
-            }
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Restriction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())?;
-        if let Some(table) = self.table() {
-            write!(f, " {}", table.path.display())?;
-        }
-        Ok(())
-    }
-}
 
 /// One element of `authorized_flush_users`: a pattern, possibly negated.
 ///
@@ -151,21 +85,17 @@ impl Config {
                 _ => false,
             };
         }
-        if domain.is_empty() {
-            return false;
-        }
-        self.fast_flush_domains.iter().any(|entry| {
-            if entry.starts_with('.') {
-                domain.len() > entry.len() && domain.ends_with(entry.as_str())
-            } else if entry.starts_with('[') {
-                false
-            } else {
-                domain == *entry
-                    || domain
-                        .strip_suffix(entry.as_str())
-                        .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1)
-            }
-        })
+        domain_list_matches(&self.fast_flush_domains, &domain)
+    }
+
+    /// Whether towerpost relays mail for `domain` to anyone: it equals a
+    /// `relay_domains` entry or is a subdomain of one (Postfix's
+    /// `parent_domain_matches_subdomains` includes `relay_domains`); an
+    /// entry `.example.com` matches subdomains only. Case-insensitive, a
+    /// trailing dot ignored; address literals never match.
+    pub fn is_relay_domain(&self, domain: &str) -> bool {
+        let domain = domain.strip_suffix('.').unwrap_or(domain).to_lowercase();
+        !domain.starts_with('[') && domain_list_matches(&self.relay_domains, &domain)
     }
 
     /// Whether `user` may flush the queue (`postqueue -f`, `-s`, `-i`), by
@@ -183,6 +113,27 @@ impl Config {
             .find(|rule| rule.matches(&user))
             .is_some_and(|rule| !rule.exclude)
     }
+}
+
+/// Whether the lower-cased `domain` equals an entry of `list` or is a
+/// subdomain of one; `.domain` entries match subdomains only, address
+/// literal entries never.
+fn domain_list_matches(list: &[String], domain: &str) -> bool {
+    if domain.is_empty() {
+        return false;
+    }
+    list.iter().any(|entry| {
+        if entry.starts_with('.') {
+            domain.len() > entry.len() && domain.ends_with(entry.as_str())
+        } else if entry.starts_with('[') {
+            false
+        } else {
+            domain == entry
+                || domain
+                    .strip_suffix(entry.as_str())
+                    .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1)
+        }
+    })
 }
 
 /// An address literal (`[192.0.2.1]`, `[ipv6:2001:db8::1]`, also
@@ -231,156 +182,6 @@ pub(crate) fn flush_domains(value: &Value) -> Result<Vec<String>, String> {
             }
         })
         .collect()
-}
-
-/// The supported restrictions without an argument.
-const SIMPLE_RESTRICTIONS: &[(&str, Restriction)] = &[
-    ("defer", Restriction::Defer),
-    ("permit", Restriction::Permit),
-    ("permit_mynetworks", Restriction::PermitMynetworks),
-    (
-        "permit_sasl_authenticated",
-        Restriction::PermitSaslAuthenticated,
-    ),
-    ("reject", Restriction::Reject),
-    (
-        "reject_invalid_helo_hostname",
-        Restriction::RejectInvalidHeloHostname,
-    ),
-];
-
-/// The supported restrictions with a table argument.
-const TABLE_RESTRICTIONS: &[&str] = &["check_client_access", "check_etrn_access"];
-
-/// Postfix restrictions that are valid in `smtpd_etrn_restrictions` but
-/// not supported by towerpost.
-const UNSUPPORTED_RESTRICTIONS: &[&str] = &[
-    "check_client_a_access",
-    "check_client_mx_access",
-    "check_client_ns_access",
-    "check_helo_a_access",
-    "check_helo_access",
-    "check_helo_mx_access",
-    "check_helo_ns_access",
-    "check_policy_service",
-    "check_reverse_client_hostname_access",
-    "defer_if_permit",
-    "defer_if_reject",
-    "permit_auth_destination",
-    "permit_dnswl_client",
-    "permit_inet_interfaces",
-    "permit_naked_ip_address",
-    "permit_rhswl_client",
-    "permit_tls_all_clientcerts",
-    "permit_tls_clientcerts",
-    "reject_non_fqdn_helo_hostname",
-    "reject_rbl_client",
-    "reject_rhsbl_client",
-    "reject_rhsbl_helo",
-    "reject_unauth_pipelining",
-    "reject_unknown_client_hostname",
-    "reject_unknown_helo_hostname",
-    "reject_unknown_reverse_client_hostname",
-    "sleep",
-    "warn_if_reject",
-];
-
-/// `smtpd_etrn_restrictions`: restriction names, `check_etrn_access` and
-/// `check_client_access` followed by their table (in the same string or as
-/// the next word). The tables are read. One message per problem.
-pub(crate) fn etrn_restrictions(value: &Value) -> Result<Vec<Restriction>, Vec<String>> {
-    let mut words = list(value).map_err(|message| vec![message])?.into_iter();
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    while let Some(word) = words.next() {
-        let name = word.to_ascii_lowercase();
-        if let Some((_, restriction)) = SIMPLE_RESTRICTIONS.iter().find(|(n, _)| *n == name) {
-            out.push(restriction.clone());
-            continue;
-        }
-        if !TABLE_RESTRICTIONS.contains(&name.as_str()) {
-            return Err(vec![unknown_restriction(&word, &name)]);
-        }
-        let argument = words
-            .next()
-            .filter(|arg| !is_restriction_name(&arg.to_ascii_lowercase()));
-        let Some(argument) = argument else {
-            return Err(vec![format!(
-                "{name} needs a table, as in \"{name} /etc/towerpost/access\""
-            )]);
-        };
-        let path = table_path(&name, &argument).map_err(|message| vec![message])?;
-        match AccessTable::load_problems(path) {
-            Ok(table) if name == "check_etrn_access" => {
-                out.push(Restriction::CheckEtrnAccess(table));
-            }
-            Ok(table) => out.push(Restriction::CheckClientAccess(table)),
-            Err(messages) => problems.extend(
-                messages
-                    .into_iter()
-                    .map(|message| format!("{name} {argument}: {message}")),
-            ),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
-}
-
-/// Whether `name` (lower-case) names a restriction, supported or not.
-fn is_restriction_name(name: &str) -> bool {
-    SIMPLE_RESTRICTIONS.iter().any(|(n, _)| *n == name)
-        || TABLE_RESTRICTIONS.contains(&name)
-        || UNSUPPORTED_RESTRICTIONS.contains(&name)
-}
-
-/// The message for a word that is not a supported restriction.
-fn unknown_restriction(word: &str, name: &str) -> String {
-    let supported: Vec<&str> = SIMPLE_RESTRICTIONS
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(TABLE_RESTRICTIONS.iter().copied())
-        .collect();
-    if UNSUPPORTED_RESTRICTIONS.contains(&name) {
-        return format!(
-            "restriction '{word}' is not supported; supported are {}",
-            supported.join(", ")
-        );
-    }
-    let hint = suggest(name, &supported)
-        .map(|s| format!(" (did you mean '{s}'?)"))
-        .unwrap_or_default();
-    format!("unknown restriction '{word}'{hint}")
-}
-
-/// The file of a table argument: a path, or `texthash:` and a path (the
-/// same text file); other table types are refused.
-fn table_path(restriction: &str, argument: &str) -> Result<PathBuf, String> {
-    let table_type = argument.split_once(':').filter(|(kind, _)| {
-        !kind.is_empty()
-            && kind
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    });
-    let path = match table_type {
-        Some((kind, path)) if kind.eq_ignore_ascii_case("texthash") => path,
-        Some((kind, path)) => {
-            return Err(format!(
-                "{restriction} {argument}: table type '{kind}' is not supported; use a text \
-                 file in access(5) syntax, as in \"{restriction} {path}\" or \
-                 \"{restriction} texthash:{path}\""
-            ));
-        }
-        None => argument,
-    };
-    if path.is_empty() {
-        return Err(format!(
-            "{restriction} {argument}: expected the path of a table file"
-        ));
-    }
-    Ok(PathBuf::from(path))
 }
 
 /// `authorized_flush_users`: user names, `static:anyone` and `/file/name`,
@@ -495,27 +296,5 @@ mod tests {
         );
         assert_eq!(lit("[example.com]"), Some(None));
         assert_eq!(lit("example.com"), None);
-    }
-
-    #[test]
-    fn restriction_lists_are_sorted() {
-        assert!(SIMPLE_RESTRICTIONS.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(TABLE_RESTRICTIONS.windows(2).all(|w| w[0] < w[1]));
-        assert!(UNSUPPORTED_RESTRICTIONS.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn table_arguments_are_files() {
-        assert_eq!(
-            table_path("check_etrn_access", "texthash:/etc/x"),
-            Ok(PathBuf::from("/etc/x"))
-        );
-        assert_eq!(
-            table_path("check_etrn_access", "/etc/x"),
-            Ok(PathBuf::from("/etc/x"))
-        );
-        let error = table_path("check_etrn_access", "hash:/etc/x").unwrap_err();
-        assert!(error.contains("table type 'hash'"), "{error}");
-        assert!(table_path("check_etrn_access", "texthash:").is_err());
     }
 }

@@ -31,6 +31,7 @@ pub(crate) const KEYS: &[&str] = &[
     "queue_run_delay",
     "queue_shard_count",
     "relay_domains",
+    "relay_recipient_maps",
     "relayhost",
     "smtp_connect_timeout",
     "smtp_connection_cache_time_limit",
@@ -40,6 +41,10 @@ pub(crate) const KEYS: &[&str] = &[
     "smtp_helo_timeout",
     "smtp_mail_timeout",
     "smtp_rcpt_timeout",
+    "smtp_sasl_auth_enable",
+    "smtp_sasl_password_maps",
+    "smtp_sasl_security_options",
+    "smtp_sasl_tls_security_options",
     "smtp_tls_security_level",
     "smtpd_banner",
     "smtpd_client_auth_rate_limit",
@@ -51,28 +56,54 @@ pub(crate) const KEYS: &[&str] = &[
     "smtpd_client_message_rate_limit",
     "smtpd_client_new_tls_session_rate_limit",
     "smtpd_client_recipient_rate_limit",
+    "smtpd_client_restrictions",
     "smtpd_command_line_limit",
+    "smtpd_delay_reject",
     "smtpd_error_sleep_time",
     "smtpd_etrn_restrictions",
     "smtpd_forbid_bare_newline",
     "smtpd_forbid_unauth_pipelining",
     "smtpd_hard_error_limit",
     "smtpd_helo_required",
+    "smtpd_helo_restrictions",
     "smtpd_junk_command_limit",
     "smtpd_recipient_limit",
+    "smtpd_recipient_restrictions",
+    "smtpd_reject_unlisted_recipient",
+    "smtpd_relay_restrictions",
+    "smtpd_sasl_auth_enable",
+    "smtpd_sasl_password_file",
+    "smtpd_sender_login_maps",
+    "smtpd_sender_restrictions",
     "smtpd_shutdown_grace_time",
     "smtpd_soft_error_limit",
     "smtpd_text_line_limit",
     "smtpd_timeout",
+    "smtpd_tls_auth_only",
     "smtpd_tls_cert_file",
+    "smtpd_tls_chain_files",
     "smtpd_tls_key_file",
+    "smtpd_tls_security_level",
     "soft_bounce",
     "transport",
     "transport_maps",
+    "unknown_address_reject_code",
 ];
 
 /// The keys allowed inside a `[[listener]]` table.
-pub(crate) const LISTENER_KEYS: &[&str] = &["address", "name", "tls"];
+pub(crate) const LISTENER_KEYS: &[&str] = &[
+    "address",
+    "name",
+    "smtpd_client_restrictions",
+    "smtpd_helo_restrictions",
+    "smtpd_recipient_restrictions",
+    "smtpd_relay_restrictions",
+    "smtpd_sasl_auth_enable",
+    "smtpd_sender_restrictions",
+    "smtpd_tls_auth_only",
+    "smtpd_tls_security_level",
+    "tls",
+];
 
 /// The keys allowed inside a `[transport.NAME]` table.
 pub(crate) const TRANSPORT_KEYS: &[&str] = &[
@@ -87,6 +118,14 @@ pub(crate) const DEFAULTS_NAME: &str = "built-in default";
 
 /// The default of `smtpd_banner`, expanded like any other value.
 pub(crate) const DEFAULT_BANNER: &str = "$myhostname ESMTP $mail_name";
+/// The default of `smtpd_relay_restrictions` (Postfix 2.10 and later).
+pub(crate) const DEFAULT_RELAY_RESTRICTIONS: &[&str] = &[
+    "permit_mynetworks",
+    "permit_sasl_authenticated",
+    "defer_unauth_destination",
+];
+/// The default of `unknown_address_reject_code` (Postfix's).
+pub(crate) const DEFAULT_UNKNOWN_ADDRESS_REJECT_CODE: u16 = 450;
 /// The default of `mail_name`.
 pub(crate) const DEFAULT_MAIL_NAME: &str = "towerpost";
 /// The default of `mynetworks`.
@@ -343,6 +382,43 @@ impl Provider for Defaults {
             "smtpd_client_ipv6_prefix_length",
             DEFAULT_CLIENT_IPV6_PREFIX_LENGTH.into(),
         );
+        let none = || Value::from(Vec::<String>::new());
+        for key in [
+            "smtpd_client_restrictions",
+            "smtpd_helo_restrictions",
+            "smtpd_sender_restrictions",
+            "smtpd_recipient_restrictions",
+            "smtpd_tls_chain_files",
+        ] {
+            put(key, none());
+        }
+        put(
+            "smtpd_relay_restrictions",
+            DEFAULT_RELAY_RESTRICTIONS.to_vec().into(),
+        );
+        put("smtpd_delay_reject", true.into());
+        put("smtpd_reject_unlisted_recipient", true.into());
+        for key in [
+            "relay_recipient_maps",
+            "smtpd_sender_login_maps",
+            "smtpd_sasl_password_file",
+            "smtp_sasl_password_maps",
+        ] {
+            put(key, "".into());
+        }
+        put(
+            "unknown_address_reject_code",
+            DEFAULT_UNKNOWN_ADDRESS_REJECT_CODE.into(),
+        );
+        put("smtpd_sasl_auth_enable", false.into());
+        put("smtpd_tls_auth_only", true.into());
+        put("smtpd_tls_security_level", "".into());
+        put("smtp_sasl_auth_enable", false.into());
+        put(
+            "smtp_sasl_security_options",
+            vec!["noplaintext", "noanonymous"].into(),
+        );
+        put("smtp_sasl_tls_security_options", vec!["noanonymous"].into());
         put("transport_maps", Dict::new().into());
         let mut transports = Dict::new();
         for (name, kind) in BUILTIN_TRANSPORTS {

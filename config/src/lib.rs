@@ -48,12 +48,15 @@
 //! [`ConfigError`] naming the key, the file and the line.
 
 mod access;
+mod address_map;
 mod convert;
 mod env;
 mod error;
 mod expand;
 mod flush;
 mod keys;
+mod restrictions;
+mod sasl;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -67,8 +70,11 @@ use figment::value::Value;
 use ipnet::IpNet;
 
 pub use crate::access::{AccessAction, AccessTable};
+pub use crate::address_map::AddressMap;
 pub use crate::error::ConfigError;
-pub use crate::flush::{Restriction, UserPattern, UserRule};
+pub use crate::flush::{UserPattern, UserRule};
+pub use crate::restrictions::Restriction;
+pub use crate::sasl::{Login, PasswordMap, SaslSecurityOption, SmtpdTlsLevel};
 
 use crate::env::{ENV_NAME, EnvVars};
 use crate::error::{Origin, Problem, ProblemKind};
@@ -76,6 +82,7 @@ use crate::expand::{Entry, expand_all, expand_with};
 use crate::keys::{
     BUILTIN_TRANSPORTS, DEFAULT_BANNER, Defaults, KEYS, domain_of, suggest, system_hostname,
 };
+use crate::restrictions::ListKind;
 
 /// The prefix of the environment variables that set keys.
 pub const ENV_PREFIX: &str = "TOWERPOST_";
@@ -306,6 +313,79 @@ pub struct Config {
     /// `smtpd_client_ipv6_prefix_length`: IPv6 clients are counted together
     /// by network of this prefix length, 1 to 128. Default 84.
     pub smtpd_client_ipv6_prefix_length: u8,
+    /// `smtpd_client_restrictions`: restrictions on the client, applied at
+    /// RCPT (`smtpd_delay_reject`). Default: none.
+    pub smtpd_client_restrictions: Vec<Restriction>,
+    /// `smtpd_helo_restrictions`: restrictions on the HELO/EHLO name,
+    /// applied at RCPT. Default: none.
+    pub smtpd_helo_restrictions: Vec<Restriction>,
+    /// `smtpd_sender_restrictions`: restrictions on the MAIL FROM address,
+    /// applied at RCPT. Default: none.
+    pub smtpd_sender_restrictions: Vec<Restriction>,
+    /// `smtpd_relay_restrictions`: the relay decision at RCPT, before
+    /// `smtpd_recipient_restrictions`. Default `permit_mynetworks,
+    /// permit_sasl_authenticated, defer_unauth_destination` (Postfix 2.10
+    /// and later).
+    pub smtpd_relay_restrictions: Vec<Restriction>,
+    /// `smtpd_recipient_restrictions`: restrictions on RCPT TO. Default:
+    /// none. With `smtpd_relay_restrictions`, one of the two must refuse
+    /// unauthorized relaying (Postfix's rule), or the configuration is
+    /// refused.
+    pub smtpd_recipient_restrictions: Vec<Restriction>,
+    /// `smtpd_delay_reject`: apply client, HELO and sender restrictions at
+    /// RCPT. Only `yes` (the default) is supported.
+    pub smtpd_delay_reject: bool,
+    /// `smtpd_reject_unlisted_recipient`: refuse recipients of relay
+    /// domains that `relay_recipient_maps` does not list, even without
+    /// `reject_unlisted_recipient` in a list. Default true.
+    pub smtpd_reject_unlisted_recipient: bool,
+    /// `relay_recipient_maps`: the valid recipients of `relay_domains`
+    /// ([`AddressMap`]); unset means every address is valid. Default unset.
+    pub relay_recipient_maps: Option<AddressMap>,
+    /// `smtpd_sender_login_maps`: which SASL logins own which sender
+    /// addresses ([`AddressMap`], the value a list of logins), for
+    /// `reject_sender_login_mismatch`. Default unset.
+    pub smtpd_sender_login_maps: Option<AddressMap>,
+    /// `unknown_address_reject_code`: the reply code when
+    /// `reject_unknown_sender_domain` or `reject_unknown_recipient_domain`
+    /// finds that a domain does not exist. Default 450 (as Postfix; set
+    /// 550 once the setup is trusted).
+    pub unknown_address_reject_code: u16,
+    /// `smtpd_sasl_auth_enable`: offer and accept AUTH (RFC 4954). Default
+    /// false; usually set per listener.
+    pub smtpd_sasl_auth_enable: bool,
+    /// `smtpd_tls_auth_only`: offer and accept AUTH only under TLS.
+    /// Default **true** (Postfix: no): PLAIN and LOGIN send the password
+    /// as it is, so plaintext AUTH must be asked for explicitly, on a
+    /// listener whose traffic never leaves the host. Implied by
+    /// `smtpd_tls_security_level = encrypt`.
+    pub smtpd_tls_auth_only: bool,
+    /// `smtpd_tls_security_level`: `none`, `may` or `encrypt` (every
+    /// command but EHLO, HELO, STARTTLS, NOOP and QUIT needs TLS first).
+    /// Default `none`; a `starttls` listener is `may` unless set.
+    pub smtpd_tls_security_level: SmtpdTlsLevel,
+    /// `smtpd_sasl_password_file` (towerpost): the file of users and
+    /// argon2id password hashes that AUTH checks, managed by `towerpost
+    /// passwd`. Default unset; required when AUTH is enabled anywhere.
+    pub smtpd_sasl_password_file: Option<PathBuf>,
+    /// `smtpd_tls_chain_files`: PEM files, each a private key with its
+    /// certificate chain, chosen by SNI; the first is the default. Used
+    /// instead of `smtpd_tls_cert_file`/`smtpd_tls_key_file`. Default none.
+    pub smtpd_tls_chain_files: Vec<PathBuf>,
+    /// `smtp_sasl_auth_enable`: the SMTP client authenticates to next hops
+    /// that `smtp_sasl_password_maps` has a login for. Default false.
+    pub smtp_sasl_auth_enable: bool,
+    /// `smtp_sasl_password_maps`: logins by next hop ([`PasswordMap`]).
+    /// Default unset.
+    pub smtp_sasl_password_maps: Option<PasswordMap>,
+    /// `smtp_sasl_security_options`: what the SMTP client's AUTH must
+    /// avoid without TLS. Default `noplaintext, noanonymous` (as Postfix):
+    /// no password over an unencrypted connection.
+    pub smtp_sasl_security_options: Vec<SaslSecurityOption>,
+    /// `smtp_sasl_tls_security_options`: the same under TLS. Default
+    /// `noanonymous` (Postfix's default is `$smtp_sasl_security_options`,
+    /// which with PLAIN and LOGIN would never authenticate).
+    pub smtp_sasl_tls_security_options: Vec<SaslSecurityOption>,
 }
 
 /// One `[[listener]]` table.
@@ -317,6 +397,53 @@ pub struct Listener {
     pub address: SocketAddr,
     /// How TLS is used on this listener.
     pub tls: TlsMode,
+    /// Settings of this listener that replace the top-level ones, as
+    /// master.cf `-o` overrides do.
+    pub overrides: ListenerOverrides,
+}
+
+/// The keys a `[[listener]]` table may set for itself; `None` takes the
+/// top-level value. See [`Config::smtpd_policy`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListenerOverrides {
+    /// `smtpd_sasl_auth_enable`.
+    pub smtpd_sasl_auth_enable: Option<bool>,
+    /// `smtpd_tls_auth_only`.
+    pub smtpd_tls_auth_only: Option<bool>,
+    /// `smtpd_tls_security_level`.
+    pub smtpd_tls_security_level: Option<SmtpdTlsLevel>,
+    /// `smtpd_client_restrictions`.
+    pub smtpd_client_restrictions: Option<Vec<Restriction>>,
+    /// `smtpd_helo_restrictions`.
+    pub smtpd_helo_restrictions: Option<Vec<Restriction>>,
+    /// `smtpd_sender_restrictions`.
+    pub smtpd_sender_restrictions: Option<Vec<Restriction>>,
+    /// `smtpd_relay_restrictions`.
+    pub smtpd_relay_restrictions: Option<Vec<Restriction>>,
+    /// `smtpd_recipient_restrictions`.
+    pub smtpd_recipient_restrictions: Option<Vec<Restriction>>,
+}
+
+/// The effective smtpd policy of one listener: the top-level settings with
+/// the listener's overrides applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpdPolicy {
+    /// AUTH is offered (subject to `tls_auth_only`).
+    pub sasl_auth_enable: bool,
+    /// AUTH only under TLS (also true with `tls_security_level = encrypt`).
+    pub tls_auth_only: bool,
+    /// Whether TLS is mandatory before mail commands.
+    pub tls_security_level: SmtpdTlsLevel,
+    /// `smtpd_client_restrictions`.
+    pub client_restrictions: Vec<Restriction>,
+    /// `smtpd_helo_restrictions`.
+    pub helo_restrictions: Vec<Restriction>,
+    /// `smtpd_sender_restrictions`.
+    pub sender_restrictions: Vec<Restriction>,
+    /// `smtpd_relay_restrictions`.
+    pub relay_restrictions: Vec<Restriction>,
+    /// `smtpd_recipient_restrictions`.
+    pub recipient_restrictions: Vec<Restriction>,
 }
 
 /// How a listener uses TLS (`tls = "none" | "starttls" | "implicit"`).
@@ -390,18 +517,24 @@ pub enum SmtpTlsLevel {
     /// `encrypt`: mandatory TLS without certificate verification.
     Encrypt,
     /// `verify`: mandatory TLS with a certificate that is valid for the
-    /// server name.
+    /// server name (the MX host name found in DNS).
     Verify,
+    /// `secure`: mandatory TLS with a certificate that is valid for the
+    /// next-hop name as configured (the domain or `[host]` of
+    /// `relayhost` or `transport_maps`), never a name learned from DNS.
+    Secure,
 }
 
 impl SmtpTlsLevel {
-    /// The configuration spelling: `none`, `may`, `encrypt` or `verify`.
+    /// The configuration spelling: `none`, `may`, `encrypt`, `verify` or
+    /// `secure`.
     pub fn as_str(self) -> &'static str {
         match self {
             SmtpTlsLevel::None => "none",
             SmtpTlsLevel::May => "may",
             SmtpTlsLevel::Encrypt => "encrypt",
             SmtpTlsLevel::Verify => "verify",
+            SmtpTlsLevel::Secure => "secure",
         }
     }
 }
@@ -588,6 +721,42 @@ impl Config {
         out
     }
 
+    /// The effective smtpd settings of `listener`: its overrides, else the
+    /// top-level values. `smtpd_tls_security_level = encrypt` implies
+    /// `smtpd_tls_auth_only`; an implicit-TLS listener is always
+    /// encrypted.
+    pub fn smtpd_policy(&self, listener: &Listener) -> SmtpdPolicy {
+        let o = &listener.overrides;
+        let pick = |own: &Option<Vec<Restriction>>, top: &Vec<Restriction>| {
+            own.clone().unwrap_or_else(|| top.clone())
+        };
+        let tls_security_level = o
+            .smtpd_tls_security_level
+            .unwrap_or(self.smtpd_tls_security_level);
+        SmtpdPolicy {
+            sasl_auth_enable: o
+                .smtpd_sasl_auth_enable
+                .unwrap_or(self.smtpd_sasl_auth_enable),
+            tls_auth_only: o.smtpd_tls_auth_only.unwrap_or(self.smtpd_tls_auth_only)
+                || tls_security_level == SmtpdTlsLevel::Encrypt,
+            tls_security_level,
+            client_restrictions: pick(
+                &o.smtpd_client_restrictions,
+                &self.smtpd_client_restrictions,
+            ),
+            helo_restrictions: pick(&o.smtpd_helo_restrictions, &self.smtpd_helo_restrictions),
+            sender_restrictions: pick(
+                &o.smtpd_sender_restrictions,
+                &self.smtpd_sender_restrictions,
+            ),
+            relay_restrictions: pick(&o.smtpd_relay_restrictions, &self.smtpd_relay_restrictions),
+            recipient_restrictions: pick(
+                &o.smtpd_recipient_restrictions,
+                &self.smtpd_recipient_restrictions,
+            ),
+        }
+    }
+
     /// Postfix-style resolution of a recipient domain: `transport_maps`
     /// (exact domain, then `.parent` entries from the closest parent up, then
     /// `*`), then `relayhost` for the default transport, then
@@ -680,6 +849,7 @@ impl Config {
                 name: DEFAULT_LISTENER.0.to_owned(),
                 address: SocketAddr::from(([127, 0, 0, 1], 2525)),
                 tls: TlsMode::None,
+                overrides: ListenerOverrides::default(),
             }],
             queue_run_delay: Duration::from_secs(DEFAULT_QUEUE_RUN_DELAY_SECS),
             minimal_backoff_time: Duration::from_secs(DEFAULT_MINIMAL_BACKOFF_SECS),
@@ -726,6 +896,32 @@ impl Config {
             smtpd_client_event_limit_exceptions: Vec::new(),
             smtpd_client_ipv4_prefix_length: DEFAULT_CLIENT_IPV4_PREFIX_LENGTH,
             smtpd_client_ipv6_prefix_length: DEFAULT_CLIENT_IPV6_PREFIX_LENGTH,
+            smtpd_client_restrictions: Vec::new(),
+            smtpd_helo_restrictions: Vec::new(),
+            smtpd_sender_restrictions: Vec::new(),
+            smtpd_relay_restrictions: vec![
+                Restriction::PermitMynetworks,
+                Restriction::PermitSaslAuthenticated,
+                Restriction::DeferUnauthDestination,
+            ],
+            smtpd_recipient_restrictions: Vec::new(),
+            smtpd_delay_reject: true,
+            smtpd_reject_unlisted_recipient: true,
+            relay_recipient_maps: None,
+            smtpd_sender_login_maps: None,
+            unknown_address_reject_code: DEFAULT_UNKNOWN_ADDRESS_REJECT_CODE,
+            smtpd_sasl_auth_enable: false,
+            smtpd_tls_auth_only: true,
+            smtpd_tls_security_level: SmtpdTlsLevel::None,
+            smtpd_sasl_password_file: None,
+            smtpd_tls_chain_files: Vec::new(),
+            smtp_sasl_auth_enable: false,
+            smtp_sasl_password_maps: None,
+            smtp_sasl_security_options: vec![
+                SaslSecurityOption::NoPlaintext,
+                SaslSecurityOption::NoAnonymous,
+            ],
+            smtp_sasl_tls_security_options: vec![SaslSecurityOption::NoAnonymous],
         };
         config.transport = config.builtin_transports();
         config.mynetworks = DEFAULT_MYNETWORKS
@@ -851,7 +1047,30 @@ impl Config {
             smtpd_client_event_limit_exceptions,
             smtpd_client_ipv4_prefix_length,
             smtpd_client_ipv6_prefix_length,
+            smtpd_client_restrictions,
+            smtpd_helo_restrictions,
+            smtpd_sender_restrictions,
+            smtpd_relay_restrictions,
+            smtpd_recipient_restrictions,
+            smtpd_delay_reject,
+            smtpd_reject_unlisted_recipient,
+            relay_recipient_maps,
+            smtpd_sender_login_maps,
+            unknown_address_reject_code,
+            smtpd_sasl_auth_enable,
+            smtpd_tls_auth_only,
+            smtpd_tls_security_level,
+            smtpd_sasl_password_file,
+            smtpd_tls_chain_files,
+            smtp_sasl_auth_enable,
+            smtp_sasl_password_maps,
+            smtp_sasl_security_options,
+            smtp_sasl_tls_security_options,
         } = self;
+        let restrictions = |list: &[Restriction]| Setting::List(render_restrictions(list));
+        let options = |list: &[SaslSecurityOption]| {
+            Setting::List(list.iter().map(|o| o.as_str().to_owned()).collect())
+        };
         let duration = |d: &Duration| Setting::Duration(*d);
         let count = |n: &usize| Setting::Int(*n as u64);
         let rate = |n: &u32| Setting::Int(u64::from(*n));
@@ -954,12 +1173,7 @@ impl Config {
             ("fast_flush_purge_time", duration(fast_flush_purge_time)),
             (
                 "smtpd_etrn_restrictions",
-                Setting::List(
-                    smtpd_etrn_restrictions
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
-                ),
+                Setting::List(render_restrictions(smtpd_etrn_restrictions)),
             ),
             (
                 "authorized_flush_users",
@@ -1017,10 +1231,90 @@ impl Config {
                 "smtpd_client_ipv6_prefix_length",
                 prefix(smtpd_client_ipv6_prefix_length),
             ),
+            (
+                "smtpd_client_restrictions",
+                restrictions(smtpd_client_restrictions),
+            ),
+            (
+                "smtpd_helo_restrictions",
+                restrictions(smtpd_helo_restrictions),
+            ),
+            (
+                "smtpd_sender_restrictions",
+                restrictions(smtpd_sender_restrictions),
+            ),
+            (
+                "smtpd_relay_restrictions",
+                restrictions(smtpd_relay_restrictions),
+            ),
+            (
+                "smtpd_recipient_restrictions",
+                restrictions(smtpd_recipient_restrictions),
+            ),
+            ("smtpd_delay_reject", Setting::Bool(*smtpd_delay_reject)),
+            (
+                "smtpd_reject_unlisted_recipient",
+                Setting::Bool(*smtpd_reject_unlisted_recipient),
+            ),
+            (
+                "relay_recipient_maps",
+                Setting::Path(relay_recipient_maps.as_ref().map(|m| m.path.as_path())),
+            ),
+            (
+                "smtpd_sender_login_maps",
+                Setting::Path(smtpd_sender_login_maps.as_ref().map(|m| m.path.as_path())),
+            ),
+            (
+                "unknown_address_reject_code",
+                Setting::Int(u64::from(*unknown_address_reject_code)),
+            ),
+            (
+                "smtpd_sasl_auth_enable",
+                Setting::Bool(*smtpd_sasl_auth_enable),
+            ),
+            ("smtpd_tls_auth_only", Setting::Bool(*smtpd_tls_auth_only)),
+            (
+                "smtpd_tls_security_level",
+                Setting::Word(smtpd_tls_security_level.as_str()),
+            ),
+            (
+                "smtpd_sasl_password_file",
+                Setting::Path(smtpd_sasl_password_file.as_deref()),
+            ),
+            (
+                "smtpd_tls_chain_files",
+                Setting::List(
+                    smtpd_tls_chain_files
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect(),
+                ),
+            ),
+            (
+                "smtp_sasl_auth_enable",
+                Setting::Bool(*smtp_sasl_auth_enable),
+            ),
+            (
+                "smtp_sasl_password_maps",
+                Setting::Path(smtp_sasl_password_maps.as_ref().map(|m| m.path.as_path())),
+            ),
+            (
+                "smtp_sasl_security_options",
+                options(smtp_sasl_security_options),
+            ),
+            (
+                "smtp_sasl_tls_security_options",
+                options(smtp_sasl_tls_security_options),
+            ),
         ];
         settings.sort_by_key(|(k, _)| *k);
         settings
     }
+}
+
+/// A restriction list in configuration syntax.
+fn render_restrictions(list: &[Restriction]) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
 }
 
 /// Postfix's spelling of a network: IPv6 in brackets.
@@ -1069,12 +1363,13 @@ impl Setting<'_> {
                 let tables: Vec<String> = listeners
                     .iter()
                     .map(|l| {
-                        format!(
-                            "{{ name = {}, address = {}, tls = {} }}",
-                            toml_string(&l.name),
-                            toml_string(&l.address.to_string()),
-                            toml_string(l.tls.as_str())
-                        )
+                        let mut fields = vec![
+                            ("name", toml_string(&l.name)),
+                            ("address", toml_string(&l.address.to_string())),
+                            ("tls", toml_string(l.tls.as_str())),
+                        ];
+                        fields.extend(render_overrides(&l.overrides));
+                        inline_table(fields)
                     })
                     .collect();
                 format!("[{}]", tables.join(", "))
@@ -1096,6 +1391,42 @@ impl Setting<'_> {
             Setting::Listeners(_) | Setting::Table(_) => return None,
         })
     }
+}
+
+/// The overrides a listener sets, as (key, TOML value) pairs.
+fn render_overrides(o: &ListenerOverrides) -> Vec<(&'static str, String)> {
+    let list = |l: &[Restriction]| {
+        let items: Vec<String> = render_restrictions(l)
+            .iter()
+            .map(|i| toml_string(i))
+            .collect();
+        format!("[{}]", items.join(", "))
+    };
+    let mut out = Vec::new();
+    if let Some(b) = o.smtpd_sasl_auth_enable {
+        out.push(("smtpd_sasl_auth_enable", b.to_string()));
+    }
+    if let Some(b) = o.smtpd_tls_auth_only {
+        out.push(("smtpd_tls_auth_only", b.to_string()));
+    }
+    if let Some(level) = o.smtpd_tls_security_level {
+        out.push(("smtpd_tls_security_level", toml_string(level.as_str())));
+    }
+    for (key, value) in [
+        ("smtpd_client_restrictions", &o.smtpd_client_restrictions),
+        ("smtpd_helo_restrictions", &o.smtpd_helo_restrictions),
+        ("smtpd_sender_restrictions", &o.smtpd_sender_restrictions),
+        ("smtpd_relay_restrictions", &o.smtpd_relay_restrictions),
+        (
+            "smtpd_recipient_restrictions",
+            &o.smtpd_recipient_restrictions,
+        ),
+    ] {
+        if let Some(value) = value {
+            out.push((key, list(value)));
+        }
+    }
+    out
 }
 
 /// An inline TOML table of (key, rendered value) pairs; keys are quoted
@@ -1303,7 +1634,40 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     }
     field!(fast_flush_refresh_time, convert::positive_duration);
     field!(fast_flush_purge_time, convert::positive_duration);
-    field_problems!(smtpd_etrn_restrictions, flush::etrn_restrictions);
+    field_problems!(smtpd_etrn_restrictions, |v| restrictions::restrictions(
+        v,
+        ListKind::Etrn
+    ));
+    let smtpd_list = |v: &Value| restrictions::restrictions(v, ListKind::Smtpd);
+    field_problems!(smtpd_client_restrictions, smtpd_list);
+    field_problems!(smtpd_helo_restrictions, smtpd_list);
+    field_problems!(smtpd_sender_restrictions, smtpd_list);
+    field_problems!(smtpd_relay_restrictions, smtpd_list);
+    field_problems!(smtpd_recipient_restrictions, smtpd_list);
+    field!(smtpd_delay_reject, |v| match convert::boolean(v) {
+        Ok(true) => Ok(true),
+        Ok(false) => Err(
+            "only yes is supported: client, HELO and sender restrictions are applied at RCPT, \
+             where the reply can name the recipient"
+                .to_owned()
+        ),
+        Err(e) => Err(e),
+    });
+    field!(smtpd_reject_unlisted_recipient, convert::boolean);
+    field_problems!(relay_recipient_maps, address_map);
+    field_problems!(smtpd_sender_login_maps, address_map);
+    field!(unknown_address_reject_code, |v| convert::narrow(
+        v, 400u16, 599
+    ));
+    field!(smtpd_sasl_auth_enable, convert::boolean);
+    field!(smtpd_tls_auth_only, convert::boolean);
+    field!(smtpd_tls_security_level, sasl::smtpd_tls_level);
+    field!(smtpd_sasl_password_file, convert::optional_path);
+    field!(smtpd_tls_chain_files, convert::paths);
+    field!(smtp_sasl_auth_enable, convert::boolean);
+    field!(smtp_sasl_password_maps, sasl::password_map);
+    field!(smtp_sasl_security_options, sasl::security_options);
+    field!(smtp_sasl_tls_security_options, sasl::security_options);
     field_problems!(authorized_flush_users, flush::flush_users);
     field!(queue_directory, convert::path);
     field!(queue_shard_count, |v| convert::count(v, 1, 256));
@@ -1478,21 +1842,107 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
                 set,
                 format!("set without {unset}; set both or neither"),
             ));
-        } else if !failed.contains("listener") && !cert {
+        } else if !failed.contains("listener") && !cert && config.smtpd_tls_chain_files.is_empty() {
             let origin = &entries["listener"].origin;
             for listener in config.listener.iter().filter(|l| l.tls != TlsMode::None) {
                 problems.push(Problem::listener(
                     origin,
                     format!(
-                        "listener '{}': tls = \"{}\" requires smtpd_tls_cert_file and \
-                         smtpd_tls_key_file, which are not set",
+                        "listener '{}': tls = \"{}\" requires smtpd_tls_chain_files, or \
+                         smtpd_tls_cert_file and smtpd_tls_key_file, which are not set",
                         listener.name, listener.tls
                     ),
                 ));
             }
         }
     }
+    check_smtpd_policies(&config, entries, &failed, problems);
     config
+}
+
+/// `relay_recipient_maps` and `smtpd_sender_login_maps`: a file, or empty.
+fn address_map(value: &Value) -> Result<Option<AddressMap>, Vec<String>> {
+    let path = convert::optional_path(value).map_err(|m| vec![m])?;
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let path =
+        restrictions::table_path("table", &path.display().to_string()).map_err(|m| vec![m])?;
+    AddressMap::load_problems(path).map(Some)
+}
+
+/// Checks each listener's effective policy: Postfix's open-relay rule,
+/// AUTH needs a password file, mandatory TLS needs TLS.
+fn check_smtpd_policies(
+    config: &Config,
+    entries: &BTreeMap<String, Entry>,
+    failed: &BTreeSet<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    let lists = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"];
+    if lists.iter().any(|k| failed.contains(k)) || failed.contains("listener") {
+        return;
+    }
+    let listener_origin = &entries["listener"].origin;
+    for listener in &config.listener {
+        let policy = config.smtpd_policy(listener);
+        let o = &listener.overrides;
+        let overridden =
+            o.smtpd_relay_restrictions.is_some() || o.smtpd_recipient_restrictions.is_some();
+        let safe = policy
+            .relay_restrictions
+            .iter()
+            .chain(&policy.recipient_restrictions)
+            .any(Restriction::is_relay_safeguard);
+        let open = "neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains \
+             reject, defer, reject_unauth_destination or defer_unauth_destination: that would \
+             make an open relay";
+        if !safe {
+            if overridden {
+                problems.push(Problem::listener(
+                    listener_origin,
+                    format!("listener '{}': {open}", listener.name),
+                ));
+            } else {
+                let key = if entries["smtpd_relay_restrictions"].origin == Origin::Default {
+                    lists[1]
+                } else {
+                    lists[0]
+                };
+                problems.push(Problem::value(
+                    &entries[key].origin,
+                    key,
+                    format!("{open} (listener '{}')", listener.name),
+                ));
+                // One report per key is enough when no listener overrides.
+                return;
+            }
+        }
+        if policy.sasl_auth_enable
+            && config.smtpd_sasl_password_file.is_none()
+            && !failed.contains("smtpd_sasl_password_file")
+        {
+            problems.push(Problem::value(
+                &entries["smtpd_sasl_password_file"].origin,
+                "smtpd_sasl_password_file",
+                format!(
+                    "AUTH is enabled on listener '{}' but no password file is set; create one \
+                     with `towerpost passwd add USER` and set smtpd_sasl_password_file",
+                    listener.name
+                ),
+            ));
+        }
+        if policy.tls_security_level != SmtpdTlsLevel::None && listener.tls == TlsMode::None {
+            problems.push(Problem::listener(
+                listener_origin,
+                format!(
+                    "listener '{}': smtpd_tls_security_level = \"{}\" needs tls = \"starttls\" \
+                     or \"implicit\"",
+                    listener.name, policy.tls_security_level
+                ),
+            ));
+        }
+    }
 }
 
 /// Whether `entry` of the table `key` may be used: tables are only read from

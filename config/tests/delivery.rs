@@ -219,9 +219,9 @@ fn smtp_tls_security_level_dane_is_not_supported() {
     assert_eq!(
         text,
         "FILE: key 'smtp_tls_security_level': \"dane\" is not supported; expected \"none\", \
-         \"may\", \"encrypt\" or \"verify\""
+         \"may\", \"encrypt\", \"verify\" or \"secure\""
     );
-    for level in ["secure", "fingerprint", "dane-only"] {
+    for level in ["fingerprint", "dane-only"] {
         let error = load(&format!("smtp_tls_security_level = \"{level}\"")).unwrap_err();
         assert!(error.to_string().contains("not supported"), "{error}");
     }
@@ -695,7 +695,7 @@ fn transport_table_problems_name_the_key() {
         "FILE: key 'transport.d.destination_recipient_limit': expected an integer of at least \
          1, found 0",
         "FILE: key 'transport.d.tls_security_level': \"dane\" is not supported; expected \
-         \"none\", \"may\", \"encrypt\" or \"verify\"",
+         \"none\", \"may\", \"encrypt\", \"verify\" or \"secure\"",
     ];
     assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
 }

@@ -47,6 +47,7 @@ fn defaults_are_postfix_defaults() {
             name: "smtp".into(),
             address: "127.0.0.1:2525".parse().unwrap(),
             tls: TlsMode::None,
+            overrides: Default::default(),
         }]
     );
     assert_eq!(config, Config::default());
@@ -369,11 +370,13 @@ fn listener_table_replaces_the_default() {
             name: "submission".into(),
             address: "[::1]:587".parse::<SocketAddr>().unwrap(),
             tls: TlsMode::None,
+            overrides: Default::default(),
         },
         Listener {
             name: "smtps".into(),
             address: "127.0.0.1:465".parse().unwrap(),
             tls: TlsMode::Implicit,
+            overrides: Default::default(),
         },
     ];
     assert_eq!(config.listener, expected);

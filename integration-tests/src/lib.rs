@@ -115,13 +115,21 @@ impl Server {
     /// uses TLS, a self-signed certificate for `mx.towerpost.test` is made
     /// and configured.
     pub fn start_with(extra_config: &str, listeners: &[(&str, &str)]) -> Server {
+        let listeners: Vec<(&str, &str, &str)> =
+            listeners.iter().map(|(n, tls)| (*n, *tls, "")).collect();
+        Server::start_with_listeners(extra_config, &listeners)
+    }
+
+    /// Like [`Server::start_with`], each listener given as (name, tls
+    /// mode, extra lines of its `[[listener]]` table).
+    pub fn start_with_listeners(extra_config: &str, listeners: &[(&str, &str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = String::from("myhostname = \"mx.towerpost.test\"\n");
         if !extra_config.contains("queue_directory") {
             let spool = dir.path().join("spool");
             config.push_str(&format!("queue_directory = \"{}\"\n", spool.display()));
         }
-        if listeners.iter().any(|(_, tls)| *tls != "none") {
+        if listeners.iter().any(|(_, tls, _)| *tls != "none") {
             let (cert, key) = write_certificate(dir.path());
             config.push_str(&format!(
                 "smtpd_tls_cert_file = \"{}\"\nsmtpd_tls_key_file = \"{}\"\n",
@@ -131,9 +139,9 @@ impl Server {
         }
         config.push_str(extra_config);
         config.push('\n');
-        for (name, tls) in listeners {
+        for (name, tls, extra) in listeners {
             config.push_str(&format!(
-                "\n[[listener]]\nname = \"{name}\"\naddress = \"127.0.0.1:0\"\ntls = \"{tls}\"\n"
+                "\n[[listener]]\nname = \"{name}\"\naddress = \"127.0.0.1:0\"\ntls = \"{tls}\"\n{extra}\n"
             ));
         }
         std::fs::write(dir.path().join("towerpost.toml"), config).expect("write config");
@@ -143,7 +151,7 @@ impl Server {
             program: None,
             listeners: listeners
                 .iter()
-                .map(|(n, _)| ((*n).to_owned(), "127.0.0.1:0".parse().expect("address")))
+                .map(|(n, _, _)| ((*n).to_owned(), "127.0.0.1:0".parse().expect("address")))
                 .collect(),
             log: Arc::new(Mutex::new(String::new())),
         };
@@ -367,6 +375,18 @@ impl Client {
         let mut c = Client::wrap(stream);
         c.greeting = c.read_reply();
         c
+    }
+
+    /// Connects from the source address `local` (any 127.0.0.0/8 address,
+    /// so a test can be a client outside `mynetworks`) and reads the
+    /// greeting.
+    pub fn connect_from(server: SocketAddr, local: &str) -> Client {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let local: SocketAddr = format!("{local}:0").parse().expect("address");
+        socket.bind(&local.into()).expect("bind");
+        socket.connect(&server.into()).expect("connect");
+        Client::from_stream(socket.into())
     }
 
     /// Connects without reading anything.

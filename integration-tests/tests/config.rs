@@ -81,3 +81,28 @@ fn shipped_example_config_is_valid() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("configuration OK"));
 }
+
+#[test]
+fn config_check_refuses_an_open_relay_naming_the_key() {
+    let (ok, _, stderr) = towerpost(
+        &["config", "check"],
+        "smtpd_relay_restrictions = \"permit\"\n",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "FILE: key 'smtpd_relay_restrictions': neither smtpd_relay_restrictions nor \
+             smtpd_recipient_restrictions contains reject, defer, reject_unauth_destination or \
+             defer_unauth_destination: that would make an open relay (listener 'smtp')"
+        ),
+        "{stderr}"
+    );
+    let listener = "[[listener]]\nname = \"submission\"\naddress = \"127.0.0.1:0\"\n\
+         smtpd_relay_restrictions = \"permit_mynetworks\"\n";
+    let (ok, _, stderr) = towerpost(&["config", "check"], listener);
+    assert!(!ok);
+    assert!(
+        stderr.contains("listener 'submission': neither smtpd_relay_restrictions"),
+        "{stderr}"
+    );
+}

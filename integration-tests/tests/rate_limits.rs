@@ -83,18 +83,8 @@ fn exceptions_exempt_and_other_addresses_count_separately() {
     assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
     assert_eq!(c.cmd("RSET"), "250 2.0.0 Ok");
     assert!(c.cmd("MAIL FROM:<a@example.test>").starts_with("450"));
-    let mut other = client_from(server.addr(), "127.0.0.2");
+    let mut other = Client::connect_from(server.addr(), "127.0.0.2");
     assert_eq!(other.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
-}
-
-/// A client whose source address is `local` (any 127.0.0.0/8 address).
-fn client_from(server: std::net::SocketAddr, local: &str) -> Client {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let local: std::net::SocketAddr = format!("{local}:0").parse().expect("address");
-    socket.bind(&local.into()).expect("bind");
-    socket.connect(&server.into()).expect("connect");
-    Client::from_stream(socket.into())
 }
 
 #[test]

@@ -6,14 +6,13 @@
 //! use Postfix's UCE format, `<code> <dsn> <name>: Etrn command rejected:
 //! <text>`, rather than RFC 1985's 459, exactly as Postfix does.
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
-use towerpost_config::{AccessAction, Restriction};
+use towerpost_config::Restriction;
 use towerpost_protocol::{Command, EnhancedCode, Reply};
 
 use crate::policy::{PolicyLayer, SmtpPolicy};
 use crate::request::{SessionInfo, SmtpRequest};
+use crate::restrictions::{Decision, access_decision, rejected, valid_helo};
 
 /// `smtpd_etrn_restrictions` as a layer: a [`PolicyLayer`] over
 /// [`EtrnRestrictions`].
@@ -35,62 +34,6 @@ impl EtrnRestrictions {
             mynetworks,
         })
     }
-}
-
-fn rejected(code: u16, site: &str, class: &str, text: &str) -> Reply {
-    let enhanced = if code >= 500 {
-        EnhancedCode::new(5, 7, 1)
-    } else {
-        EnhancedCode::new(4, 7, 1)
-    };
-    Reply::enhanced(
-        code,
-        enhanced,
-        format!("<{site}>: {class} rejected: {text}"),
-    )
-}
-
-/// Postfix's answer for an access table result, or `None` to go on.
-fn access(action: &AccessAction, name: &str, class: &str) -> Option<Decision> {
-    match action {
-        AccessAction::Ok => Some(Decision::Permit),
-        AccessAction::Dunno => None,
-        AccessAction::Reject(text) => Some(Decision::Refuse(rejected(
-            554,
-            name,
-            class,
-            text.as_deref().unwrap_or("Access denied"),
-        ))),
-        AccessAction::Defer(text) => Some(Decision::Refuse(rejected(
-            450,
-            name,
-            class,
-            text.as_deref().unwrap_or("Access denied"),
-        ))),
-        AccessAction::Reply { code, text } => {
-            Some(Decision::Refuse(rejected(*code, name, class, text)))
-        }
-    }
-}
-
-enum Decision {
-    Permit,
-    Refuse(Reply),
-}
-
-fn valid_helo(helo: &str) -> bool {
-    if let Some(inner) = helo.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        let inner = inner.strip_prefix("IPv6:").unwrap_or(inner);
-        return inner.parse::<IpAddr>().is_ok();
-    }
-    let helo = helo.strip_suffix('.').unwrap_or(helo);
-    !helo.is_empty()
-        && helo.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
 
 impl EtrnRestrictions {
@@ -129,10 +72,13 @@ impl EtrnRestrictions {
                 },
                 Restriction::CheckEtrnAccess(table) => table
                     .lookup_domain(site)
-                    .and_then(|a| access(a, site, "Etrn command")),
+                    .and_then(|a| access_decision(a, site, "Etrn command")),
                 Restriction::CheckClientAccess(table) => table
                     .lookup_client(client, None)
-                    .and_then(|a| access(a, &session.client_name(), "Client host")),
+                    .and_then(|a| access_decision(a, &session.client_name(), "Client host")),
+                // Only the restrictions above are valid in this list
+                // (config makes sure).
+                _ => None,
             };
             match decision {
                 Some(Decision::Permit) => return None,

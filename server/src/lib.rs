@@ -18,6 +18,7 @@ pub mod queue_list;
 pub mod rate_limit;
 pub mod recover;
 pub mod request;
+pub mod restrictions;
 pub mod session;
 pub mod settings;
 pub mod stack;

@@ -105,6 +105,9 @@ pub(crate) async fn serve_with(
     )?;
     let settings = Arc::new(session_settings(&config));
     let limits = crate::stack::rate_limits(&config);
+    let shared_config = Arc::new(config.clone());
+    let dns: Arc<dyn crate::restrictions::DomainCheck> =
+        Arc::new(crate::restrictions::DnsDomainCheck::default());
     let mut accept_loops = JoinSet::new();
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
     for l in &config.listener {
@@ -130,7 +133,9 @@ pub(crate) async fn serve_with(
             name: Arc::from(l.name.as_str()),
             tls,
             service: build_stack(
-                &config,
+                &shared_config,
+                l,
+                dns.clone(),
                 queue.clone(),
                 Some(flush.clone()),
                 limits.clone(),

@@ -1,8 +1,10 @@
 //! The SMTP service stack, built from the configuration in one place.
 
+use std::sync::Arc;
+
 use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
-use towerpost_config::Config;
+use towerpost_config::{Config, Listener};
 use towerpost_flush::FlushService;
 use towerpost_queue::Queue;
 
@@ -11,6 +13,7 @@ use crate::core::SmtpCore;
 use crate::etrn_restrictions::EtrnRestrictions;
 use crate::rate_limit::{ClientLimits, RateLimitLayer, RateLimitSettings};
 use crate::recover::RecoverErrorLayer;
+use crate::restrictions::{DomainCheck, SmtpdRestrictions};
 use crate::session::SmtpService;
 use crate::settings::core_settings;
 
@@ -21,12 +24,16 @@ use crate::settings::core_settings;
 /// * [`ClientLimits`]: anvil-style per-client limits (its counters are
 ///   shared by all listeners: pass the same layer to every stack).
 /// * [`EtrnRestrictions`]: `smtpd_etrn_restrictions` (only when set).
+/// * [`SmtpdRestrictions`]: the client, HELO, sender, relay and recipient
+///   restrictions of this listener, at RCPT.
 /// * user layers from [`ServerBuilder::layer`](crate::ServerBuilder::layer),
 ///   first added outermost.
 /// * [`SmtpCore`]: answers the command, queues the message, or asks the
 ///   flush service (ETRN).
 pub fn build_stack(
-    config: &Config,
+    config: &Arc<Config>,
+    listener: &Listener,
+    dns: Arc<dyn DomainCheck>,
     queue: Queue,
     flush: Option<FlushService>,
     limits: RateLimitLayer,
@@ -44,11 +51,14 @@ pub fn build_stack(
             config.mynetworks.clone(),
         )
     });
+    let restrictions =
+        SmtpdRestrictions::new(config.clone(), config.smtpd_policy(listener), dns).layer();
     BoxCloneService::new(
         ServiceBuilder::new()
             .layer(RecoverErrorLayer)
             .layer(limits)
             .option_layer(etrn)
+            .layer(restrictions)
             .service(inner),
     )
 }

@@ -91,6 +91,7 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
                             SmtpTlsLevel::May => TlsLevel::May,
                             SmtpTlsLevel::Encrypt => TlsLevel::Encrypt,
                             SmtpTlsLevel::Verify => TlsLevel::Verify,
+                            SmtpTlsLevel::Secure => TlsLevel::Secure,
                         },
                     }))
                 }

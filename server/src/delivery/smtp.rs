@@ -60,8 +60,12 @@ pub enum TlsLevel {
     May,
     /// STARTTLS required, without certificate checks.
     Encrypt,
-    /// STARTTLS required, certificate valid for the next hop (web PKI roots).
+    /// STARTTLS required, certificate valid for the server's host name
+    /// (web PKI roots).
     Verify,
+    /// STARTTLS required, certificate valid for the next-hop name as
+    /// configured (web PKI roots), not a name learned from DNS.
+    Secure,
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -430,7 +434,7 @@ impl SmtpClient {
         let want_tls = match s.tls {
             TlsLevel::None => false,
             TlsLevel::May => session.features.starttls,
-            TlsLevel::Encrypt | TlsLevel::Verify => {
+            TlsLevel::Encrypt | TlsLevel::Verify | TlsLevel::Secure => {
                 if !session.features.starttls {
                     return Err(Failure::soft(
                         "4.7.4",

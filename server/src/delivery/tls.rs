@@ -18,7 +18,7 @@ pub(crate) fn connector(level: TlsLevel) -> TlsConnector {
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
-    let config = if level == TlsLevel::Verify {
+    let config = if matches!(level, TlsLevel::Verify | TlsLevel::Secure) {
         let roots =
             rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         builder.with_root_certificates(roots).with_no_client_auth()
