@@ -13,6 +13,7 @@ use towerpost_protocol::{Command, EnhancedCode, Reply, Ret};
 use towerpost_queue::{Envelope, Queue, QueueState, Recipient};
 
 use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
+use crate::sasl::Mechanism;
 
 /// Settings of [`SmtpCore`].
 #[derive(Debug, Clone)]
@@ -91,6 +92,9 @@ impl SmtpCore {
                 Reply::enhanced(220, e(2, 0, 0), "Ready to start TLS")
             }
             Command::StartTls => Reply::enhanced(502, e(5, 5, 1), "Error: command not implemented"),
+            // An AUTH that passed every layer may go ahead: the connection
+            // runs the SASL exchange on a 334 and checks the credentials.
+            Command::Auth { .. } if session.auth_offered => Reply::new(334, ""),
             Command::Auth { .. } => {
                 Reply::enhanced(503, e(5, 5, 1), "Error: authentication not enabled")
             }
@@ -114,6 +118,10 @@ impl SmtpCore {
         ];
         if session.starttls_offered && !session.tls {
             lines.push("STARTTLS".into());
+        }
+        if session.auth_offered {
+            let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
+            lines.push(format!("AUTH {}", names.join(" ")));
         }
         lines.extend(
             [

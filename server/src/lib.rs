@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod recover;
 pub mod request;
 pub mod restrictions;
+pub mod sasl;
 pub mod session;
 pub mod settings;
 pub mod stack;

@@ -12,6 +12,7 @@ use towerpost_queue::{Queue, QueueManager, QueueSettings};
 
 use crate::control::ControlServer;
 use crate::request::SessionInfo;
+use crate::sasl::{PasswordDb, SharedAuthenticator};
 use crate::session::{Connection, SessionSettings};
 use crate::settings::session_settings;
 use crate::stack::build_stack;
@@ -35,6 +36,9 @@ pub enum ServeError {
     /// The TLS certificate or key could not be loaded.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The password file could not be read.
+    #[error("{0}")]
+    Sasl(crate::sasl::AuthError),
     /// The queue could not be opened.
     #[error("{0}")]
     Queue(#[from] towerpost_queue::QueueError),
@@ -103,7 +107,18 @@ pub(crate) async fn serve_with(
             message_size_limit: config.message_size_limit,
         },
     )?;
-    let settings = Arc::new(session_settings(&config));
+    let sasl = match &config.smtpd_sasl_password_file {
+        Some(path)
+            if config
+                .listener
+                .iter()
+                .any(|l| config.smtpd_policy(l).sasl_auth_enable) =>
+        {
+            let db = PasswordDb::open(path.clone()).map_err(ServeError::Sasl)?;
+            Some(SharedAuthenticator(Arc::new(db)))
+        }
+        _ => None,
+    };
     let limits = crate::stack::rate_limits(&config);
     let shared_config = Arc::new(config.clone());
     let dns: Arc<dyn crate::restrictions::DomainCheck> =
@@ -141,7 +156,7 @@ pub(crate) async fn serve_with(
                 limits.clone(),
                 &user_layers,
             ),
-            settings: settings.clone(),
+            settings: Arc::new(session_settings(&config, l, sasl.clone())),
             queue: queue.clone(),
             shutdown: shutdown.clone(),
         };

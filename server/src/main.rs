@@ -75,6 +75,35 @@ enum Cmd {
     },
     /// Postfix-compatible `mailq` (`postqueue -p`).
     Mailq,
+    /// Manage the AUTH password file (`smtpd_sasl_password_file`).
+    Passwd {
+        /// The password file; default: `smtpd_sasl_password_file`.
+        #[arg(long, global = true)]
+        file: Option<PathBuf>,
+        #[command(subcommand)]
+        action: PasswdCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasswdCmd {
+    /// Add a user or change their password. The password is read from the
+    /// terminal (twice, not echoed), or from standard input with
+    /// `--password-stdin`; never from the command line.
+    Add {
+        /// The user name clients log in with.
+        user: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove {
+        /// The user name.
+        user: String,
+    },
+    /// List the users.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -221,6 +250,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EX_USAGE)
             }
         },
+        Cmd::Passwd { file, action } => passwd_command(&config, file.as_deref(), action),
         Cmd::Queue { action } => {
             let (request, json) = match action {
                 QueueCmd::List { json } => (ControlRequest::List, *json),
@@ -233,6 +263,87 @@ fn main() -> ExitCode {
             run_async(queue_command(config, request, json))
         }
     }
+}
+
+/// `towerpost passwd add|remove|list`.
+fn passwd_command(config: &Config, file: Option<&std::path::Path>, action: &PasswdCmd) -> ExitCode {
+    use towerpost::sasl::PasswordFile;
+    let Some(path) = file.or(config.smtpd_sasl_password_file.as_deref()) else {
+        eprintln!(
+            "towerpost: fatal: no password file: set smtpd_sasl_password_file or give --file"
+        );
+        return ExitCode::from(EX_CONFIG);
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("towerpost: fatal: {e}");
+        ExitCode::from(EX_SOFTWARE)
+    };
+    let mut db = match PasswordFile::load(path) {
+        Ok(db) => db,
+        Err(e) => return fail(&e),
+    };
+    match action {
+        PasswdCmd::List => {
+            for user in db.users() {
+                println!("{user}");
+            }
+            return ExitCode::SUCCESS;
+        }
+        PasswdCmd::Remove { user } => {
+            if !db.remove(user) {
+                eprintln!("towerpost: passwd: no user {user} in {}", path.display());
+                return ExitCode::from(EX_NOUSER);
+            }
+            println!("towerpost: removed {user}");
+        }
+        PasswdCmd::Add {
+            user,
+            password_stdin,
+        } => {
+            let password = match read_password(*password_stdin) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("towerpost: passwd: {e}");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            match db.set(user, &password) {
+                Ok(true) => println!("towerpost: changed the password of {user}"),
+                Ok(false) => println!("towerpost: added {user}"),
+                Err(e) => return fail(&e),
+            }
+        }
+    }
+    match db.save() {
+        // The server notices the new file at the next AUTH.
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// A new password: from standard input's first line, or typed twice at
+/// the terminal without echo.
+fn read_password(from_stdin: bool) -> Result<String, String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| {
+            format!("cannot read the password from the terminal ({e}); use --password-stdin")
+        })?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        first
+    };
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    Ok(password)
 }
 
 fn run_async(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
@@ -273,6 +384,8 @@ fn change(action: QueueAction, ids: &[String]) -> ControlRequest {
 const EX_NOINPUT: u8 = 66;
 /// sysexits(3): command line usage error.
 const EX_USAGE: u8 = 64;
+/// sysexits(3): addressee unknown (no such user).
+const EX_NOUSER: u8 = 67;
 
 fn flush_request(scope: &str, name: &str) -> ControlRequest {
     ControlRequest::Flush {

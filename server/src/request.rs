@@ -29,6 +29,14 @@ pub struct SessionInfo {
     pub starttls_offered: bool,
     /// The SASL identity, once authenticated.
     pub auth: Option<String>,
+    /// The SASL mechanism that authenticated `auth` (`PLAIN`, `LOGIN`).
+    pub sasl_method: Option<String>,
+    /// AUTH is offered now: enabled on the listener, and TLS is active
+    /// or not required for it.
+    pub auth_offered: bool,
+    /// The TLS protocol and cipher, in Postfix's form (`TLSv1.3 with
+    /// cipher TLS_AES_256_GCM_SHA384 (256/256 bits)`), once TLS is active.
+    pub tls_cipher: Option<String>,
 }
 
 impl SessionInfo {
@@ -45,6 +53,9 @@ impl SessionInfo {
             tls: false,
             starttls_offered: false,
             auth: None,
+            sasl_method: None,
+            auth_offered: false,
+            tls_cipher: None,
         }
     }
 

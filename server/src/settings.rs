@@ -1,12 +1,19 @@
 //! The server's settings, built from the validated configuration.
 
-use towerpost_config::Config;
+use towerpost_config::{Config, Listener, SmtpdTlsLevel, TlsMode};
 
 use crate::core::CoreSettings;
+use crate::sasl::SharedAuthenticator;
 use crate::session::SessionSettings;
 
-/// Session settings from the configuration.
-pub fn session_settings(config: &Config) -> SessionSettings {
+/// Session settings of `listener` from the configuration; `sasl` checks
+/// passwords where the listener enables AUTH.
+pub fn session_settings(
+    config: &Config,
+    listener: &Listener,
+    sasl: Option<SharedAuthenticator>,
+) -> SessionSettings {
+    let policy = config.smtpd_policy(listener);
     let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     SessionSettings {
         myhostname: config.myhostname.clone(),
@@ -24,6 +31,10 @@ pub fn session_settings(config: &Config) -> SessionSettings {
         command_line_limit: config.smtpd_command_line_limit,
         text_line_limit: config.smtpd_text_line_limit,
         message_size_limit: config.message_size_limit,
+        sasl: sasl.filter(|_| policy.sasl_auth_enable),
+        tls_auth_only: policy.tls_auth_only,
+        tls_required: policy.tls_security_level == SmtpdTlsLevel::Encrypt
+            && listener.tls != TlsMode::Implicit,
     }
 }
 

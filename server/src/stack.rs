@@ -78,7 +78,7 @@ pub fn rate_limits(config: &Config) -> RateLimitLayer {
         exceptions: config.smtpd_client_event_limit_exceptions.clone(),
         ipv4_prefix: config.smtpd_client_ipv4_prefix_length,
         ipv6_prefix: config.smtpd_client_ipv6_prefix_length,
-        // No AUTH yet: sessions carry no SASL identity to key by.
+        // As Postfix's anvil: by address, authenticated or not.
         key_by_sasl_identity: false,
     })
 }

@@ -79,9 +79,8 @@ pub(crate) enum MaybeTls<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> MaybeTls<IO> {
-    /// Runs the TLS handshake over the plain transport. Returns a text for
-    /// the log: protocol and cipher, as Postfix logs them.
-    pub(crate) async fn upgrade(&mut self, acceptor: &TlsAcceptor) -> io::Result<String> {
+    /// Runs the TLS handshake over the plain transport.
+    pub(crate) async fn upgrade(&mut self, acceptor: &TlsAcceptor) -> io::Result<TlsSummary> {
         let MaybeTls::Plain(io) = std::mem::replace(self, MaybeTls::Upgrading) else {
             return Err(io::Error::other("TLS already active"));
         };
@@ -90,14 +89,48 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MaybeTls<IO> {
         let version = conn
             .protocol_version()
             .and_then(|v| v.as_str())
-            .unwrap_or("TLS");
+            .unwrap_or("TLS")
+            .to_owned();
         let cipher = conn
             .negotiated_cipher_suite()
             .and_then(|c| c.suite().as_str())
-            .unwrap_or("unknown");
-        let summary = format!("{version} with cipher {cipher}");
+            .unwrap_or("unknown")
+            .to_owned();
+        let server_name = conn.server_name().map(str::to_owned);
         *self = MaybeTls::Tls(Box::new(stream));
-        Ok(summary)
+        Ok(TlsSummary {
+            version,
+            cipher,
+            server_name,
+        })
+    }
+}
+
+/// What a TLS handshake agreed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSummary {
+    /// The protocol version as rustls names it (`TLSv1_3`).
+    pub version: String,
+    /// The cipher suite as rustls names it (`TLS13_AES_256_GCM_SHA384`).
+    pub cipher: String,
+    /// The SNI name the client asked for.
+    pub server_name: Option<String>,
+}
+
+impl TlsSummary {
+    /// Postfix's form, for the `Received:` header: `TLSv1.3 with cipher
+    /// TLS_AES_256_GCM_SHA384 (256/256 bits)`.
+    pub fn postfix_form(&self) -> String {
+        let version = self.version.replace('_', ".");
+        let cipher = self.cipher.replacen("TLS13_", "TLS_", 1);
+        let bits = if cipher.contains("AES_128") { 128 } else { 256 };
+        format!("{version} with cipher {cipher} ({bits}/{bits} bits)")
+    }
+}
+
+impl std::fmt::Display for TlsSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} with cipher {}", self.version, self.cipher)
     }
 }
 

@@ -48,10 +48,14 @@ pub(crate) fn write_received(
         .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')' | '\\'))
         .take(255)
         .collect();
-    let header = format!(
-        "Received: from {helo} (unknown [{ip}])\r\n\tby {myhostname} (towerpost) with {proto} id {id}",
+    let mut header = format!("Received: from {helo} (unknown [{ip}])\r\n");
+    if let Some(tls) = &session.tls_cipher {
+        header.push_str(&format!("\t(using {tls})\r\n"));
+    }
+    header.push_str(&format!(
+        "\tby {myhostname} (towerpost) with {proto} id {id}",
         proto = protocol(session, txn),
-    );
+    ));
     out.extend_from_slice(header.as_bytes());
     if let [(rcpt, _)] = txn.recipients.as_slice() {
         out.extend_from_slice(format!("\r\n\tfor <{rcpt}>").as_bytes());
