@@ -565,6 +565,15 @@ pub struct Nexthop {
     pub mx_lookup: bool,
 }
 
+impl std::str::FromStr for Nexthop {
+    type Err = String;
+
+    /// Parses the syntax of `relayhost` and `transport_maps` next hops.
+    fn from_str(s: &str) -> Result<Nexthop, String> {
+        convert::nexthop(s)
+    }
+}
+
 impl fmt::Display for Nexthop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.mx_lookup {
@@ -1857,6 +1866,16 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
         }
     }
     check_smtpd_policies(&config, entries, &failed, problems);
+    if config.smtp_sasl_auth_enable
+        && config.smtp_sasl_password_maps.is_none()
+        && !failed.contains("smtp_sasl_password_maps")
+    {
+        problems.push(Problem::value(
+            &entries["smtp_sasl_auth_enable"].origin,
+            "smtp_sasl_auth_enable",
+            "set without smtp_sasl_password_maps: the client has no login to present",
+        ));
+    }
     config
 }
 

@@ -1,5 +1,6 @@
 //! Delivery agents and routing, built from the configuration.
 
+mod sasl;
 mod smtp;
 mod tls;
 
@@ -17,6 +18,7 @@ use towerpost_queue::{
     DeliveryReport, DeliveryRequest, ManagerSettings, Outcome, Router, Transport,
 };
 
+pub use sasl::ClientSasl;
 pub use smtp::{SmtpClient, SmtpClientSettings, TlsLevel};
 
 /// The queue manager's settings from the configuration.
@@ -93,6 +95,17 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
                             SmtpTlsLevel::Verify => TlsLevel::Verify,
                             SmtpTlsLevel::Secure => TlsLevel::Secure,
                         },
+                        sasl: config
+                            .smtp_sasl_password_maps
+                            .clone()
+                            .filter(|_| config.smtp_sasl_auth_enable)
+                            .map(|passwords| {
+                                ClientSasl::new(
+                                    passwords,
+                                    config.smtp_sasl_security_options.clone(),
+                                    config.smtp_sasl_tls_security_options.clone(),
+                                )
+                            }),
                     }))
                 }
                 TransportKind::Discard => BoxCloneSyncService::new(Fixed(FixedKind::Discard)),

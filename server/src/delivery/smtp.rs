@@ -49,6 +49,8 @@ pub struct SmtpClientSettings {
     pub cache_time_limit: Duration,
     /// `smtp_tls_security_level` for this transport.
     pub tls: TlsLevel,
+    /// `smtp_sasl_auth_enable` with its password map and security options.
+    pub sasl: Option<super::sasl::ClientSasl>,
 }
 
 /// `smtp_tls_security_level`.
@@ -72,22 +74,26 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// An open session, ready for MAIL.
-struct Session {
+pub(super) struct Session {
     stream: BufReader<Box<dyn Io>>,
-    host: String,
-    peer: SocketAddr,
-    features: Features,
+    pub(super) host: String,
+    pub(super) peer: SocketAddr,
+    pub(super) features: Features,
     idle_since: Instant,
+    /// TLS is active.
+    pub(super) tls: bool,
 }
 
 #[derive(Debug, Default, Clone)]
-struct Features {
+pub(super) struct Features {
     pipelining: bool,
     size: bool,
     eight_bit: bool,
     smtputf8: bool,
     dsn: bool,
     starttls: bool,
+    /// The AUTH mechanisms offered, upper-cased.
+    pub(super) auth: Vec<String>,
 }
 
 impl Features {
@@ -106,6 +112,13 @@ impl Features {
                 "SMTPUTF8" => f.smtputf8 = true,
                 "DSN" => f.dsn = true,
                 "STARTTLS" => f.starttls = true,
+                "AUTH" => {
+                    f.auth = line
+                        .split_whitespace()
+                        .skip(1)
+                        .map(str::to_ascii_uppercase)
+                        .collect();
+                }
                 _ => {}
             }
         }
@@ -114,16 +127,16 @@ impl Features {
 }
 
 /// A failure that ends the session; `reason` is Postfix-worded.
-struct Failure {
-    dsn: String,
-    reason: String,
+pub(super) struct Failure {
+    pub(super) dsn: String,
+    pub(super) reason: String,
     /// Permanent: bounce rather than defer.
-    permanent: bool,
-    diagnostic: Option<String>,
+    pub(super) permanent: bool,
+    pub(super) diagnostic: Option<String>,
 }
 
 impl Failure {
-    fn soft(dsn: &str, reason: String) -> Self {
+    pub(super) fn soft(dsn: &str, reason: String) -> Self {
         Self {
             dsn: dsn.into(),
             reason,
@@ -371,7 +384,7 @@ impl SmtpClient {
         let (hosts, _) = self.hosts(nexthop).await?;
         let mut last = None;
         for (host, addr) in hosts {
-            match self.open(&host, addr).await {
+            match self.open(nexthop, &host, addr).await {
                 Ok(s) => return Ok(s),
                 Err(f) => {
                     tracing::info!(target: "towerpost::smtp", "{}", f.reason);
@@ -385,7 +398,7 @@ impl SmtpClient {
         Err(last.unwrap_or_else(|| Failure::soft("4.4.1", "no usable address".into())))
     }
 
-    async fn open(&self, host: &str, addr: SocketAddr) -> Result<Session, Failure> {
+    async fn open(&self, nexthop: &str, host: &str, addr: SocketAddr) -> Result<Session, Failure> {
         let s = &self.settings;
         let stream = match tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
@@ -418,6 +431,7 @@ impl SmtpClient {
             peer: addr,
             features: Features::default(),
             idle_since: Instant::now(),
+            tls: false,
         };
         let greeting = read_reply(&mut session, s.helo_timeout)
             .await
@@ -449,7 +463,11 @@ impl SmtpClient {
             }
         };
         if want_tls {
-            session = self.starttls(session).await?;
+            session = self.starttls(session, nexthop).await?;
+        }
+        if let Some(sasl) = &s.sasl {
+            sasl.authenticate(&mut session, nexthop, s.helo_timeout)
+                .await?;
         }
         Ok(session)
     }
@@ -482,7 +500,7 @@ impl SmtpClient {
         Ok(())
     }
 
-    async fn starttls(&self, mut session: Session) -> Result<Session, Failure> {
+    async fn starttls(&self, mut session: Session, nexthop: &str) -> Result<Session, Failure> {
         let t = self.settings.helo_timeout;
         send(&mut session, b"STARTTLS\r\n", t)
             .await
@@ -503,7 +521,14 @@ impl SmtpClient {
         } = session;
         let raw = stream.into_inner();
         let connector = super::tls::connector(self.settings.tls);
-        let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+        // `secure` checks the certificate against the next hop as
+        // configured (relayhost, transport_maps), never against a name
+        // that DNS (an MX record) supplied; `verify` takes the host name.
+        let verified_name = match self.settings.tls {
+            TlsLevel::Secure => parse_nexthop(nexthop).0,
+            _ => host.clone(),
+        };
+        let name = match rustls::pki_types::ServerName::try_from(verified_name) {
             Ok(n) => n,
             Err(_) => rustls::pki_types::ServerName::IpAddress(peer.ip().into()),
         };
@@ -531,6 +556,7 @@ impl SmtpClient {
             peer,
             features: Features::default(),
             idle_since: Instant::now(),
+            tls: true,
         };
         // RFC 3207 §4.2: what the server said before TLS is forgotten.
         self.ehlo(&mut session).await?;
@@ -765,7 +791,11 @@ fn dot_stuff(content: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn send(session: &mut Session, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+pub(super) async fn send(
+    session: &mut Session,
+    bytes: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
     let stream = session.stream.get_mut();
     match tokio::time::timeout(timeout, async {
         stream.write_all(bytes).await?;
@@ -778,7 +808,7 @@ async fn send(session: &mut Session, bytes: &[u8], timeout: Duration) -> std::io
     }
 }
 
-async fn read_reply(session: &mut Session, timeout: Duration) -> std::io::Result<Reply> {
+pub(super) async fn read_reply(session: &mut Session, timeout: Duration) -> std::io::Result<Reply> {
     let mut parser = ReplyParser::new();
     let read = async {
         let mut line = Vec::new();
@@ -815,7 +845,7 @@ fn io_text(e: &std::io::Error) -> String {
 }
 
 /// Postfix's wording for a lost or stalled session.
-fn stage_failure(session: &Session, e: std::io::Error, stage: &str) -> Failure {
+pub(super) fn stage_failure(session: &Session, e: std::io::Error, stage: &str) -> Failure {
     let host = format!("{}[{}]", session.host, session.peer.ip());
     if e.kind() == std::io::ErrorKind::TimedOut {
         Failure::soft(
@@ -831,7 +861,12 @@ fn stage_failure(session: &Session, e: std::io::Error, stage: &str) -> Failure {
 }
 
 /// A negative reply: 4xx defers, 5xx bounces (when `may_bounce`).
-fn reply_failure(session: &Session, reply: &Reply, command: &str, may_bounce: bool) -> Failure {
+pub(super) fn reply_failure(
+    session: &Session,
+    reply: &Reply,
+    command: &str,
+    may_bounce: bool,
+) -> Failure {
     let permanent = may_bounce && reply.code() >= 500;
     let dsn = reply
         .enhanced_code()
