@@ -252,6 +252,11 @@ impl Server {
         self.listeners[0].1
     }
 
+    /// The server's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// The address of the listener named `name`.
     pub fn addr_of(&self, name: &str) -> SocketAddr {
         self.listeners
@@ -504,4 +509,21 @@ pub fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&cert, certified.cert.pem()).expect("write cert");
     std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
     (cert, key)
+}
+
+/// Writes a PEM file holding a new private key and a self-signed
+/// certificate for `names` (the form of `smtpd_tls_chain_files`); returns
+/// the certificate alone, PEM.
+pub fn write_chain_file(path: &Path, names: &[&str]) -> String {
+    let certified = rcgen::generate_simple_self_signed(
+        names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+    )
+    .expect("generate certificate");
+    let cert = certified.cert.pem();
+    std::fs::write(
+        path,
+        format!("{}{cert}", certified.signing_key.serialize_pem()),
+    )
+    .expect("write chain file");
+    cert
 }

@@ -5,6 +5,7 @@
 //! `DESIGN.md` for the architecture.
 
 pub mod builder;
+pub mod certs;
 #[doc = include_str!("../../docs/middleware.md")]
 pub mod middleware_guide {}
 pub mod control;

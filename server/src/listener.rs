@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use towerpost_config::{Config, TlsMode};
 use towerpost_queue::{Queue, QueueManager, QueueSettings};
 
+use crate::certs::CertStore;
 use crate::control::ControlServer;
 use crate::request::SessionInfo;
 use crate::sasl::{PasswordDb, SharedAuthenticator};
@@ -66,14 +67,18 @@ pub(crate) async fn serve_with(
     user_layers: Vec<crate::builder::UserLayer>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    // One acceptor for all TLS listeners; config validation made sure the
-    // files are named when a listener needs them.
-    let acceptor = match (&config.smtpd_tls_cert_file, &config.smtpd_tls_key_file) {
-        (Some(cert), Some(key)) if config.listener.iter().any(|l| l.tls != TlsMode::None) => {
-            Some(crate::tls::acceptor(cert, key)?)
-        }
-        _ => None,
+    // One certificate store and acceptor for all TLS listeners; config
+    // validation made sure certificates are named when a listener needs
+    // them.
+    let certs = if config.listener.iter().any(|l| l.tls != TlsMode::None) {
+        CertStore::from_config(&config)?
+    } else {
+        None
     };
+    let acceptor = certs.as_ref().map(CertStore::acceptor).transpose()?;
+    if let Some(certs) = &certs {
+        tokio::spawn(certs.clone().watch(shutdown.clone()));
+    }
     let queue = Queue::open(QueueSettings {
         directory: config.queue_directory.clone(),
         shards: config.queue_shard_count,

@@ -4,11 +4,8 @@
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -22,34 +19,14 @@ pub struct TlsError {
     reason: String,
 }
 
-/// Builds the TLS acceptor from `smtpd_tls_cert_file` (PEM chain, leaf
-/// first) and `smtpd_tls_key_file` (PEM private key).
-pub fn acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, TlsError> {
-    let err = |what, path: &Path, reason: String| TlsError {
-        what,
-        path: path.display().to_string(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| err("smtpd_tls_cert_file", cert_file, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err(
-            "smtpd_tls_cert_file",
-            cert_file,
-            "no certificate in the file".into(),
-        ));
+impl TlsError {
+    pub(crate) fn new(what: &'static str, path: &Path, reason: String) -> Self {
+        TlsError {
+            what,
+            path: path.display().to_string(),
+            reason,
+        }
     }
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| err("smtpd_tls_key_file", key_file, e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err("smtpd_tls_cert_file", cert_file, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| err("smtpd_tls_key_file", key_file, e.to_string()))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// How a listener uses TLS.
