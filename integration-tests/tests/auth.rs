@@ -178,6 +178,28 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
         "warning: unknown[127.0.0.1]: SASL PLAIN authentication failed: authentication \
          failure, sasl_username=alice@relay.test",
     );
+    fail2ban_matches_the_failure(&server.log());
+}
+
+/// fail2ban's stock `postfix` filter in `auth` mode (the postfix-sasl
+/// jail) finds both failed logins in the log (smtplib tries PLAIN, then
+/// LOGIN, with the wrong password), with the daemon name
+/// set to towerpost's as deploy/README.md shows.
+fn fail2ban_matches_the_failure(log: &str) {
+    if !have_tool("fail2ban-regex") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mail.log");
+    std::fs::write(&file, log).unwrap();
+    let out = Command::new("fail2ban-regex")
+        .arg(&file)
+        .arg(r#"/etc/fail2ban/filter.d/postfix.conf[mode=auth, _daemon="towerpost/\w+"]"#)
+        .output()
+        .expect("run fail2ban-regex");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" 2 matched,"), "{text}\n{log}");
 }
 
 #[test]

@@ -169,3 +169,48 @@ fn plaintext_pipelined_after_starttls_ends_the_session_by_default() {
     );
     assert!(c.is_closed());
 }
+
+/// testssl.sh (Debian's testssl.sh package, command `testssl`) against
+/// the STARTTLS listener: nothing below TLS 1.2, no weak cipher category.
+#[test]
+fn testssl_finds_no_old_protocol_and_no_weak_cipher() {
+    if !have_tool("testssl") {
+        return;
+    }
+    let server = Server::start_with("", &[("smtp", "starttls")]);
+    let target = format!("127.0.0.1:{}", server.addr().port());
+    let out = Command::new("timeout")
+        .args([
+            "300",
+            "testssl",
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+        ])
+        .args(["--starttls", "smtp", "-p", "-s", "--ip", "one", &target])
+        .output()
+        .expect("run testssl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "SSLv2      not offered (OK)",
+        "SSLv3      not offered (OK)",
+        "TLS 1      not offered",
+        "TLS 1.1    not offered",
+        "TLS 1.2    offered (OK)",
+        "TLS 1.3    offered (OK)",
+        "NULL ciphers (no encryption)                  not offered (OK)",
+        "Export ciphers (w/o ADH+NULL)                 not offered (OK)",
+        "LOW: 64 Bit + DES, RC[2,4] (w/o export)       not offered (OK)",
+        "Triple DES Ciphers / IDEA                     not offered",
+        "Obsolete CBC ciphers (AES, ARIA etc.)         not offered",
+        "Strong encryption (AEAD ciphers)              offered (OK)",
+    ] {
+        assert!(
+            text.contains(line),
+            "testssl did not report {line:?}:\n{text}"
+        );
+    }
+    assert!(!text.contains("NOT ok"), "{text}");
+}
