@@ -103,14 +103,27 @@ fn connection_rate_limit_answers_421() {
 
 #[test]
 fn auth_and_new_tls_session_rate_limits() {
-    let server = Server::start_with(
-        "smtpd_client_event_limit_exceptions = []\nsmtpd_client_auth_rate_limit = 1\nsmtpd_client_new_tls_session_rate_limit = 1",
-        &[("smtp", "starttls")],
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    std::fs::write(&passwd, "").unwrap();
+    let server = Server::start_with_listeners(
+        &format!(
+            "smtpd_client_event_limit_exceptions = []\nsmtpd_client_auth_rate_limit = 1\n\
+             smtpd_client_new_tls_session_rate_limit = 1\nsmtpd_sasl_password_file = \"{}\"",
+            passwd.display()
+        ),
+        &[(
+            "smtp",
+            "starttls",
+            "smtpd_sasl_auth_enable = true\nsmtpd_tls_auth_only = false",
+        )],
     );
     let mut c = server.client();
     assert!(c.cmd("EHLO client.test").starts_with("250"));
-    // AUTH is not offered yet, but attempts still count.
-    assert!(c.cmd("AUTH PLAIN").starts_with("503"));
+    // The first AUTH goes ahead (and is aborted); the second is over the
+    // rate, as Postfix counts it: after AUTH's own preconditions.
+    assert_eq!(c.cmd("AUTH PLAIN"), "334 ");
+    assert_eq!(c.cmd("*"), "501 5.7.0 Authentication aborted");
     assert_eq!(
         c.cmd("AUTH PLAIN"),
         "450 4.7.1 Error: too many AUTH commands from 127.0.0.1"
