@@ -72,9 +72,15 @@ smtpd_recipient_restrictions = ["permit_sasl_authenticated", "reject"]
 #[test]
 fn auth_without_a_password_file_is_refused() {
     let text = error_text("smtpd_sasl_auth_enable = true\n");
+    assert_eq!(
+        text,
+        "built-in default: key 'smtpd_sasl_password_file': AUTH is enabled on listener 'smtp' \
+         but no password file is set; create one with `towerpost passwd add USER` and set \
+         smtpd_sasl_password_file"
+    );
+    let text = error_text("smtp_sasl_auth_enable = true\n");
     assert!(
-        text.starts_with("FILE: key 'smtpd_sasl_auth_enable'")
-            || text.contains("key 'smtpd_sasl_password_file': AUTH is enabled on listener 'smtp'"),
+        text.contains("key 'smtp_sasl_auth_enable': set without smtp_sasl_password_maps"),
         "{text}"
     );
 }

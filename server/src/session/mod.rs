@@ -458,11 +458,14 @@ where
         if let Err(close) = self.handshake(&acceptor).await {
             return Some(close);
         }
-        // RFC 3207 §4.2: back to the state right after the greeting.
+        // RFC 3207 §4.2: back to the state right after the greeting,
+        // forgetting everything learned before TLS, a login included.
         self.reset_transaction();
         let info = Arc::make_mut(&mut self.info);
         info.helo = None;
         info.esmtp = false;
+        info.auth = None;
+        info.sasl_method = None;
         None
     }
 
