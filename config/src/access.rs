@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::convert::is_domain;
 
@@ -99,26 +99,20 @@ impl AccessTable {
         let mut problems = Vec::new();
         let mut entries = BTreeMap::new();
         let mut lines_of: BTreeMap<String, usize> = BTreeMap::new();
-        for (line_no, line) in logical_lines(text) {
-            let at = |message: String| format!("{}:{line_no}: {message}", path.display());
-            let line = match line {
-                Ok(line) => line,
-                Err(message) => {
-                    problems.push(at(message));
-                    continue;
-                }
-            };
-            let (key, value) = match line.split_once(char::is_whitespace) {
-                Some((key, value)) => (key, value.trim()),
-                None => (line.as_str(), ""),
-            };
+        for TableLine {
+            line: line_no,
+            key,
+            value,
+        } in table_lines(&path, text, &mut problems)
+        {
+            let at = |message: String| at_line(&path, line_no, message);
             if value.is_empty() {
                 problems.push(at(format!(
-                    "expected \"key action\", found {line:?} (missing the action; {ACTIONS})"
+                    "expected \"key action\", found {key:?} (missing the action; {ACTIONS})"
                 )));
                 continue;
             }
-            let key = match access_key(key) {
+            let key = match access_key(&key) {
                 Ok(Some(key)) => key,
                 Ok(None) => continue,
                 Err(message) => {
@@ -126,7 +120,7 @@ impl AccessTable {
                     continue;
                 }
             };
-            let action = match access_action(value) {
+            let action = match access_action(&value) {
                 Ok(action) => action,
                 Err(message) => {
                     problems.push(at(format!("entry {key:?}: {message}")));
@@ -254,10 +248,48 @@ fn is_address_key(key: &str) -> bool {
 const ACTIONS: &str = "expected OK, DUNNO, REJECT [text], DEFER [text] or a reply code and \
      text such as \"550 Access denied\"";
 
+/// One `key value` line of a text table (the value trimmed, maybe empty).
+pub(crate) struct TableLine {
+    /// The number of its first physical line.
+    pub(crate) line: usize,
+    pub(crate) key: String,
+    pub(crate) value: String,
+}
+
+/// A problem on a line of a table: `path:line: message`.
+pub(crate) fn at_line(path: &Path, line: usize, message: String) -> String {
+    format!("{}:{line}: {message}", path.display())
+}
+
+/// The `key value` lines of a text table; a malformed continuation line
+/// is pushed to `problems`.
+pub(crate) fn table_lines(path: &Path, text: &str, problems: &mut Vec<String>) -> Vec<TableLine> {
+    let mut out = Vec::new();
+    for (line_no, line) in logical_lines(text) {
+        let line = match line {
+            Ok(line) => line,
+            Err(message) => {
+                problems.push(at_line(path, line_no, message));
+                continue;
+            }
+        };
+        let (key, value) = match line.split_once(char::is_whitespace) {
+            Some((key, value)) => (key, value.trim()),
+            None => (line.as_str(), ""),
+        };
+        out.push(TableLine {
+            line: line_no,
+            key: key.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+    out
+}
+
 /// The logical lines of a table with their first line numbers: comments
 /// and empty lines dropped, continuation lines joined with a space. A
 /// continuation line without a line to continue is an error.
-pub(crate) fn logical_lines(text: &str) -> Vec<(usize, Result<String, String>)> {
+fn logical_lines(text: &str) -> Vec<(usize, Result<String, String>)> {
     let mut out: Vec<(usize, Result<String, String>)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::access::logical_lines;
+use crate::access::{TableLine, at_line, table_lines};
 use crate::convert::is_domain;
 
 /// A text table keyed by e-mail address, read when the configuration is
@@ -42,19 +42,13 @@ impl AddressMap {
     pub(crate) fn parse_problems(path: PathBuf, text: &str) -> Result<AddressMap, Vec<String>> {
         let mut problems = Vec::new();
         let mut entries = BTreeMap::new();
-        for (line_no, line) in logical_lines(text) {
-            let at = |message: String| format!("{}:{line_no}: {message}", path.display());
-            let line = match line {
-                Ok(line) => line,
-                Err(message) => {
-                    problems.push(at(message));
-                    continue;
-                }
-            };
-            let (key, value) = match line.split_once(char::is_whitespace) {
-                Some((key, value)) => (key, value.trim()),
-                None => (line.as_str(), ""),
-            };
+        for TableLine {
+            line: line_no,
+            key,
+            value,
+        } in table_lines(&path, text, &mut problems)
+        {
+            let at = |message: String| at_line(&path, line_no, message);
             let key = key.to_lowercase();
             let valid = key.rsplit_once('@').is_some_and(|(local, domain)| {
                 !local.contains('@') && is_domain(domain.strip_suffix('.').unwrap_or(domain))
@@ -65,7 +59,7 @@ impl AddressMap {
                 )));
                 continue;
             }
-            if entries.insert(key.clone(), value.to_owned()).is_some() {
+            if entries.insert(key.clone(), value).is_some() {
                 problems.push(at(format!("duplicate key {key:?}")));
             }
         }

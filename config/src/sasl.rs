@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use figment::value::Value;
 
 use crate::Nexthop;
-use crate::access::logical_lines;
+use crate::access::{TableLine, at_line, table_lines};
 use crate::convert::{list, nexthop, text};
 
 /// `smtpd_tls_security_level`: whether a listener requires TLS.
@@ -154,22 +154,20 @@ impl PasswordMap {
         let path = path.into();
         let mut problems = Vec::new();
         let mut entries = BTreeMap::new();
-        for (line_no, line) in logical_lines(text) {
-            let at = |message: String| format!("{}:{line_no}: {message}", path.display());
-            let line = match line {
-                Ok(line) => line,
-                Err(message) => {
-                    problems.push(at(message));
-                    continue;
-                }
-            };
-            let Some((key, value)) = line.split_once(char::is_whitespace) else {
+        for TableLine {
+            line: line_no,
+            key,
+            value,
+        } in table_lines(&path, text, &mut problems)
+        {
+            let at = |message: String| at_line(&path, line_no, message);
+            if value.is_empty() {
                 problems.push(at(
                     "expected \"nexthop username:password\", found a key alone".to_owned(),
                 ));
                 continue;
-            };
-            let key = match nexthop(key) {
+            }
+            let key = match nexthop(&key) {
                 Ok(hop) => hop.to_string(),
                 Err(message) => {
                     problems.push(at(message));

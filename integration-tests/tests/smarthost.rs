@@ -112,6 +112,27 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// A towerpost relaying everything to `port` with `tls` and the client
+/// login `login` ("user:password") in a password map; returns the server
+/// and the map's path.
+fn relay_to(
+    dir: &std::path::Path,
+    port: u16,
+    tls: &str,
+    login: &str,
+) -> (Server, std::path::PathBuf) {
+    let passwords = dir.join("sasl_passwd");
+    let hop = format!("[127.0.0.1]:{port}");
+    std::fs::write(&passwords, format!("{hop} {login}\n")).unwrap();
+    let server = Server::start(&format!(
+        "relayhost = \"{hop}\"\nsmtp_tls_security_level = \"{tls}\"\n\
+         smtp_sasl_auth_enable = true\nsmtp_sasl_password_maps = \"{}\"\n\
+         queue_run_delay = \"1s\"\nminimal_backoff_time = \"1s\"\nmaximal_backoff_time = \"2s\"",
+        passwords.display()
+    ));
+    (server, passwords)
+}
+
 #[test]
 fn mail_reaches_an_authenticating_smarthost_once_the_password_is_right() {
     if !have_tool("python3") || !have_aiosmtpd() {
@@ -120,15 +141,8 @@ fn mail_reaches_an_authenticating_smarthost_once_the_password_is_right() {
     let dir = tempfile::tempdir().unwrap();
     let received = dir.path().join("received");
     let smarthost = start_smarthost(dir.path(), &received);
-    let passwords = dir.path().join("sasl_passwd");
     let hop = format!("[127.0.0.1]:{}", smarthost.port);
-    std::fs::write(&passwords, format!("{hop} relay-user:wrong\n")).unwrap();
-    let server = Server::start(&format!(
-        "relayhost = \"{hop}\"\nsmtp_tls_security_level = \"encrypt\"\n\
-         smtp_sasl_auth_enable = true\nsmtp_sasl_password_maps = \"{}\"\n\
-         queue_run_delay = \"1s\"\nminimal_backoff_time = \"1s\"\nmaximal_backoff_time = \"2s\"",
-        passwords.display()
-    ));
+    let (server, passwords) = relay_to(dir.path(), smarthost.port, "encrypt", "relay-user:wrong");
     let mut c = server.client();
     let reply = c.send_mail(
         "app@relay.test",
@@ -164,15 +178,8 @@ fn no_password_is_sent_without_tls_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let received = dir.path().join("received");
     let smarthost = start_smarthost(dir.path(), &received);
-    let passwords = dir.path().join("sasl_passwd");
-    let hop = format!("[127.0.0.1]:{}", smarthost.port);
-    std::fs::write(&passwords, format!("{hop} relay-user:s3cret pw\n")).unwrap();
     // TLS switched off toward the smarthost: the client must not AUTH.
-    let server = Server::start(&format!(
-        "relayhost = \"{hop}\"\nsmtp_tls_security_level = \"none\"\n\
-         smtp_sasl_auth_enable = true\nsmtp_sasl_password_maps = \"{}\"",
-        passwords.display()
-    ));
+    let (server, _) = relay_to(dir.path(), smarthost.port, "none", "relay-user:s3cret pw");
     let mut c = server.client();
     c.send_mail(
         "app@relay.test",
@@ -216,14 +223,7 @@ fn a_password_is_never_sent_in_plain_text_even_when_asked_for() {
             "smtpd_sasl_auth_enable = true\nsmtpd_tls_auth_only = false",
         )],
     );
-    let passwords = dir.path().join("sasl_passwd");
-    let hop = format!("[127.0.0.1]:{}", next.addr().port());
-    std::fs::write(&passwords, format!("{hop} relay-user:s3cret\n")).unwrap();
-    let server = Server::start(&format!(
-        "relayhost = \"{hop}\"\nsmtp_tls_security_level = \"none\"\n\
-         smtp_sasl_auth_enable = true\nsmtp_sasl_password_maps = \"{}\"",
-        passwords.display()
-    ));
+    let (server, _) = relay_to(dir.path(), next.addr().port(), "none", "relay-user:s3cret");
     let mut c = server.client();
     c.send_mail(
         "app@relay.test",
