@@ -201,12 +201,13 @@ impl AccessTable {
     /// address `user@domain`, then the domain (see
     /// [`AccessTable::lookup_domain`]), then `user@`. The null sender is
     /// looked up as `<>` (Postfix's `smtpd_null_access_lookup_key`). The
-    /// first match wins; matching is case-insensitive.
+    /// first match wins; the address is matched in its lookup form
+    /// (case-insensitive, no trailing dot, needless quotes removed).
     pub fn lookup_address(&self, address: &str) -> Option<&AccessAction> {
         if address.is_empty() {
             return self.entries.get(NULL_SENDER_KEY);
         }
-        let address = address.to_lowercase();
+        let address = crate::address_map::lookup_form(address);
         let Some((local, domain)) = address.rsplit_once('@') else {
             return self.entries.get(&address);
         };

@@ -70,9 +70,10 @@ impl AddressMap {
         }
     }
 
-    /// The value for `address`: the whole address, then `@domain`.
+    /// The value for `address`: the whole address, then `@domain`
+    /// (matched in [`lookup_form`]).
     pub fn lookup(&self, address: &str) -> Option<&str> {
-        let address = address.to_lowercase();
+        let address = lookup_form(address);
         let (_, domain) = address.rsplit_once('@')?;
         self.entries
             .get(&address)
@@ -96,6 +97,30 @@ impl AddressMap {
     }
 }
 
+/// The form an address is looked up in: lower-cased, the domain without a
+/// trailing dot, and a quoted local part that needs no quotes unquoted, so
+/// that `"Alice"@Example.COM.` finds the entry for `alice@example.com`
+/// (the client chooses the spelling; the table must not depend on it).
+pub(crate) fn lookup_form(address: &str) -> String {
+    let address = address.to_lowercase();
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return address;
+    };
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    let local = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(inner)
+            if !inner.is_empty()
+                && inner
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)) =>
+        {
+            inner
+        }
+        _ => local,
+    };
+    format!("{local}@{domain}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +132,7 @@ mod tests {
         assert_eq!(map.lookup("b@x.example"), None);
         assert_eq!(map.lookup("z@y.example"), Some("bob, carol"));
         assert!(AddressMap::parse("m", "nodomain x\n").is_err());
+        assert_eq!(map.lookup("\"a\"@x.example."), Some("alice"));
+        assert_eq!(map.lookup("\"a b\"@x.example"), None);
     }
 }

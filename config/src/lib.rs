@@ -1908,11 +1908,15 @@ fn check_smtpd_policies(
         let o = &listener.overrides;
         let overridden =
             o.smtpd_relay_restrictions.is_some() || o.smtpd_recipient_restrictions.is_some();
-        let safe = policy
-            .relay_restrictions
-            .iter()
-            .chain(&policy.recipient_restrictions)
-            .any(Restriction::is_relay_safeguard);
+        // As Postfix's check, a safeguard after `permit` does not count:
+        // it is never reached.
+        let reachable_safeguard = |list: &[Restriction]| {
+            list.iter()
+                .take_while(|r| **r != Restriction::Permit)
+                .any(Restriction::is_relay_safeguard)
+        };
+        let safe = reachable_safeguard(&policy.relay_restrictions)
+            || reachable_safeguard(&policy.recipient_restrictions);
         let open = "neither smtpd_relay_restrictions nor smtpd_recipient_restrictions contains \
              reject, defer, reject_unauth_destination or defer_unauth_destination: that would \
              make an open relay";

@@ -330,14 +330,23 @@ fn a_changed_password_file_takes_effect_without_a_restart() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "app\n");
-    // A damaged file keeps the last good one in use, and says so.
+    // A damaged file refuses every login until it is fixed (a stale copy
+    // could let a removed user in), and says so.
     std::fs::write(&passwd, "app:not-a-hash\n").unwrap();
     let mut c = Client::connect(server.addr_of("local"));
     c.cmd("EHLO client.test");
     // "\0app\0new password"
     assert_eq!(
         c.cmd("AUTH PLAIN AGFwcABuZXcgcGFzc3dvcmQ="),
+        "454 4.7.0 Temporary authentication failure: password store unavailable"
+    );
+    server.wait_for_log("password file not usable, AUTH answers 454 until it is fixed");
+    std::fs::remove_file(&passwd).unwrap();
+    add_user(&passwd, "app", "new password");
+    let mut c = Client::connect(server.addr_of("local"));
+    c.cmd("EHLO client.test");
+    assert_eq!(
+        c.cmd("AUTH PLAIN AGFwcABuZXcgcGFzc3dvcmQ="),
         "235 2.7.0 Authentication successful"
     );
-    server.wait_for_log("password file not reloaded, keeping the previous one");
 }

@@ -121,6 +121,10 @@ fn config_check_refuses_an_open_relay_naming_the_key() {
         ),
         "{stderr}"
     );
+    let unreachable = "smtpd_relay_restrictions = \"permit, reject_unauth_destination\"\n";
+    let (ok, _, stderr) = towerpost(&["config", "check"], unreachable);
+    assert!(!ok, "a safeguard after permit is never reached");
+    assert!(stderr.contains("would make an open relay"), "{stderr}");
     let listener = "[[listener]]\nname = \"submission\"\naddress = \"127.0.0.1:0\"\n\
          smtpd_relay_restrictions = \"permit_mynetworks\"\n";
     let (ok, _, stderr) = towerpost(&["config", "check"], listener);

@@ -29,6 +29,9 @@ pub trait Authenticator: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<bool, AuthError>> + Send + 'a>>;
 }
 
+/// Password checks running at once (each holds 19 MiB for tens of ms).
+const MAX_CONCURRENT_CHECKS: usize = 4;
+
 /// A shared [`Authenticator`], as session settings hold it.
 #[derive(Clone)]
 pub struct SharedAuthenticator(pub Arc<dyn Authenticator>);
@@ -60,10 +63,13 @@ fn stamp(path: &std::path::Path) -> std::io::Result<Stamp> {
 
 /// [`Authenticator`] over the password file (`smtpd_sasl_password_file`),
 /// re-read whenever it changes, checked before each verification. A file
-/// that turns bad keeps the last good contents in use and is logged.
+/// that cannot be read or parsed makes AUTH answer 454 until it is fixed.
 pub struct PasswordDb {
     path: PathBuf,
     state: Mutex<(Option<Stamp>, Arc<PasswordFile>)>,
+    /// argon2 takes 19 MiB and tens of milliseconds a check: at most this
+    /// many at once, whatever the number of clients.
+    checks: tokio::sync::Semaphore,
     /// Verified against for unknown users, so that the answer takes as
     /// long as for a known one (no user enumeration by timing).
     dummy_hash: String,
@@ -90,6 +96,7 @@ impl PasswordDb {
         let stamp = Some(stamp);
         Ok(PasswordDb {
             state: Mutex::new((stamp, Arc::new(file))),
+            checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
             path,
             dummy_hash: hash_password("towerpost timing equaliser")
                 .map_err(|e| AuthError(e.to_string()))?,
@@ -109,24 +116,23 @@ impl PasswordDb {
         };
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0.as_ref() != Some(&now) {
-            match PasswordFile::load(&self.path) {
-                Ok(file) => {
-                    tracing::info!(
-                        target: "towerpost::smtpd",
-                        "reloaded password file {} ({} users)",
-                        self.path.display(),
-                        file.users().count()
-                    );
-                    *state = (Some(now), Arc::new(file));
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        target: "towerpost::smtpd",
-                        "password file not reloaded, keeping the previous one: {e}"
-                    );
-                    state.0 = Some(now);
-                }
-            }
+            // A file that does not load refuses every login (454) until it
+            // does, as Postfix does on a table lookup problem: serving the
+            // previous contents would let a removed user in.
+            let file = PasswordFile::load(&self.path).map_err(|e| {
+                tracing::warn!(
+                    target: "towerpost::smtpd",
+                    "password file not usable, AUTH answers 454 until it is fixed: {e}"
+                );
+                AuthError(e.to_string())
+            })?;
+            tracing::info!(
+                target: "towerpost::smtpd",
+                "reloaded password file {} ({} users)",
+                self.path.display(),
+                file.users().count()
+            );
+            *state = (Some(now), Arc::new(file));
         }
         Ok(state.1.clone())
     }
@@ -145,6 +151,11 @@ impl Authenticator for PasswordDb {
                 None => (self.dummy_hash.clone(), false),
             };
             let password = password.to_owned();
+            let _permit = self
+                .checks
+                .acquire()
+                .await
+                .map_err(|e| AuthError(e.to_string()))?;
             // argon2 takes tens of milliseconds of CPU on purpose: off the
             // async workers.
             let ok = tokio::task::spawn_blocking(move || {

@@ -216,10 +216,16 @@ impl PasswordFile {
             .prefix(".passwd")
             .tempfile_in(&dir)
             .map_err(io)?;
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o640))
             .map_err(io)?;
+        // Keep the old file's owner and group, so that the server (which
+        // reads it as its own user) still can after root rewrote it.
+        if let Ok(old) = std::fs::metadata(&self.path) {
+            std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()))
+                .map_err(io)?;
+        }
         tmp.write_all(text.as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&self.path).map_err(|e| io(e.error))?;

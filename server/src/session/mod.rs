@@ -286,6 +286,9 @@ where
                     | Command::StartTls
                     | Command::Noop
                     | Command::Quit
+                    // Its octets must be read; MAIL was refused, so
+                    // bdat_chunk discards them with 503.
+                    | Command::Bdat { .. }
             )
         {
             let reply = Reply::enhanced(530, e(5, 7, 0), "Must issue a STARTTLS command first");
@@ -512,7 +515,8 @@ where
         let Some(mech) = Mechanism::from_name(&mechanism) else {
             tracing::warn!(
                 target: "towerpost::smtpd",
-                "{client}: SASL {mechanism:.100} authentication failed: Invalid authentication mechanism, sasl_username=(unavailable)"
+                "{client}: SASL {} authentication failed: Invalid authentication mechanism, sasl_username=(unavailable)",
+                printable(&mechanism)
             );
             let reply = Reply::enhanced(
                 535,
@@ -542,7 +546,8 @@ where
                 // The line fail2ban's postfix-sasl filter matches.
                 tracing::warn!(
                     target: "towerpost::smtpd",
-                    "{client}: SASL {name} authentication failed: authentication failure, sasl_username={user}"
+                    "{client}: SASL {name} authentication failed: authentication failure, sasl_username={}",
+                    printable(&user)
                 );
                 Reply::enhanced(
                     535,
@@ -553,7 +558,8 @@ where
             Err(error) => {
                 tracing::warn!(
                     target: "towerpost::smtpd",
-                    "{client}: SASL {name} authentication failed: {error}, sasl_username={user}"
+                    "{client}: SASL {name} authentication failed: {error}, sasl_username={}",
+                    printable(&user)
                 );
                 Reply::enhanced(
                     454,
@@ -999,6 +1005,16 @@ where
             }
         }
     }
+}
+
+/// Client text made safe for a log line, as Postfix's `printable()`:
+/// anything but printable ASCII (a newline could forge a whole line that
+/// fail2ban believes) becomes `?`; at most 100 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(100)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 fn sync_error() -> Reply {
