@@ -527,3 +527,21 @@ pub fn write_chain_file(path: &Path, names: &[&str]) -> String {
     .expect("write chain file");
     cert
 }
+
+/// Runs a Python 3 script (`python3 -c`) with `args`, asserts that it
+/// succeeded (showing its output if not) and returns its standard output.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use integration_tests::sink::Sink;
-use integration_tests::{Client, Server, have_tool, towerpost_bin};
+use integration_tests::{Client, Server, have_tool, run_python, towerpost_bin};
 
 /// `towerpost passwd --file FILE add USER --password-stdin`.
 fn add_user(file: &Path, user: &str, password: &str) {
@@ -159,18 +159,7 @@ with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20) as s:
     assert code == 235, code
     assert s.sendmail("alice@relay.test", ["bob@elsewhere.test"], b"Subject: hi\r\n\r\nhi\r\n") == {}
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(server.addr_of("submission").port().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(script, &[&server.addr_of("submission").port().to_string()]);
     let messages = sink.wait_for(1, Duration::from_secs(30));
     assert_eq!(messages[0].rcpt_to, ["bob@elsewhere.test"]);
     // The line fail2ban's postfix-sasl filter reads.

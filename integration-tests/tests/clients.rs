@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use integration_tests::{Server, have_tool};
+use integration_tests::{Server, have_tool, run_python};
 
 #[test]
 fn swaks_gets_250_queued_as() {
@@ -75,16 +75,7 @@ with smtplib.SMTP(host, port, timeout=20) as s:
     assert code == 252, code
 print("ok")
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, "127.0.0.1", &server.addr().port().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(script, &["127.0.0.1", &server.addr().port().to_string()]);
     let queue = server.queue();
     assert_eq!(queue.len(), 2);
     assert_eq!(queue[1]["sender"], "jörg@bücher.test");

@@ -2,23 +2,13 @@
 
 use std::process::Command;
 
-use integration_tests::{Server, have_tool};
+use integration_tests::{Server, have_tool, run_python};
 
 /// Runs a Python script with the server's listener ports as arguments.
 fn python(script: &str, ports: &[u16]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(ports.iter().map(u16::to_string))
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let args: Vec<&str> = ports.iter().map(String::as_str).collect();
+    run_python(script, &args)
 }
 
 const PRELUDE: &str = r#"

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures::future::Either;
 use tower::BoxError;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -135,10 +136,11 @@ where
 {
     type Response = Reply;
     type Error = BoxError;
-    // Boxed: the decision may wait for DNS (reject_unknown_*_domain)
+    // Every command but RCPT goes straight through, unboxed. An RCPT is
+    // boxed: its decision may wait for DNS (reject_unknown_*_domain)
     // before the inner service is called, and an async block is the
     // readable way to write that sequence.
-    type Future = Pin<Box<dyn Future<Output = Result<Reply, BoxError>> + Send>>;
+    type Future = Either<S::Future, Pin<Box<dyn Future<Output = Result<Reply, BoxError>> + Send>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -146,7 +148,7 @@ where
 
     fn call(&mut self, request: SmtpRequest) -> Self::Future {
         let Some(Command::Rcpt { to, .. }) = request.command() else {
-            return Box::pin(self.inner.call(request));
+            return Either::Left(self.inner.call(request));
         };
         let to = to.clone();
         // The ready service goes with this request; the clone stays for
@@ -154,12 +156,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let restrictions = self.restrictions.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             // The session logs the refusal (`NOQUEUE: reject: RCPT …`).
             if let Some(reply) = restrictions.check_recipient(&request, &to).await {
                 return Ok(reply);
             }
             inner.call(request).await
-        })
+        }))
     }
 }
