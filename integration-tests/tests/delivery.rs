@@ -185,9 +185,15 @@ fn next_hop_down_defers_without_loss_and_delivers_when_it_returns() {
     server.wait_for_log(&format!(
         "dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused)"
     ));
+    // The log line comes before the attempt's outcome is stored.
+    wait_until("the message is deferred", Duration::from_secs(10), || {
+        server
+            .queue()
+            .first()
+            .is_some_and(|m| m["queue_name"] == "deferred")
+    });
     let queue = server.queue();
     assert_eq!(queue.len(), 1);
-    assert_eq!(queue[0]["queue_name"], "deferred");
     assert!(
         queue[0]["recipients"][0]["delay_reason"]
             .as_str()

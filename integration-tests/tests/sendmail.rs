@@ -8,7 +8,7 @@ use std::time::Duration;
 use integration_tests::sink::Sink;
 use integration_tests::{Server, towerpost_bin};
 
-fn sendmail(server: &Server, args: &[&str], input: &str) -> (Option<i32>, String) {
+fn sendmail(server: &Server, args: &[&str], input: impl AsRef<[u8]>) -> (Option<i32>, String) {
     let mut child = Command::new(towerpost_bin())
         .arg("--config")
         .arg(server.config_path())
@@ -22,7 +22,7 @@ fn sendmail(server: &Server, args: &[&str], input: &str) -> (Option<i32>, String
         .stdin
         .take()
         .unwrap()
-        .write_all(input.as_bytes())
+        .write_all(input.as_ref())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     (
@@ -80,6 +80,27 @@ fn extracts_recipients_with_t_and_drops_bcc() {
     let data = String::from_utf8_lossy(&got[0].data);
     assert!(!data.contains("Bcc:"), "{data}");
     assert!(data.contains("kept with -i"), "{data}");
+}
+
+#[test]
+fn t_reads_rfc5322_address_lists_and_keeps_header_bytes() {
+    let sink = Sink::start();
+    let server = relay(&sink);
+    let input: &[u8] = b"To: \"Doe, John\" <john@example.test>, team: a@example.test,\n b@example.test;\nCc: undisclosed-recipients:;\nSubject: caf\xe9 \xff\n\nbody\n";
+    let (code, err) = sendmail(&server, &["-t"], input);
+    assert_eq!(code, Some(0), "{err}");
+    let got = sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(
+        got[0].rcpt_to,
+        ["john@example.test", "a@example.test", "b@example.test"]
+    );
+    let data = &got[0].data;
+    let want: &[u8] = b"To: \"Doe, John\" <john@example.test>, team: a@example.test,\r\n b@example.test;\r\nCc: undisclosed-recipients:;\r\nSubject: caf\xe9 \xff\r\n\r\nbody\r\n";
+    assert!(
+        data.windows(want.len()).any(|w| w == want),
+        "headers changed: {:?}",
+        String::from_utf8_lossy(data)
+    );
 }
 
 #[test]

@@ -524,8 +524,16 @@ fn push_folded(out: &mut String, line: &str, min_break: usize, style: Fold) {
     }
 }
 
-/// The original's header section: everything up to and including the first
-/// empty line, or the whole message if it has none.
+/// Postfix's `header_size_limit` default: the most of an original's
+/// header section a notification returns.
+const HEADER_SECTION_LIMIT: usize = 102_400;
+
+/// The original's header section, as returned instead of the whole
+/// message: up to and including the blank line that ends it, stopping
+/// earlier at the first line that is not a header field or a continuation
+/// (a message without a blank line has no body separator, and its "header
+/// section" must not turn out to be the whole message), and at
+/// [`HEADER_SECTION_LIMIT`] bytes.
 fn header_section(message: &[u8]) -> &[u8] {
     let mut start = 0;
     while start < message.len() {
@@ -537,9 +545,24 @@ fn header_section(message: &[u8]) -> &[u8] {
         if line == b"\n" || line == b"\r\n" {
             return &message[..end];
         }
+        if !is_header_line(line, start == 0) || end > HEADER_SECTION_LIMIT {
+            return &message[..start];
+        }
         start = end;
     }
     message
+}
+
+/// `Name: value` (printable ASCII name, no space) or, after the first
+/// line, a continuation starting with white space.
+fn is_header_line(line: &[u8], first: bool) -> bool {
+    if !first && matches!(line.first(), Some(b' ' | b'\t')) {
+        return true;
+    }
+    match line.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 => line[..colon].iter().all(|b| (33..=126).contains(b)),
+        _ => false,
+    }
 }
 
 /// Appends `data` with every bare CR or LF turned into CRLF, and a final
@@ -1046,10 +1069,45 @@ mod tests {
             (b"\r\nbody\r\n", b"\r\n"),
             (b"A: 1\nB: 2\n\nbody\n", b"A: 1\nB: 2\n\n"),
             (b"", b""),
+            (b"A: 1\r\n folded\r\n\r\nb\r\n", b"A: 1\r\n folded\r\n\r\n"),
+            // No blank line: the section ends where the header fields do.
+            (b"A: 1\r\nthis is body text\r\nmore\r\n", b"A: 1\r\n"),
+            (b"just text, no header\r\n", b""),
+            (b" leading space\r\n", b""),
         ];
         for (msg, want) in cases {
             assert_eq!(header_section(msg), *want, "{:?}", text(msg));
         }
+        // A huge header-only message: capped at a line boundary.
+        let line = b"X-Filler: 0123456789012345678901234567890123456789\r\n";
+        let big: Vec<u8> = line
+            .iter()
+            .copied()
+            .cycle()
+            .take(line.len() * 5000)
+            .collect();
+        let got = header_section(&big);
+        assert!(got.len() <= HEADER_SECTION_LIMIT && got.len() > HEADER_SECTION_LIMIT - line.len());
+        assert!(got.ends_with(b"\r\n"));
+    }
+
+    #[test]
+    fn size_limit_holds_for_a_message_without_a_blank_line() {
+        let rcpts = [failed("bob@example.com")];
+        let mut original = b"Subject: no separator\r\n".to_vec();
+        for _ in 0..20_000 {
+            original.extend_from_slice(b"body text that is not a header\r\n");
+        }
+        let mut rep = report(&rcpts, &original);
+        rep.size_limit = 1000;
+        let msg = build_dsn(&rep);
+        assert_wellformed(&msg);
+        assert!(
+            msg.len() < 5000,
+            "the whole original came back: {} bytes",
+            msg.len()
+        );
+        assert!(contains(&msg, b"Subject: no separator"));
     }
 
     #[test]

@@ -28,6 +28,11 @@ enum Kind {
         path: String,
         source: std::io::Error,
     },
+    /// An update or removal named a message that no shard holds.
+    NotFound { id: String },
+    /// A shard's writer panicked while committing (a bug); the batch was
+    /// not acknowledged and the writer carries on with a reopened store.
+    Panicked { shard: String },
 }
 
 impl QueueError {
@@ -62,6 +67,27 @@ impl QueueError {
         }
     }
 
+    pub(crate) fn not_found(id: impl fmt::Display) -> Self {
+        Self {
+            kind: Kind::NotFound { id: id.to_string() },
+        }
+    }
+
+    pub(crate) fn panicked(shard: &std::path::Path) -> Self {
+        Self {
+            kind: Kind::Panicked {
+                shard: shard.display().to_string(),
+            },
+        }
+    }
+
+    /// The message is not in the queue (delivered, bounced or deleted
+    /// meanwhile). An update that matches nothing is this error, never a
+    /// silent success.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.kind, Kind::NotFound { .. })
+    }
+
     /// The failure is a lack of disk space: the SMTP answer is
     /// `452 4.3.1 Insufficient system storage`.
     pub fn is_storage_full(&self) -> bool {
@@ -80,6 +106,11 @@ impl QueueError {
         })
     }
 
+    /// An envelope could not be decoded (a damaged record).
+    pub(crate) fn is_codec(&self) -> bool {
+        matches!(self.kind, Kind::Codec { .. })
+    }
+
     /// The queue is shutting down.
     pub fn is_closed(&self) -> bool {
         matches!(self.kind, Kind::Closed)
@@ -93,6 +124,8 @@ impl fmt::Display for QueueError {
             Kind::Closed => f.write_str("queue is shut down"),
             Kind::Codec { id, source } => write!(f, "queue file {id}: bad envelope: {source}"),
             Kind::Directory { path, source } => write!(f, "queue directory {path}: {source}"),
+            Kind::NotFound { id } => write!(f, "queue file {id}: no such message"),
+            Kind::Panicked { shard } => write!(f, "queue shard {shard}: writer panicked"),
         }
     }
 }
@@ -103,7 +136,7 @@ impl std::error::Error for QueueError {
             Kind::Storage { source, .. } => Some(source),
             Kind::Codec { source, .. } => Some(source),
             Kind::Directory { source, .. } => Some(source),
-            Kind::Closed => None,
+            Kind::Closed | Kind::NotFound { .. } | Kind::Panicked { .. } => None,
         }
     }
 }

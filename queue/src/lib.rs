@@ -16,6 +16,7 @@
 mod delivery;
 pub mod dsn;
 mod error;
+mod fault;
 mod id;
 mod manager;
 mod message;
@@ -31,4 +32,4 @@ pub use manager::{
     Transport,
 };
 pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
-pub use queue::{Queue, QueueSettings};
+pub use queue::{Quarantined, Queue, QueueSettings};

@@ -129,6 +129,16 @@ pub struct Envelope {
     pub envid: Option<String>,
 }
 
+/// The recipient's domain as the fast-flush index keys it: lower-case,
+/// without a trailing dot.
+pub(crate) fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
 /// A queued message as `queue list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEntry {

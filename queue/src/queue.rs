@@ -1,13 +1,21 @@
 //! The queue handle the server uses.
+//!
+//! Where a message lives: new mail goes to the shard its id hashes to
+//! among the `queue_shard_count` writable shards. When the count changes,
+//! existing messages stay where they were written, so a message is looked
+//! for first in its home shard under today's count and then in every other
+//! shard. An update or removal that finds the message nowhere is an error
+//! ([`QueueError::is_not_found`]), never a silent success.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::QueueError;
+use crate::fault::Faults;
 use crate::id::{IdGenerator, QueueId};
-use crate::message::{Envelope, QueueEntry, QueueState};
+use crate::message::{Envelope, QueueEntry, QueueState, domain_of};
 use crate::shard::Shard;
-use crate::store::{ShardStore, StoreOp};
+use crate::store::{Applied, Change, ShardStore, StoreOp, sync_parent_dir};
 
 /// Settings of the queue (built by the server from `queue_directory` and
 /// `queue_shard_count`).
@@ -17,6 +25,28 @@ pub struct QueueSettings {
     pub directory: PathBuf,
     /// How many shards new mail is spread over.
     pub shards: usize,
+}
+
+/// A record whose envelope could not be decoded, moved aside so that the
+/// rest of the queue is served (`queue list` reports it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantined {
+    /// The record's queue id.
+    pub id: QueueId,
+    /// The shard file that holds it.
+    pub shard: String,
+    /// Why it cannot be read.
+    pub reason: String,
+}
+
+/// What the queue tells the queue manager.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A message became due: new, released or requeued. With the domains of
+    /// its recipients, for the fast-flush index.
+    Due { id: QueueId, domains: Vec<String> },
+    /// The operator deleted a message.
+    Deleted(QueueId),
 }
 
 /// A handle to the queue; cheap to clone.
@@ -30,11 +60,14 @@ struct Inner {
     /// Shards that take new mail come first; shards left over from a
     /// larger `queue_shard_count` follow and are read, never written.
     shards: Vec<Shard>,
+    paths: Vec<PathBuf>,
     writable: usize,
     ids: IdGenerator,
-    arrivals: tokio::sync::mpsc::UnboundedSender<QueueId>,
-    arrivals_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<QueueId>>>,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    events_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Event>>>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    #[cfg(test)]
+    faults: Arc<Faults>,
 }
 
 impl Queue {
@@ -47,25 +80,31 @@ impl Queue {
         let opened = tokio::task::spawn_blocking(move || open_shards(&dir2, writable))
             .await
             .map_err(|_| QueueError::closed())??;
+        let faults = Arc::new(Faults::default());
         let mut last = 0;
         let mut shards = Vec::new();
+        let mut paths = Vec::new();
         let mut threads = Vec::new();
         for (index, (path, store, last_id)) in opened.into_iter().enumerate() {
             last = last.max(last_id.map_or(0, QueueId::as_u64));
-            let (shard, thread) = Shard::spawn(index, path.clone(), store)
+            let (shard, thread) = Shard::spawn(index, path.clone(), store, faults.clone())
                 .map_err(|e| QueueError::directory(&path, e))?;
             shards.push(shard);
+            paths.push(path);
             threads.push(thread);
         }
-        let (arrivals, arrivals_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Self {
             inner: Arc::new(Inner {
                 shards,
+                paths,
                 writable,
                 ids: IdGenerator::starting_after(last),
-                arrivals,
-                arrivals_rx: std::sync::Mutex::new(Some(arrivals_rx)),
+                events,
+                events_rx: std::sync::Mutex::new(Some(events_rx)),
                 threads: std::sync::Mutex::new(threads),
+                #[cfg(test)]
+                faults,
             }),
         })
     }
@@ -76,124 +115,218 @@ impl Queue {
     }
 
     /// Stores a message under `id`. When this returns `Ok`, the message is
-    /// on stable storage.
+    /// on stable storage; when it returns an error, it is not (and will not
+    /// be delivered, as far as the storage lets us take it back).
     pub async fn enqueue(
         &self,
         id: QueueId,
         envelope: &Envelope,
         content: Vec<u8>,
     ) -> Result<(), QueueError> {
-        let envelope = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
-        self.shard_for(id)
+        let bytes = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
+        self.home(id)
             .apply(StoreOp::Insert {
                 id,
-                envelope,
+                envelope: bytes,
                 content,
             })
             .await?;
-        // Tell the queue manager, if one runs; a message it misses is
-        // found at its next start-up scan, never lost.
-        let _ = self.inner.arrivals.send(id);
+        self.announce(id, envelope);
         Ok(())
     }
 
-    /// Replaces a stored message's envelope after a delivery attempt (new
-    /// state, fewer recipients, next attempt). A message deleted meanwhile
-    /// stays deleted; one put on hold meanwhile stays on hold.
-    pub async fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), QueueError> {
-        self.write_envelope(id, envelope, true).await
+    /// Tells the queue manager, if one runs, that `id` is due; a message
+    /// it misses is found at its next start-up scan, never lost.
+    fn announce(&self, id: QueueId, envelope: &Envelope) {
+        let domains = envelope
+            .recipients
+            .iter()
+            .map(|r| domain_of(&r.address))
+            .collect();
+        let _ = self.inner.events.send(Event::Due { id, domains });
     }
 
-    async fn write_envelope(
-        &self,
-        id: QueueId,
-        envelope: &Envelope,
-        keep_hold: bool,
-    ) -> Result<(), QueueError> {
-        let envelope = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
-        self.shard_of(id)
-            .await?
-            .apply(StoreOp::Update {
-                id,
-                envelope,
-                keep_hold,
-            })
-            .await
+    /// Replaces a stored message's envelope after a delivery attempt (new
+    /// state, fewer recipients, next attempt). One put on hold meanwhile
+    /// stays on hold; one deleted meanwhile stays deleted and the update
+    /// fails with a not-found error.
+    pub async fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        let bytes = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
+        self.apply_anywhere(id, move || StoreOp::Update {
+            id,
+            envelope: bytes.clone(),
+            keep_hold: true,
+        })
+        .await
     }
 
     /// Applies an operator's change (hold, release, requeue) to a stored
-    /// message; returns `false` when there is no such message. A message
-    /// that becomes due is handed to the queue manager at once.
+    /// message, atomically with respect to the queue manager's updates;
+    /// returns `false` when there is no such message. A message that is
+    /// due afterwards is handed to the queue manager at once.
     pub async fn modify(
         &self,
         id: QueueId,
-        change: impl FnOnce(&mut Envelope),
+        change: impl FnOnce(&mut Envelope) + Send + 'static,
     ) -> Result<bool, QueueError> {
-        let Some(mut envelope) = self.envelope(id).await? else {
+        let Some(shard) = self.locate(id).await? else {
             return Ok(false);
         };
-        change(&mut envelope);
-        self.write_envelope(id, &envelope, false).await?;
-        if envelope.state != QueueState::Hold {
-            let _ = self.inner.arrivals.send(id);
+        let op = StoreOp::Modify {
+            id,
+            change: Change(Box::new(change)),
+        };
+        match self.inner.shards[shard].apply(op).await? {
+            Applied::Modified(envelope) => {
+                if envelope.state != QueueState::Hold {
+                    self.announce(id, &envelope);
+                }
+                Ok(true)
+            }
+            Applied::Missing => Ok(false),
+            Applied::Done => Ok(true),
         }
-        Ok(true)
     }
 
-    /// Removes a message (delivered, bounced or deleted).
+    /// Removes a message that is done (delivered or bounced). A message
+    /// that is not there is a not-found error.
     pub async fn remove(&self, id: QueueId) -> Result<(), QueueError> {
-        self.shard_of(id).await?.apply(StoreOp::Remove { id }).await
+        self.apply_anywhere(id, move || StoreOp::Remove { id })
+            .await
     }
 
-    /// A message's envelope, if it is queued.
-    pub async fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
-        for shard in &self.inner.shards {
-            if let Some(e) = shard.read(move |s| s.envelope(id)).await? {
-                return Ok(Some(e));
+    /// The operator deletes a message (`postsuper -d`); returns `false`
+    /// when there is no such message.
+    pub async fn delete(&self, id: QueueId) -> Result<bool, QueueError> {
+        match self.remove(id).await {
+            Ok(()) => {
+                let _ = self.inner.events.send(Event::Deleted(id));
+                Ok(true)
+            }
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies an update or removal in the shard that holds `id`: its home
+    /// shard, or failing that any shard that has it.
+    async fn apply_anywhere(
+        &self,
+        id: QueueId,
+        op: impl Fn() -> StoreOp,
+    ) -> Result<(), QueueError> {
+        let home = self.home_index(id);
+        if self.inner.shards[home].apply(op()).await? != Applied::Missing {
+            return Ok(());
+        }
+        for (index, shard) in self.inner.shards.iter().enumerate() {
+            if index != home
+                && shard.read(move |s| s.contains(id)).await?
+                && shard.apply(op()).await? != Applied::Missing
+            {
+                return Ok(());
+            }
+        }
+        Err(QueueError::not_found(id))
+    }
+
+    /// The index of the shard that holds `id`, if any.
+    async fn locate(&self, id: QueueId) -> Result<Option<usize>, QueueError> {
+        for index in self.search_order(id) {
+            if self.inner.shards[index]
+                .read(move |s| s.contains(id))
+                .await?
+            {
+                return Ok(Some(index));
             }
         }
         Ok(None)
     }
 
-    /// The receiver of new-message notifications, for the queue manager.
-    /// Only the first caller gets it.
-    pub fn take_arrivals(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<QueueId>> {
+    /// Shard indexes, home first.
+    fn search_order(&self, id: QueueId) -> impl Iterator<Item = usize> {
+        let home = self.home_index(id);
+        std::iter::once(home).chain((0..self.inner.shards.len()).filter(move |&i| i != home))
+    }
+
+    /// A message's envelope, if it is queued. A record whose envelope
+    /// cannot be decoded is moved aside and reported as absent.
+    pub async fn envelope(&self, id: QueueId) -> Result<Option<Envelope>, QueueError> {
+        for index in self.search_order(id) {
+            match self.inner.shards[index].read(move |s| s.envelope(id)).await {
+                Ok(Some(e)) => return Ok(Some(e)),
+                Ok(None) => {}
+                Err(e) if e.is_codec() => {
+                    self.quarantine(index, id, &e.to_string()).await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves an undecodable record aside, with a log line naming it.
+    async fn quarantine(&self, shard: usize, id: QueueId, reason: &str) -> Result<(), QueueError> {
+        tracing::error!(
+            target: "towerpost::queue",
+            "{id}: damaged queue record in {} moved to quarantine: {reason}",
+            self.inner.paths[shard].display()
+        );
+        self.inner.shards[shard]
+            .apply(StoreOp::Quarantine { id })
+            .await
+            .map(|_| ())
+    }
+
+    /// The receiver of the queue's events, for the queue manager. Only
+    /// the first caller gets it.
+    pub(crate) fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Event>> {
         self.inner
-            .arrivals_rx
+            .events_rx
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
     }
 
-    /// The shard that holds `id`: where new mail with that id goes, unless
-    /// the message lives in a shard left over from a larger shard count.
-    async fn shard_of(&self, id: QueueId) -> Result<&Shard, QueueError> {
-        let home = self.shard_for(id);
-        if self.inner.shards.len() == self.inner.writable {
-            return Ok(home);
-        }
-        for shard in &self.inner.shards {
-            if shard.read(move |s| s.envelope(id)).await?.is_some() {
-                return Ok(shard);
-            }
-        }
-        Ok(home)
-    }
-
-    /// Every queued message, in id (arrival) order.
+    /// Every queued message, in id (arrival) order. Records whose envelope
+    /// cannot be decoded are moved aside (see [`quarantined`](Self::quarantined)).
     pub async fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
         let mut all = Vec::new();
-        for shard in &self.inner.shards {
-            all.extend(shard.read(|s| s.entries()).await?);
+        for (index, shard) in self.inner.shards.iter().enumerate() {
+            let (entries, damaged) = shard.read(|s| s.entries()).await?;
+            all.extend(entries);
+            for d in damaged {
+                self.quarantine(index, d.id, &d.reason).await?;
+            }
         }
         all.sort_by_key(|e| e.id);
         Ok(all)
     }
 
+    /// The records moved aside because their envelope cannot be decoded.
+    pub async fn quarantined(&self) -> Result<Vec<Quarantined>, QueueError> {
+        let mut all = Vec::new();
+        for (shard, path) in self.inner.shards.iter().zip(&self.inner.paths) {
+            for d in shard.read(|s| s.quarantined()).await? {
+                all.push(Quarantined {
+                    id: d.id,
+                    shard: path.display().to_string(),
+                    reason: d.reason,
+                });
+            }
+        }
+        all.sort_by_key(|q| q.id);
+        Ok(all)
+    }
+
     /// A message's content, if it is queued.
     pub async fn content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
-        for shard in &self.inner.shards {
-            if let Some(c) = shard.read(move |s| s.content(id)).await? {
+        for index in self.search_order(id) {
+            if let Some(c) = self.inner.shards[index]
+                .read(move |s| s.content(id))
+                .await?
+            {
                 return Ok(Some(c));
             }
         }
@@ -214,17 +347,28 @@ impl Queue {
         .await;
     }
 
-    fn shard_for(&self, id: QueueId) -> &Shard {
+    /// The storage fault injector shared by every shard.
+    #[cfg(test)]
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// Where new mail with this id goes.
+    pub(crate) fn home(&self, id: QueueId) -> &Shard {
+        &self.inner.shards[self.home_index(id)]
+    }
+
+    fn home_index(&self, id: QueueId) -> usize {
         // Ids are timestamps: mix the bits so consecutive ids spread evenly.
         let h = id.as_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-        &self.inner.shards[(h % self.inner.writable as u64) as usize]
+        (h % self.inner.writable as u64) as usize
     }
 }
 
 type OpenedShard = (PathBuf, ShardStore, Option<QueueId>);
 
 fn open_shards(dir: &Path, writable: usize) -> Result<Vec<OpenedShard>, QueueError> {
-    std::fs::create_dir_all(dir).map_err(|e| QueueError::directory(dir, e))?;
+    create_dir_durably(dir)?;
     let mut count = writable;
     let entries = std::fs::read_dir(dir).map_err(|e| QueueError::directory(dir, e))?;
     for entry in entries.flatten() {
@@ -246,4 +390,21 @@ fn open_shards(dir: &Path, writable: usize) -> Result<Vec<OpenedShard>, QueueErr
             Ok((path, store, last))
         })
         .collect()
+}
+
+/// Creates `dir` and any missing parents, and makes each new directory
+/// entry durable (fsync of its parent), so that a crash right after the
+/// first message was acknowledged cannot lose the directory that holds it.
+fn create_dir_durably(dir: &Path) -> Result<(), QueueError> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d.to_owned());
+        at = d.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(|e| QueueError::directory(dir, e))?;
+    for created in missing.iter().rev() {
+        sync_parent_dir(created)?;
+    }
+    Ok(())
 }

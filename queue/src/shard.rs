@@ -1,19 +1,21 @@
 //! A shard: one task that alone writes one store, batching the messages
 //! that arrive while a commit is in flight into the next commit.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::QueueError;
-use crate::store::{ShardStore, StoreOp};
+use crate::fault::Faults;
+use crate::store::{Applied, Outcomes, ShardStore, StoreOp};
 
 /// Upper bound on the messages in one commit, so that one huge batch cannot
 /// delay the replies of every session behind it for long.
 const MAX_BATCH: usize = 512;
 
-type Reply = oneshot::Sender<Result<(), QueueError>>;
+type Reply = oneshot::Sender<Result<Applied, QueueError>>;
 
 /// The store, swappable so the writer can reopen it after an I/O error
 /// (redb refuses all further work on a handle that saw one).
@@ -34,18 +36,24 @@ impl Shard {
         index: usize,
         path: PathBuf,
         store: ShardStore,
+        faults: Arc<Faults>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let store: SharedStore = Arc::new(RwLock::new(Some(store)));
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let writer = store.clone();
+        let writer = Writer {
+            path,
+            store: store.clone(),
+            faults,
+            broken: false,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("queue-shard-{index}"))
-            .spawn(move || run(path, writer, rx))?;
+            .spawn(move || writer.run(rx))?;
         Ok((Self { tx, store }, thread))
     }
 
     /// Applies a change durably; returns once it is committed.
-    pub(crate) async fn apply(&self, op: StoreOp) -> Result<(), QueueError> {
+    pub(crate) async fn apply(&self, op: StoreOp) -> Result<Applied, QueueError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send((op, reply))
@@ -73,102 +81,103 @@ impl Shard {
     }
 }
 
-fn run(path: PathBuf, store: SharedStore, mut rx: mpsc::Receiver<(StoreOp, Reply)>) {
-    let mut broken = false;
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        // Everything that arrived while the previous commit ran goes into
-        // this one: that is the group commit.
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+/// The writer thread's state.
+struct Writer {
+    path: PathBuf,
+    store: SharedStore,
+    faults: Arc<Faults>,
+    /// The last commit failed: reopen the store before the next one.
+    broken: bool,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<(StoreOp, Reply)>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            // Everything that arrived while the previous commit ran goes
+            // into this one: that is the group commit.
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
             }
-        }
-        let (ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        let result = commit(&path, &store, broken, &ops);
-        broken = result.is_err();
-        let outcomes: Vec<Result<(), QueueError>> = match &result {
-            Ok(()) => ops.iter().map(|_| Ok(())).collect(),
-            Err(e) => {
-                tracing::error!(target: "towerpost::queue", "queue commit failed: {e}");
-                reconcile(&path, &store, &ops, e)
+            let (mut ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+            // A panic is a bug, but it must cost one batch (answered 4xx),
+            // not the shard: the writer carries on with a reopened store.
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.commit(&mut ops)))
+                .unwrap_or_else(|_| Err(QueueError::panicked(&self.path)));
+            let outcomes: Outcomes = match result {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    tracing::error!(target: "towerpost::queue", "queue commit failed: {e}");
+                    self.broken = true;
+                    self.undo_inserts(&ops);
+                    ops.iter()
+                        .map(|_| Err(QueueError::from_shared(&e)))
+                        .collect()
+                }
+            };
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // The session may have gone away meanwhile; a stored message
+                // is delivered regardless.
+                let _ = reply.send(outcome);
             }
-        };
-        if result.is_err() && outcomes.iter().any(Result::is_ok) {
-            // The store was reopened and holds part of the batch.
-            broken = false;
-        }
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            // The session may have gone away meanwhile; a stored message is
-            // delivered regardless.
-            let _ = reply.send(outcome);
         }
     }
-}
 
-/// After a failed commit: reopen the store and report, per operation, what
-/// it actually holds. A commit can fail after its data became durable (an
-/// error while tidying up), and a client must not be told 452 for a
-/// message that will be delivered, nor 250 for one that will not.
-fn reconcile(
-    path: &std::path::Path,
-    store: &SharedStore,
-    ops: &[StoreOp],
-    error: &QueueError,
-) -> Vec<Result<(), QueueError>> {
-    let failed = || {
-        ops.iter()
-            .map(|_| Err(QueueError::from_shared(error)))
-            .collect()
-    };
-    let mut guard = store.write().unwrap_or_else(|p| p.into_inner());
-    guard.take();
-    let reopened = match ShardStore::open(path) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(target: "towerpost::queue", "queue shard {} cannot be reopened: {e}", path.display());
-            return failed();
+    fn commit(&mut self, ops: &mut [StoreOp]) -> Result<Outcomes, QueueError> {
+        if self.broken {
+            self.reopen()?;
         }
-    };
-    let outcomes = ops
-        .iter()
-        .map(|op| {
-            let present = |id| reopened.envelope(id).map(|e| e.is_some());
-            let held = match op {
-                StoreOp::Insert { id, .. } => present(*id),
-                StoreOp::Remove { id } => present(*id).map(|p| !p),
-                // An update cannot be checked cheaply; its caller retries.
-                StoreOp::Update { .. } => Ok(false),
-            };
-            match held {
-                Ok(true) => Ok(()),
-                _ => Err(QueueError::from_shared(error)),
-            }
-        })
-        .collect();
-    *guard = Some(reopened);
-    tracing::info!(target: "towerpost::queue", "queue shard {} reopened after an error", path.display());
-    outcomes
-}
+        self.faults.check_before()?;
+        let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
+        let outcomes = match guard.as_ref() {
+            Some(s) => s.commit(ops)?,
+            None => return Err(QueueError::closed()),
+        };
+        self.faults.check_after()?;
+        Ok(outcomes)
+    }
 
-fn commit(
-    path: &std::path::Path,
-    store: &SharedStore,
-    reopen: bool,
-    messages: &[StoreOp],
-) -> Result<(), QueueError> {
-    if reopen {
-        let mut guard = store.write().unwrap_or_else(|p| p.into_inner());
+    fn reopen(&mut self) -> Result<(), QueueError> {
+        let mut guard = self.store.write().unwrap_or_else(|p| p.into_inner());
         // Close the old handle first: redb holds a lock on the file.
         guard.take();
-        *guard = Some(ShardStore::open(path)?);
-        tracing::info!(target: "towerpost::queue", "queue shard {} reopened after an error", path.display());
+        *guard = Some(ShardStore::open(&self.path)?);
+        self.broken = false;
+        tracing::info!(target: "towerpost::queue", "queue shard {} reopened after an error", self.path.display());
+        Ok(())
     }
-    let guard = store.read().unwrap_or_else(|p| p.into_inner());
-    match guard.as_ref() {
-        Some(s) => s.commit(messages),
-        None => Err(QueueError::closed()),
+
+    /// After a failed commit every operation of the batch was answered
+    /// with an error: a commit can fail after its data reached the file
+    /// (and after an fsync error the kernel may still show pages that are
+    /// not on disk), so what a reopened store shows proves nothing. The
+    /// clients were told 4xx and will send again; take out the messages
+    /// they sent, as far as the store lets us, so that a retry does not
+    /// deliver them twice. If this fails too, a duplicate is possible; a
+    /// loss is not.
+    fn undo_inserts(&mut self, ops: &[StoreOp]) {
+        let mut undo: Vec<StoreOp> = ops
+            .iter()
+            .filter(|op| matches!(op, StoreOp::Insert { .. }))
+            .map(|op| StoreOp::Remove { id: op.id() })
+            .collect();
+        if undo.is_empty() {
+            return;
+        }
+        let result = self.reopen().and_then(|()| {
+            let guard = self.store.read().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(s) => s.commit(&mut undo).map(|_| ()),
+                None => Err(QueueError::closed()),
+            }
+        });
+        if let Err(e) = result {
+            self.broken = true;
+            tracing::warn!(target: "towerpost::queue", "queue shard {}: cannot take back {} unacknowledged message(s): {e}; they may be delivered as well as resent", self.path.display(), undo.len());
+        }
     }
 }

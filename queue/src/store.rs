@@ -13,6 +13,23 @@ const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content")
 /// redb's page cache per shard.
 const CACHE_BYTES: usize = 32 << 20;
 const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
+/// Records whose envelope could not be decoded, moved aside so the rest of
+/// the queue is served: the raw envelope and the content, as they were.
+const QUARANTINE_ENVELOPE: TableDefinition<'_, u64, &[u8]> =
+    TableDefinition::new("quarantine_envelope");
+const QUARANTINE_CONTENT: TableDefinition<'_, u64, &[u8]> =
+    TableDefinition::new("quarantine_content");
+
+/// An operator's edit of a stored envelope, applied by the shard writer
+/// inside its write transaction so that no other write can come between
+/// reading the envelope and writing it back.
+pub(crate) struct Change(pub(crate) Box<dyn FnOnce(&mut Envelope) + Send>);
+
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Change(..)")
+    }
+}
 
 /// One change to a shard, applied in a batch with others.
 #[derive(Debug)]
@@ -31,9 +48,40 @@ pub(crate) enum StoreOp {
         envelope: Vec<u8>,
         keep_hold: bool,
     },
+    /// Read, edit and write back a stored envelope in one transaction.
+    Modify { id: QueueId, change: Change },
     /// The message is done: remove it.
     Remove { id: QueueId },
+    /// The envelope cannot be decoded: move the record aside.
+    Quarantine { id: QueueId },
 }
+
+impl StoreOp {
+    /// The message the operation is about.
+    pub(crate) fn id(&self) -> QueueId {
+        match self {
+            StoreOp::Insert { id, .. }
+            | StoreOp::Update { id, .. }
+            | StoreOp::Modify { id, .. }
+            | StoreOp::Remove { id }
+            | StoreOp::Quarantine { id } => *id,
+        }
+    }
+}
+
+/// What one operation of a committed batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Stored, updated, removed or moved aside as asked.
+    Done,
+    /// The message was not there: nothing changed.
+    Missing,
+    /// A `Modify`: the envelope as written.
+    Modified(Box<Envelope>),
+}
+
+/// A batch's outcome per operation (the batch itself committed).
+pub(crate) type Outcomes = Vec<Result<Applied, QueueError>>;
 
 /// A shard's database file.
 #[derive(Debug)]
@@ -63,28 +111,32 @@ impl ShardStore {
             db,
         };
         // Create the tables up front so readers never see them missing.
-        store.commit(&[])?;
+        store.commit(&mut [])?;
         Ok(store)
     }
 
-    /// Applies `batch` in one durable transaction: all or nothing.
-    pub(crate) fn commit(&self, batch: &[StoreOp]) -> Result<(), QueueError> {
+    /// Applies `batch` in one durable transaction: all or nothing. An
+    /// operation that finds nothing to change is `Missing`, one whose
+    /// envelope cannot be decoded is an error of its own; neither stops
+    /// the others. An error of the transaction itself fails them all.
+    pub(crate) fn commit(&self, batch: &mut [StoreOp]) -> Result<Outcomes, QueueError> {
         let ctx = || format!("commit to {}", self.path.display());
+        let storage = |e: redb::StorageError| QueueError::storage(ctx(), e);
         let mut txn = self
             .db
             .begin_write()
             .map_err(|e| QueueError::storage(ctx(), e))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| QueueError::storage(ctx(), redb::Error::from(e)))?;
+        let mut outcomes = Vec::with_capacity(batch.len());
         {
-            let mut content = txn
-                .open_table(CONTENT)
-                .map_err(|e| QueueError::storage(ctx(), e))?;
-            let mut envelope = txn
-                .open_table(ENVELOPE)
-                .map_err(|e| QueueError::storage(ctx(), e))?;
-            for op in batch {
-                match op {
+            let open = |t| txn.open_table(t).map_err(|e| QueueError::storage(ctx(), e));
+            let mut content = open(CONTENT)?;
+            let mut envelope = open(ENVELOPE)?;
+            let mut quarantine_envelope = open(QUARANTINE_ENVELOPE)?;
+            let mut quarantine_content = open(QUARANTINE_CONTENT)?;
+            for op in batch.iter_mut() {
+                let outcome = match op {
                     StoreOp::Insert {
                         id,
                         envelope: env,
@@ -92,10 +144,11 @@ impl ShardStore {
                     } => {
                         content
                             .insert(id.as_u64(), body.as_slice())
-                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                            .map_err(storage)?;
                         envelope
                             .insert(id.as_u64(), env.as_slice())
-                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                            .map_err(storage)?;
+                        Ok(Applied::Done)
                     }
                     StoreOp::Update {
                         id,
@@ -104,41 +157,96 @@ impl ShardStore {
                     } => {
                         // Only a message that is still there: a concurrent
                         // delete must not be undone by a late update.
-                        let held = match envelope
+                        let old = envelope
                             .get(id.as_u64())
-                            .map_err(|e| QueueError::storage(ctx(), e))?
-                        {
-                            None => continue,
+                            .map_err(storage)?
+                            .map(|v| v.value().to_vec());
+                        match old {
+                            None => Ok(Applied::Missing),
                             Some(old) => {
-                                *keep_hold
-                                    && serde_json::from_slice::<Envelope>(old.value())
-                                        .is_ok_and(|e| e.state == QueueState::Hold)
+                                let held = *keep_hold
+                                    && serde_json::from_slice::<Envelope>(&old)
+                                        .is_ok_and(|e| e.state == QueueState::Hold);
+                                let bytes = if held {
+                                    held_copy(*id, env)
+                                } else {
+                                    Ok(std::mem::take(env))
+                                };
+                                match bytes {
+                                    Ok(bytes) => {
+                                        envelope
+                                            .insert(id.as_u64(), bytes.as_slice())
+                                            .map_err(storage)?;
+                                        Ok(Applied::Done)
+                                    }
+                                    Err(e) => Err(e),
+                                }
                             }
-                        };
-                        let bytes = if held {
-                            let mut new: Envelope = serde_json::from_slice(env)
-                                .map_err(|e| QueueError::codec(*id, e))?;
-                            new.state = QueueState::Hold;
-                            serde_json::to_vec(&new).map_err(|e| QueueError::codec(*id, e))?
-                        } else {
-                            env.clone()
-                        };
-                        envelope
-                            .insert(id.as_u64(), bytes.as_slice())
-                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                        }
+                    }
+                    StoreOp::Modify { id, change } => {
+                        let old = envelope
+                            .get(id.as_u64())
+                            .map_err(storage)?
+                            .map(|v| v.value().to_vec());
+                        match old {
+                            None => Ok(Applied::Missing),
+                            Some(old) => match serde_json::from_slice::<Envelope>(&old) {
+                                Err(e) => Err(QueueError::codec(*id, e)),
+                                Ok(mut env) => {
+                                    let edit = std::mem::replace(&mut change.0, Box::new(|_| {}));
+                                    edit(&mut env);
+                                    match serde_json::to_vec(&env) {
+                                        Ok(bytes) => {
+                                            envelope
+                                                .insert(id.as_u64(), bytes.as_slice())
+                                                .map_err(storage)?;
+                                            Ok(Applied::Modified(Box::new(env)))
+                                        }
+                                        Err(e) => Err(QueueError::codec(*id, e)),
+                                    }
+                                }
+                            },
+                        }
                     }
                     StoreOp::Remove { id } => {
-                        content
-                            .remove(id.as_u64())
-                            .map_err(|e| QueueError::storage(ctx(), e))?;
-                        envelope
-                            .remove(id.as_u64())
-                            .map_err(|e| QueueError::storage(ctx(), e))?;
+                        content.remove(id.as_u64()).map_err(storage)?;
+                        let removed = envelope.remove(id.as_u64()).map_err(storage)?.is_some();
+                        Ok(if removed {
+                            Applied::Done
+                        } else {
+                            Applied::Missing
+                        })
                     }
-                }
+                    StoreOp::Quarantine { id } => {
+                        let raw = envelope
+                            .remove(id.as_u64())
+                            .map_err(storage)?
+                            .map(|v| v.value().to_vec());
+                        match raw {
+                            None => Ok(Applied::Missing),
+                            Some(raw) => {
+                                quarantine_envelope
+                                    .insert(id.as_u64(), raw.as_slice())
+                                    .map_err(storage)?;
+                                let body = content
+                                    .remove(id.as_u64())
+                                    .map_err(storage)?
+                                    .map(|v| v.value().to_vec())
+                                    .unwrap_or_default();
+                                quarantine_content
+                                    .insert(id.as_u64(), body.as_slice())
+                                    .map_err(storage)?;
+                                Ok(Applied::Done)
+                            }
+                        }
+                    }
+                };
+                outcomes.push(outcome);
             }
         }
-        txn.commit().map_err(|e| QueueError::storage(ctx(), e))
+        txn.commit().map_err(|e| QueueError::storage(ctx(), e))?;
+        Ok(outcomes)
     }
 
     /// Runs `f` on one table in a read transaction; errors name the file.
@@ -165,20 +273,52 @@ impl ShardStore {
         })
     }
 
-    /// Every message's envelope, in id order.
-    pub(crate) fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
+    /// Every message's envelope, in id order, and the ids of records whose
+    /// envelope cannot be decoded (with why).
+    pub(crate) fn entries(&self) -> Result<(Vec<QueueEntry>, Vec<Damaged>), QueueError> {
         let raw = self.read(ENVELOPE, |t| {
             t.iter()?
                 .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
                 .collect::<Result<Vec<_>, _>>()
         })?;
-        raw.into_iter()
+        let mut entries = Vec::with_capacity(raw.len());
+        let mut damaged = Vec::new();
+        for (k, v) in raw {
+            let id = QueueId::from_u64(k);
+            match serde_json::from_slice(&v) {
+                Ok(envelope) => entries.push(QueueEntry { id, envelope }),
+                Err(e) => damaged.push(Damaged {
+                    id,
+                    reason: QueueError::codec(id, e).to_string(),
+                }),
+            }
+        }
+        Ok((entries, damaged))
+    }
+
+    /// The records moved aside, with why their envelope cannot be read.
+    pub(crate) fn quarantined(&self) -> Result<Vec<Damaged>, QueueError> {
+        let raw = self.read(QUARANTINE_ENVELOPE, |t| {
+            t.iter()?
+                .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(raw
+            .into_iter()
             .map(|(k, v)| {
                 let id = QueueId::from_u64(k);
-                let envelope = serde_json::from_slice(&v).map_err(|e| QueueError::codec(id, e))?;
-                Ok(QueueEntry { id, envelope })
+                let reason = match serde_json::from_slice::<Envelope>(&v) {
+                    Ok(_) => "quarantined".to_owned(),
+                    Err(e) => QueueError::codec(id, e).to_string(),
+                };
+                Damaged { id, reason }
             })
-            .collect()
+            .collect())
+    }
+
+    /// Whether the shard holds a message (without decoding it).
+    pub(crate) fn contains(&self, id: QueueId) -> Result<bool, QueueError> {
+        self.read(ENVELOPE, |t| Ok(t.get(id.as_u64())?.is_some()))
     }
 
     /// A message's envelope.
@@ -198,7 +338,22 @@ impl ShardStore {
     }
 }
 
-fn sync_parent_dir(path: &Path) -> Result<(), QueueError> {
+/// `envelope` with its state set to hold.
+fn held_copy(id: QueueId, envelope: &[u8]) -> Result<Vec<u8>, QueueError> {
+    let mut new: Envelope =
+        serde_json::from_slice(envelope).map_err(|e| QueueError::codec(id, e))?;
+    new.state = QueueState::Hold;
+    serde_json::to_vec(&new).map_err(|e| QueueError::codec(id, e))
+}
+
+/// A record whose envelope cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damaged {
+    pub(crate) id: QueueId,
+    pub(crate) reason: String,
+}
+
+pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), QueueError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

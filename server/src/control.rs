@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use towerpost_flush::{
     AuthorizedFlushUsers, FlushOrigin, FlushRequest, FlushResponse, FlushService, FlushTarget,
 };
-use towerpost_queue::{Envelope, Queue, QueueEntry, QueueId, QueueState, RecipientStatus};
+use towerpost_queue::{
+    Envelope, Quarantined, Queue, QueueEntry, QueueId, QueueState, RecipientStatus,
+};
 
 use crate::listener::ServeError;
 use crate::submit::{Submission, submit};
@@ -101,8 +103,14 @@ impl QueueAction {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlResponse {
-    /// The queue's messages.
-    Entries(Vec<QueueEntry>),
+    /// The queue's messages, and the damaged records moved aside.
+    Entries {
+        /// The messages, in arrival order.
+        entries: Vec<QueueEntry>,
+        /// Records whose envelope cannot be read.
+        #[serde(default)]
+        quarantined: Vec<Quarantined>,
+    },
     /// One message.
     Message(QueueEntry),
     /// What a change did: ids changed, and ids not found.
@@ -381,7 +389,10 @@ async fn run_request(
     request: ControlRequest,
 ) -> Result<ControlResponse, towerpost_queue::QueueError> {
     Ok(match request {
-        ControlRequest::List => ControlResponse::Entries(queue.entries().await?),
+        ControlRequest::List => ControlResponse::Entries {
+            entries: queue.entries().await?,
+            quarantined: queue.quarantined().await?,
+        },
         ControlRequest::Submit { .. } => {
             ControlResponse::Error("submission needs the running server".into())
         }
@@ -421,13 +432,7 @@ async fn run_request(
                     continue;
                 };
                 let found = match action {
-                    QueueAction::Delete => {
-                        let found = queue.envelope(id).await?.is_some();
-                        if found {
-                            queue.remove(id).await?;
-                        }
-                        found
-                    }
+                    QueueAction::Delete => queue.delete(id).await?,
                     QueueAction::Hold => queue.modify(id, |e| e.state = QueueState::Hold).await?,
                     QueueAction::Release => {
                         queue

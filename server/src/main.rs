@@ -631,7 +631,17 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
         }
     };
     match response {
-        ControlResponse::Entries(entries) => {
+        ControlResponse::Entries {
+            entries,
+            quarantined,
+        } => {
+            // On stderr, so that the listing keeps postqueue's format.
+            for q in &quarantined {
+                eprintln!(
+                    "towerpost: warning: {}: damaged queue record in {} moved to quarantine: {}",
+                    q.id, q.shard, q.reason
+                );
+            }
             if json {
                 print!("{}", format_json(&entries));
             } else {

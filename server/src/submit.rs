@@ -3,6 +3,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+// mailparse reads the address lists for `-t`: a small crate (no proc
+// macros, three small dependencies), edition 2024 with MSRV 1.85, still
+// released, that reports a malformed list as an error instead of guessing.
+// mail-parser 1.x needs Rust 1.98 and never fails on a bad list.
+use mailparse::MailAddr;
 use towerpost_protocol::Address;
 use towerpost_queue::{Envelope, Queue, QueueState, Recipient};
 
@@ -13,7 +18,8 @@ pub struct Submission {
     pub sender: Option<String>,
     /// Recipients given as arguments.
     pub recipients: Vec<String>,
-    /// `-t`: take recipients from To:, Cc: and Bcc: (and remove Bcc:).
+    /// `-t`: take recipients from To:, Cc: and Bcc: (and remove Bcc:), or
+    /// from the Resent- ones when the message has any Resent- header.
     pub extract: bool,
     /// The message as read (any line ends).
     pub content: Vec<u8>,
@@ -67,49 +73,148 @@ fn qualify(address: &str, myhostname: &str) -> Result<String, SubmitError> {
         .map_err(|_| SubmitError::Refused(format!("bad address syntax: {address:?}")))
 }
 
-/// `-t`: recipients from To:, Cc:, Bcc: headers; the Bcc: header is removed.
-fn extract_recipients(content: &[u8]) -> (Vec<String>, Vec<u8>) {
-    let header_end = content
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(content.len(), |i| i + 2);
-    let (headers, body) = content.split_at(header_end);
-    let text = String::from_utf8_lossy(headers);
-    // Unfold: a line starting with white space continues the previous one.
-    let mut fields: Vec<String> = Vec::new();
-    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        match (line.starts_with([' ', '\t']), fields.last_mut()) {
-            (true, Some(last)) => {
-                last.push_str("\r\n");
-                last.push_str(line);
-            }
-            _ => fields.push(line.to_owned()),
+/// The header section cut into fields, each with its folded continuation
+/// lines and its line ends: put back together they are `headers` exactly.
+fn header_fields(headers: &[u8]) -> Vec<&[u8]> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut line = 0;
+    while line < headers.len() {
+        let next = headers[line..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(headers.len(), |i| line + i + 2);
+        // A line starting with white space continues the field before it.
+        if line > start && !matches!(headers[line], b' ' | b'\t') {
+            fields.push(&headers[start..line]);
+            start = line;
         }
+        line = next;
     }
-    let mut recipients = Vec::new();
-    let mut kept = Vec::new();
-    for field in fields {
-        let (name, value) = field.split_once(':').unwrap_or((&field, ""));
-        let name = name.trim().to_ascii_lowercase();
-        if matches!(name.as_str(), "to" | "cc" | "bcc") {
-            for part in value.replace("\r\n", " ").split(',') {
-                let part = part.trim();
-                let addr = match (part.rfind('<'), part.rfind('>')) {
-                    (Some(a), Some(b)) if a < b => &part[a + 1..b],
-                    _ => part,
-                };
-                if !addr.is_empty() {
-                    recipients.push(addr.to_owned());
+    if start < headers.len() {
+        fields.push(&headers[start..]);
+    }
+    fields
+}
+
+/// The field name before the colon (`None` for a line without one).
+fn field_name(field: &[u8]) -> Option<&[u8]> {
+    let colon = field.iter().position(|&b| b == b':')?;
+    Some(field[..colon].trim_ascii_end())
+}
+
+/// The addresses of one To:/Cc:/Bcc: field (`Name: value`, folded or not),
+/// as RFC 5322 reads them: quoted display names, comments, groups (an
+/// empty `undisclosed-recipients:;` gives none), angle-addr or addr-spec.
+/// Only this value is decoded (UTF-8, else Latin-1, as mailparse does); the
+/// field's bytes are not changed.
+fn field_addresses(field: &[u8]) -> Result<Vec<String>, mailparse::MailParseError> {
+    let (header, _) = mailparse::parse_header(field)?;
+    match mailparse::addrparse_header(&header) {
+        Ok(list) => {
+            let mut found = Vec::new();
+            for address in list.into_inner() {
+                match address {
+                    MailAddr::Single(one) => found.push(one.addr),
+                    MailAddr::Group(group) => {
+                        found.extend(group.addrs.into_iter().map(|one| one.addr));
+                    }
                 }
             }
+            Ok(found)
         }
-        if name != "bcc" {
-            kept.extend_from_slice(field.as_bytes());
-            kept.extend_from_slice(b"\r\n");
+        Err(e) => bare_names(header.get_value_raw()).ok_or(e),
+    }
+}
+
+/// `sendmail -t` has always taken bare local names (`To: root`, `Admin
+/// <admin>`) and qualified them like arguments, but RFC 5322, and so
+/// mailparse, wants `local@domain`. A value with no quoted string, comment,
+/// escape or group, where a comma can only separate addresses, is read here
+/// as a plain list of `address` or `phrase <address>` items; anything else
+/// is `None`, and mailparse's error stands.
+fn bare_names(value: &[u8]) -> Option<Vec<String>> {
+    let value = std::str::from_utf8(value).ok()?;
+    if value.contains(['"', '(', ')', '\\', ':', ';']) {
+        return None;
+    }
+    let mut found = Vec::new();
+    for item in value.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let address = match (item.find('<'), item.find('>')) {
+            (None, None) => item,
+            (Some(open), Some(close)) if open < close && close == item.len() - 1 => {
+                item[open + 1..close].trim()
+            }
+            _ => return None,
+        };
+        if address.is_empty() || address.contains(['<', '>']) {
+            return None;
+        }
+        found.push(address.to_owned());
+    }
+    Some(found)
+}
+
+/// `-t`: the recipients of the To:, Cc: and Bcc: headers, or of Resent-To:,
+/// Resent-Cc: and Resent-Bcc: when the message has any Resent- header (as
+/// Postfix's `sendmail -t` does), qualified with `myhostname`; and the
+/// message without its Bcc: and Resent-Bcc: fields. Every other byte is kept
+/// as it was, non-UTF-8 header bytes included.
+fn extract_recipients(
+    content: &[u8],
+    myhostname: &str,
+) -> Result<(Vec<String>, Vec<u8>), SubmitError> {
+    // The header section ends at the first empty line (a message starting
+    // with one has no headers); without one, it is all headers.
+    let header_end = if content.starts_with(b"\r\n") {
+        0
+    } else {
+        content
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(content.len(), |i| i + 2)
+    };
+    let (headers, body) = content.split_at(header_end);
+    let fields = header_fields(headers);
+    let resent = fields.iter().any(|&field| {
+        field_name(field)
+            .and_then(|name| name.get(..7))
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"resent-"))
+    });
+    let wanted: [&str; 3] = if resent {
+        ["resent-to", "resent-cc", "resent-bcc"]
+    } else {
+        ["to", "cc", "bcc"]
+    };
+    let mut recipients = Vec::new();
+    let mut kept = Vec::with_capacity(content.len());
+    for field in fields {
+        let name = field_name(field).unwrap_or_default();
+        if wanted
+            .iter()
+            .any(|w| name.eq_ignore_ascii_case(w.as_bytes()))
+        {
+            let shown = String::from_utf8_lossy(name);
+            let addresses = field_addresses(field).map_err(|e| {
+                SubmitError::Refused(format!("cannot parse the {shown}: header: {e}"))
+            })?;
+            for address in addresses {
+                let address = qualify(&address, myhostname)
+                    .map_err(|e| SubmitError::Refused(format!("{e} in the {shown}: header")))?;
+                recipients.push(address);
+            }
+        }
+        let blind = name.eq_ignore_ascii_case(b"bcc") || name.eq_ignore_ascii_case(b"resent-bcc");
+        if !blind {
+            kept.extend_from_slice(field);
         }
     }
     kept.extend_from_slice(body);
-    (recipients, kept)
+    Ok((recipients, kept))
 }
 
 /// Queues a local submission from `uid`/`user`; returns the queue id.
@@ -122,16 +227,16 @@ pub async fn submit(
     size_limit: u64,
 ) -> Result<towerpost_queue::QueueId, SubmitError> {
     let mut content = to_crlf(&submission.content);
-    let mut recipients = submission.recipients.clone();
-    if submission.extract {
-        let (found, stripped) = extract_recipients(&content);
-        recipients.extend(found);
-        content = stripped;
-    }
-    let recipients = recipients
+    let mut recipients = submission
+        .recipients
         .iter()
         .map(|r| qualify(r, myhostname))
         .collect::<Result<Vec<_>, _>>()?;
+    if submission.extract {
+        let (found, stripped) = extract_recipients(&content, myhostname)?;
+        recipients.extend(found);
+        content = stripped;
+    }
     if recipients.is_empty() {
         return Err(SubmitError::Refused("no recipient addresses found".into()));
     }
@@ -181,11 +286,120 @@ mod tests {
     #[test]
     fn bcc_is_used_and_removed() {
         let msg = to_crlf(b"To: A <a@x.test>, b@y.test\nBcc: hidden@z.test\nSubject: s\n\nbody\nTo: not@header.test\n");
-        let (rcpts, out) = extract_recipients(&msg);
+        let (rcpts, out) = extract_recipients(&msg, "mx.test").unwrap();
         assert_eq!(rcpts, ["a@x.test", "b@y.test", "hidden@z.test"]);
         let out = String::from_utf8(out).unwrap();
         assert!(!out.contains("hidden"), "{out}");
         assert!(out.contains("To: not@header.test"), "body untouched");
+    }
+
+    /// What `-t` finds in `headers` (given with bare LF line ends).
+    fn found(headers: &[u8]) -> Vec<String> {
+        let mut msg = headers.to_vec();
+        msg.extend_from_slice(b"\nSubject: s\n\nbody\n");
+        extract_recipients(&to_crlf(&msg), "mx.test").unwrap().0
+    }
+
+    #[test]
+    fn quoted_display_names_keep_their_commas() {
+        assert_eq!(
+            found(b"To: \"Doe, John\" <j@x.test>, other@y.test"),
+            ["j@x.test", "other@y.test"]
+        );
+        assert_eq!(
+            found(b"Cc: \"Doe, \\\"JD\\\" John\" <j@x.test> (work, home), k@y.test"),
+            ["j@x.test", "k@y.test"]
+        );
+    }
+
+    #[test]
+    fn groups_give_their_members() {
+        assert_eq!(
+            found(b"To: team: a@x.test, b@y.test;"),
+            ["a@x.test", "b@y.test"]
+        );
+        assert!(found(b"To: undisclosed-recipients:;").is_empty());
+        assert_eq!(
+            found(b"To: undisclosed-recipients:;\nBcc: h@z.test"),
+            ["h@z.test"]
+        );
+    }
+
+    #[test]
+    fn comments_are_not_addresses() {
+        assert_eq!(found(b"To: j@x.test (Doe, John)"), ["j@x.test"]);
+        assert_eq!(
+            found(b"To: (Doe, John) j@x.test, k@y.test (Roe, K)"),
+            ["j@x.test", "k@y.test"]
+        );
+    }
+
+    #[test]
+    fn folded_headers_are_read_and_kept() {
+        let msg =
+            to_crlf(b"To: \"Doe,\n John\" <j@x.test>,\n\tother@y.test\nCc: c@z.test\n\nbody\n");
+        let (rcpts, out) = extract_recipients(&msg, "mx.test").unwrap();
+        assert_eq!(rcpts, ["j@x.test", "other@y.test", "c@z.test"]);
+        assert_eq!(out, msg);
+    }
+
+    #[test]
+    fn header_bytes_are_kept_exactly() {
+        let msg = to_crlf(
+            b"Subject: caf\xe9\nTo: Caf\xe9 <a@x.test>\nBcc: h@z.test,\n  k@z.test\nX-Long:  one \n\ttwo\n\nbody \xff\n",
+        );
+        let (rcpts, out) = extract_recipients(&msg, "mx.test").unwrap();
+        assert_eq!(rcpts, ["a@x.test", "h@z.test", "k@z.test"]);
+        assert_eq!(
+            out,
+            b"Subject: caf\xe9\r\nTo: Caf\xe9 <a@x.test>\r\nX-Long:  one \r\n\ttwo\r\n\r\nbody \xff\r\n"
+        );
+    }
+
+    #[test]
+    fn resent_headers_take_over() {
+        let msg = to_crlf(b"To: old@x.test\nResent-From: me@x.test\nResent-To: new@y.test\nResent-Bcc: hidden@z.test\nBcc: old-hidden@z.test\n\nbody\n");
+        let (rcpts, out) = extract_recipients(&msg, "mx.test").unwrap();
+        assert_eq!(rcpts, ["new@y.test", "hidden@z.test"]);
+        assert_eq!(
+            out,
+            b"To: old@x.test\r\nResent-From: me@x.test\r\nResent-To: new@y.test\r\n\r\nbody\r\n"
+        );
+        // Any Resent- header counts, in any case.
+        let msg = to_crlf(b"To: old@x.test\nresent-date: now\n\nbody\n");
+        assert!(extract_recipients(&msg, "mx.test").unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn bare_names_in_headers_are_qualified() {
+        assert_eq!(found(b"To: root"), ["root@mx.test"]);
+        assert_eq!(
+            found(b"To: root, Admin <admin>, a@x.test"),
+            ["root@mx.test", "admin@mx.test", "a@x.test"]
+        );
+    }
+
+    #[test]
+    fn bad_address_headers_are_refused_by_name() {
+        fn refused(msg: &[u8]) -> String {
+            extract_recipients(&to_crlf(msg), "mx.test")
+                .unwrap_err()
+                .to_string()
+        }
+        let e = refused(b"To: \"Doe, John <j@x.test>\n\nbody\n");
+        assert!(e.contains("To:"), "{e}");
+        let e = refused(b"Subject: s\nCC: a@x.test b@y.test\n\nbody\n");
+        assert!(e.contains("CC:") && e.contains("bad address syntax"), "{e}");
+        let e = refused(b"Bcc: \"Doe, John\" <root>\n\nbody\n");
+        assert!(e.contains("Bcc:"), "{e}");
+    }
+
+    #[test]
+    fn a_leading_empty_line_means_no_headers() {
+        let msg = to_crlf(b"\nTo: not@header.test\n");
+        let (rcpts, out) = extract_recipients(&msg, "mx.test").unwrap();
+        assert!(rcpts.is_empty(), "{rcpts:?}");
+        assert_eq!(out, msg);
     }
 
     #[test]

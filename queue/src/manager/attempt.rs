@@ -9,11 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tower::{Service, ServiceExt};
 
 use super::schedule::{backoff, expired, seconds};
-use super::{Disposition, Release, Shared, domain_of};
+use super::{Disposition, Release, Shared};
 use crate::delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, Outcome};
 use crate::dsn::{DsnAction, DsnRecipient, DsnReport, build_dsn};
 use crate::id::QueueId;
-use crate::message::{Envelope, QueueState, Recipient, RecipientStatus};
+use crate::message::{Envelope, QueueState, Recipient, RecipientStatus, domain_of};
 
 const TARGET: &str = "towerpost::qmgr";
 
@@ -25,12 +25,19 @@ pub(super) async fn run(
     let mut summary = String::new();
     let disposition = match attempt(&shared, id, &release, &mut summary).await {
         Ok(d) => d,
+        Err(e) if e.is_not_found() => {
+            // The operator deleted it while it was being delivered.
+            tracing::info!(target: TARGET, "{id}: deleted from the queue during delivery");
+            summary = "deleted".into();
+            Disposition::Done
+        }
         Err(e) => {
-            // Storage trouble: keep the message as stored, try later.
+            // Storage trouble: the message stays as stored, and so do its
+            // index entries; try later.
             tracing::error!(target: TARGET, "{id}: {e}; will retry");
             summary = format!("deferred ({e})");
-            let retry = SystemTime::now() + shared.settings.minimal_backoff_time;
-            Disposition::Deferred(unix(retry), Vec::new())
+            let retry = shared.clock.now() + shared.settings.minimal_backoff_time;
+            Disposition::Retry(unix(retry))
         }
     };
     (id, disposition, summary)
@@ -111,7 +118,7 @@ async fn attempt(
     summary: &mut String,
 ) -> Result<Disposition, crate::QueueError> {
     let activated = Instant::now();
-    let now = SystemTime::now();
+    let now = shared.clock.now();
     let Some(mut envelope) = shared.queue.envelope(id).await? else {
         *summary = "no longer in the queue".into();
         return Ok(Disposition::Done); // deleted meanwhile
@@ -311,10 +318,9 @@ async fn deliver(
     if !job.shared.settings.defer_transports.contains(&transport) {
         return send_to_agent(job, transport, nexthop, recipients).await;
     }
-    let arrival = job.id.timestamp();
     let (released, parked): (Vec<_>, Vec<_>) = recipients
         .into_iter()
-        .partition(|r| release.releases(&domain_of(&r.address), arrival));
+        .partition(|r| release.releases(&domain_of(&r.address)));
     let waited = job.activated.elapsed();
     let parked_outcome = Outcome::Deferred {
         dsn: "4.3.2".into(),

@@ -14,10 +14,14 @@
 mod attempt;
 mod index;
 mod schedule;
+mod state;
+#[cfg(test)]
+mod tests;
 
 pub use index::{DestinationIndex, MemoryIndex};
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,8 +31,8 @@ use tokio::task::JoinSet;
 use crate::delivery::DeliveryService;
 use crate::error::QueueError;
 use crate::id::QueueId;
-use crate::message::QueueState;
-use crate::queue::Queue;
+use crate::queue::{Event, Queue};
+use state::Schedule;
 
 /// Scheduling settings (Postfix's names).
 #[derive(Debug, Clone)]
@@ -79,37 +83,67 @@ enum Disposition {
     /// Delivered, bounced or gone: nothing left to schedule.
     Done,
     /// Some recipients remain; try again at this Unix time. The domains
-    /// of the deferred recipients feed the fast-flush index.
+    /// of the remaining recipients feed the fast-flush index.
     Deferred(u64, Vec<String>),
+    /// The queue's storage failed: the message is as it was stored before
+    /// the attempt (its index entries stay); try again at this Unix time.
+    Retry(u64),
 }
 
 /// What a flush names (`ETRN`/`postqueue -s`, `postqueue -f`, `postqueue -i`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlushScope {
-    /// Deferred mail with a recipient in this domain (lower-case).
+    /// Queued mail with a recipient in this domain (lower-case).
     Site(String),
-    /// All deferred mail.
+    /// All queued mail.
     All,
     /// One message.
     Message(QueueId),
 }
 
-/// Which recipients of one attempt may pass `defer_transports`.
-#[derive(Debug, Clone, Default)]
+/// Which recipients of one attempt may pass `defer_transports`: those a
+/// flush named since the message's previous attempt started. It is taken
+/// when the attempt starts, so a flush releases mail once: what its
+/// attempt does not deliver waits for the next flush again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Release {
-    /// The attempt was asked for by a flush: ignore the stored next
-    /// attempt time.
+    /// The attempt was asked for (flush, requeue, release): ignore the
+    /// stored next attempt time.
     forced: bool,
     /// Every recipient (`postqueue -f` / `-i`).
     all: bool,
-    /// Sites flushed, and when: a recipient in such a domain of a message
-    /// that arrived before that time passes.
-    sites: Arc<HashMap<String, SystemTime>>,
+    /// Recipient domains flushed by name (ETRN, `postqueue -s`).
+    domains: HashSet<String>,
 }
 
 impl Release {
-    pub(crate) fn releases(&self, domain: &str, arrival: SystemTime) -> bool {
-        self.all || self.sites.get(domain).is_some_and(|t| arrival <= *t)
+    pub(crate) fn releases(&self, domain: &str) -> bool {
+        self.all || self.domains.contains(domain)
+    }
+}
+
+/// The manager's notion of now: the system clock, which tests can move
+/// forward to make deferred mail due without waiting.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Clock {
+    skew_secs: Arc<AtomicU64>,
+}
+
+impl Clock {
+    pub(crate) fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(self.skew_secs.load(Ordering::Relaxed))
+    }
+
+    fn unix_now(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Moves this clock forward.
+    #[cfg(test)]
+    pub(crate) fn advance(&self, by: Duration) {
+        self.skew_secs.fetch_add(by.as_secs(), Ordering::Relaxed);
     }
 }
 
@@ -122,6 +156,7 @@ pub(crate) struct Shared {
     /// One semaphore per (transport, nexthop): the destination
     /// concurrency limit.
     destinations: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+    clock: Clock,
 }
 
 /// A request to the manager task.
@@ -132,6 +167,10 @@ enum Command {
         FlushScope,
         tokio::sync::oneshot::Sender<Vec<(QueueId, tokio::sync::oneshot::Receiver<String>)>>,
     ),
+    /// Answer once nothing is ready or being delivered, after making due
+    /// what the clock says is due (tests step through the schedule).
+    #[cfg(test)]
+    WhenIdle(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Handle to the running queue manager.
@@ -153,15 +192,17 @@ impl std::fmt::Debug for Command {
             Command::Flush(scope, _) | Command::FlushWait(scope, _) => {
                 write!(f, "Flush({scope:?})")
             }
+            #[cfg(test)]
+            Command::WhenIdle(_) => f.write_str("WhenIdle"),
         }
     }
 }
 
 impl Flusher {
-    /// Makes the deferred mail that `scope` names due now, past
-    /// `defer_transports` for the flushed recipients only. Returns how many
-    /// messages were scheduled; mail of that scope that is being delivered
-    /// or arrives in the meantime is covered too.
+    /// Makes the queued mail that `scope` names due now, past
+    /// `defer_transports` for the flushed recipients only, once. Returns
+    /// how many messages were scheduled; a message of that scope that is
+    /// being delivered is attempted again as soon as its attempt ends.
     pub async fn flush(&self, scope: FlushScope) -> Result<usize, QueueError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.commands
@@ -204,19 +245,20 @@ impl QueueManager {
         transports: HashMap<String, Transport>,
         router: Router,
     ) -> Result<Self, QueueError> {
-        let arrivals = queue.take_arrivals().ok_or_else(QueueError::closed)?;
-        let mut state = Schedule::default();
+        Self::start_with_clock(queue, settings, transports, router, Clock::default()).await
+    }
+
+    pub(crate) async fn start_with_clock(
+        queue: Queue,
+        settings: ManagerSettings,
+        transports: HashMap<String, Transport>,
+        router: Router,
+        clock: Clock,
+    ) -> Result<Self, QueueError> {
+        let events = queue.take_events().ok_or_else(QueueError::closed)?;
+        let mut state = Schedule::new(Box::new(MemoryIndex::default()));
         for entry in queue.entries().await? {
-            match entry.envelope.state {
-                QueueState::Hold => {}
-                QueueState::Deferred => {
-                    state.defer(entry.id, entry.envelope.next_attempt);
-                    for r in &entry.envelope.recipients {
-                        state.index.add(&domain_of(&r.address), entry.id);
-                    }
-                }
-                QueueState::Incoming | QueueState::Active => state.ready.push_back(entry.id),
-            }
+            state.load(&entry);
         }
         let shared = Arc::new(Shared {
             queue,
@@ -224,10 +266,11 @@ impl QueueManager {
             transports,
             router,
             destinations: Mutex::new(HashMap::new()),
+            clock,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (commands, inbox) = mpsc::channel(64);
-        let task = tokio::spawn(run(shared, state, arrivals, inbox, stopped));
+        let task = tokio::spawn(run(shared, state, events, inbox, stopped));
         Ok(Self {
             stop,
             task,
@@ -248,159 +291,22 @@ impl QueueManager {
     }
 }
 
-struct Schedule {
-    ready: VecDeque<QueueId>,
-    deferred: BTreeSet<(u64, QueueId)>,
-    /// Each deferred message's entry in `deferred`, so a flush can take it
-    /// out instead of leaving a stale one behind.
-    due: HashMap<QueueId, u64>,
-    /// Messages being delivered, with when their attempt started.
-    active: HashMap<QueueId, SystemTime>,
-    index: Box<dyn DestinationIndex>,
-    /// Messages a flush asked for by id or as part of a site or `-f`.
-    forced: HashSet<QueueId>,
-    /// Messages whose every recipient a flush released (`-i`).
-    released: HashSet<QueueId>,
-    /// Sites flushed and when (copy-on-write: attempts hold snapshots).
-    sites: Arc<HashMap<String, SystemTime>>,
-    /// When `postqueue -f` last ran.
-    all_since: Option<SystemTime>,
-    /// `flush --wait` callers: told the outcome of the first attempt that
-    /// starts after they asked.
-    waiters: HashMap<QueueId, Vec<(SystemTime, tokio::sync::oneshot::Sender<String>)>>,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Self {
-            ready: VecDeque::new(),
-            deferred: BTreeSet::new(),
-            due: HashMap::new(),
-            active: HashMap::new(),
-            index: Box::new(MemoryIndex::default()),
-            forced: HashSet::new(),
-            released: HashSet::new(),
-            sites: Arc::new(HashMap::new()),
-            all_since: None,
-            waiters: HashMap::new(),
+#[cfg(test)]
+impl Flusher {
+    /// Waits until the manager has nothing ready or in flight, making due
+    /// first what its clock says is due.
+    pub(crate) async fn when_idle(&self) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.commands.send(Command::WhenIdle(reply)).await.is_ok() {
+            let _ = answer.await;
         }
     }
-}
-
-/// The recipient's domain as the index keys it.
-pub(crate) fn domain_of(address: &str) -> String {
-    address
-        .rsplit_once('@')
-        .map_or("", |(_, d)| d)
-        .trim_end_matches('.')
-        .to_ascii_lowercase()
-}
-
-impl Schedule {
-    /// Carries out a flush; returns the messages scheduled.
-    fn flush(&mut self, scope: FlushScope, now: SystemTime) -> Vec<QueueId> {
-        let ids: Vec<QueueId> = match &scope {
-            FlushScope::Site(site) => {
-                Arc::make_mut(&mut self.sites).insert(site.clone(), now);
-                self.index.ids(site)
-            }
-            FlushScope::All => {
-                self.all_since = Some(now);
-                self.deferred.iter().map(|(_, id)| *id).collect()
-            }
-            FlushScope::Message(id) => {
-                self.released.insert(*id);
-                vec![*id]
-            }
-        };
-        for id in &ids {
-            self.forced.insert(*id);
-            self.undefer(*id);
-            if !self.active.contains_key(id) {
-                self.ready.push_back(*id);
-            }
-        }
-        ids
-    }
-
-    /// Tells `flush --wait` callers what the attempt that started at
-    /// `started` did.
-    fn notify_waiters(&mut self, id: QueueId, started: SystemTime, summary: &str) {
-        if let Some(list) = self.waiters.get_mut(&id) {
-            let (done, keep): (Vec<_>, Vec<_>) =
-                list.drain(..).partition(|(asked, _)| started >= *asked);
-            for (_, tx) in done {
-                let _ = tx.send(summary.to_owned());
-            }
-            if keep.is_empty() {
-                self.waiters.remove(&id);
-            } else {
-                *list = keep;
-            }
-        }
-    }
-
-    /// What the attempt for `id` may release.
-    fn release_for(&mut self, id: QueueId, arrival_cutoff: Option<SystemTime>) -> Release {
-        let all = self.released.remove(&id)
-            || self
-                .all_since
-                .zip(arrival_cutoff)
-                .is_some_and(|(since, arrival)| arrival <= since);
-        Release {
-            forced: self.forced.remove(&id),
-            all,
-            sites: self.sites.clone(),
-        }
-    }
-
-    /// Whether a flush happened, for one of these domains or for all,
-    /// after an attempt started: then the attempt could not see it and
-    /// must run again.
-    fn flushed_during(&self, started: SystemTime, domains: &[String]) -> bool {
-        self.all_since.is_some_and(|t| t >= started)
-            || domains
-                .iter()
-                .any(|d| self.sites.get(d).is_some_and(|t| *t >= started))
-    }
-
-    fn defer(&mut self, id: QueueId, due: u64) {
-        if let Some(old) = self.due.insert(id, due) {
-            self.deferred.remove(&(old, id));
-        }
-        self.deferred.insert((due, id));
-    }
-
-    /// Takes a message out of the deferred set (it is due now).
-    fn undefer(&mut self, id: QueueId) {
-        if let Some(old) = self.due.remove(&id) {
-            self.deferred.remove(&(old, id));
-        }
-    }
-
-    /// Moves deferred mail that is due into the ready queue.
-    fn scan_deferred(&mut self, now: u64) {
-        while let Some(&(due, id)) = self.deferred.first() {
-            if due > now {
-                break;
-            }
-            self.deferred.pop_first();
-            self.due.remove(&id);
-            self.ready.push_back(id);
-        }
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 async fn run(
     shared: Arc<Shared>,
     mut state: Schedule,
-    mut arrivals: mpsc::UnboundedReceiver<QueueId>,
+    mut events: mpsc::UnboundedReceiver<Event>,
     mut inbox: mpsc::Receiver<Command>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -408,80 +314,57 @@ async fn run(
     let mut running: HashMap<tokio::task::Id, QueueId> = HashMap::new();
     let mut scan = tokio::time::interval(shared.settings.queue_run_delay);
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(test)]
+    let mut idle_waiters: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     loop {
         // Start what the active limit allows.
-        while state.active.len() < shared.settings.active_limit {
-            let Some(id) = state.ready.pop_front() else {
-                break;
-            };
-            if state.active.contains_key(&id) {
-                continue;
-            }
-            state.active.insert(id, SystemTime::now());
-            // Messages arrive before their id's time passes; the flush
-            // cut-off compares with it.
-            let release = state.release_for(id, Some(id.timestamp()));
+        while let Some((id, release)) = state.start_next(shared.settings.active_limit) {
             let handle = attempts.spawn(attempt::run(shared.clone(), id, release));
             running.insert(handle.id(), id);
         }
+        #[cfg(test)]
+        if state.is_idle() && events.is_empty() && inbox.is_empty() {
+            for w in idle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
         tokio::select! {
             _ = &mut stop => break,
-            Some(id) = arrivals.recv() => state.ready.push_back(id),
+            Some(event) = events.recv() => state.event(event),
             Some(command) = inbox.recv() => match command {
                 Command::Flush(scope, reply) => {
-                    let n = state.flush(scope, SystemTime::now()).len();
+                    let n = state.flush(&scope).len();
                     let _ = reply.send(n);
                 }
                 Command::FlushWait(scope, reply) => {
-                    let now = SystemTime::now();
-                    let ids = state.flush(scope, now);
-                    let pending = ids
-                        .into_iter()
-                        .map(|id| {
-                            let (tx, rx) = tokio::sync::oneshot::channel();
-                            state.waiters.entry(id).or_default().push((now, tx));
-                            (id, rx)
-                        })
-                        .collect();
+                    let ids = state.flush(&scope);
+                    let pending = ids.into_iter().map(|id| (id, state.wait_for(id))).collect();
                     let _ = reply.send(pending);
+                }
+                #[cfg(test)]
+                Command::WhenIdle(reply) => {
+                    state.scan_deferred(shared.clock.unix_now());
+                    idle_waiters.push(reply);
                 }
             },
             Some(done) = attempts.join_next_with_id(), if !attempts.is_empty() => {
                 match done {
                     Ok((task, (id, disposition, summary))) => {
                         running.remove(&task);
-                        let started = state.active.remove(&id).unwrap_or(UNIX_EPOCH);
-                        state.notify_waiters(id, started, &summary);
-                        match disposition {
-                            Disposition::Done => state.index.remove(id),
-                            Disposition::Deferred(due, domains) => {
-                                state.index.remove(id);
-                                for d in &domains {
-                                    state.index.add(d, id);
-                                }
-                                if state.flushed_during(started, &domains) {
-                                    // A flush arrived while this attempt ran.
-                                    state.forced.insert(id);
-                                    state.ready.push_back(id);
-                                } else {
-                                    state.defer(id, due);
-                                }
-                            }
-                        }
+                        state.finished(id, disposition, &summary);
                     }
                     Err(e) => {
                         // A bug in an attempt: its message stays as stored;
                         // retry it after the usual backoff.
                         if let Some(id) = running.remove(&e.id()) {
                             tracing::error!(target: "towerpost::qmgr", "{id}: delivery attempt failed: {e}");
-                            state.active.remove(&id);
-                            let due = unix_now() + shared.settings.minimal_backoff_time.as_secs();
-                            state.defer(id, due);
+                            let due = shared.clock.unix_now() + shared.settings.minimal_backoff_time.as_secs();
+                            state.finished(id, Disposition::Retry(due), &format!("deferred (delivery attempt failed: {e})"));
                         }
                     }
                 }
             }
-            _ = scan.tick() => state.scan_deferred(unix_now()),
+            _ = scan.tick() => state.scan_deferred(shared.clock.unix_now()),
         }
     }
     attempts.shutdown().await;
