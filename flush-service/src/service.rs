@@ -63,7 +63,7 @@ pub enum FlushResponse {
     Finished(Vec<(String, String)>),
     /// The site is not in `fast_flush_domains` (ETRN `459`).
     NotEligible {
-        /// The site, normalised.
+        /// The site as given (without `@`/`#`), as Postfix echoes it.
         site: String,
     },
     /// The site is not a host name or address literal (ETRN `501`).
@@ -96,27 +96,14 @@ impl std::error::Error for FlushError {
     }
 }
 
-/// A site as Postfix's flush server keys it: one leading `@` or `#`
-/// stripped (their RFC 1985 meanings are not implemented, as in Postfix),
-/// a trailing dot dropped, lower-case; `None` unless it is a host name or
-/// an `[address literal]`.
-pub fn normalize_site(site: &str) -> Option<String> {
-    let site = site.strip_prefix(['@', '#']).unwrap_or(site);
-    let site = site.strip_suffix('.').unwrap_or(site).to_ascii_lowercase();
-    if let Some(inner) = site.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        let inner = inner.strip_prefix("ipv6:").unwrap_or(inner);
-        return inner.parse::<IpAddr>().is_ok().then_some(site);
-    }
-    let ok = !site.is_empty()
-        && site.len() <= 255
-        && site.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    ok.then_some(site)
+/// A site named by ETRN, `postqueue -s` or `sendmail -qR`, checked as
+/// Postfix's `etrn_cmd()` checks it (one leading `@` or `#` stripped,
+/// then a valid host name or `[address literal]`, see
+/// [`towerpost_protocol::etrn_site`]): the name as given, for replies, and
+/// the lower-case key the index and `fast_flush_domains` use.
+pub fn normalize_site(site: &str) -> Option<(String, String)> {
+    let site = towerpost_protocol::etrn_site(site).ok()?;
+    Some((site.to_owned(), site.to_ascii_lowercase()))
 }
 
 /// Decides which sites may be flushed by name (`fast_flush_domains`).
@@ -151,13 +138,13 @@ impl FlushService {
     async fn flush(self, request: FlushRequest) -> Result<FlushResponse, FlushError> {
         let scope = match request.target {
             FlushTarget::Site(site) => {
-                let Some(site) = normalize_site(&site) else {
+                let Some((given, key)) = normalize_site(&site) else {
                     return Ok(FlushResponse::InvalidSite);
                 };
-                if !(self.eligible)(&site) {
-                    return Ok(FlushResponse::NotEligible { site });
+                if !(self.eligible)(&key) {
+                    return Ok(FlushResponse::NotEligible { site: given });
                 }
-                FlushScope::Site(site)
+                FlushScope::Site(key)
             }
             FlushTarget::All => FlushScope::All,
             FlushTarget::QueueId(text) => {
@@ -208,15 +195,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sites_are_normalised_like_postfix() {
-        assert_eq!(normalize_site("@Example.COM."), Some("example.com".into()));
+    fn sites_are_checked_like_postfix_and_keyed_in_lower_case() {
+        let pair = |a: &str, b: &str| Some((a.to_owned(), b.to_owned()));
+        assert_eq!(
+            normalize_site("@Example.COM"),
+            pair("Example.COM", "example.com")
+        );
         assert_eq!(
             normalize_site("#queue.example"),
-            Some("queue.example".into())
+            pair("queue.example", "queue.example")
         );
-        assert_eq!(normalize_site("[192.0.2.1]"), Some("[192.0.2.1]".into()));
-        assert_eq!(normalize_site("bad_domain!"), None);
-        assert_eq!(normalize_site("@@x.test"), None);
-        assert_eq!(normalize_site(""), None);
+        assert_eq!(
+            normalize_site("[192.0.2.1]"),
+            pair("[192.0.2.1]", "[192.0.2.1]")
+        );
+        assert_eq!(
+            normalize_site("_dmarc.x.test"),
+            pair("_dmarc.x.test", "_dmarc.x.test")
+        );
+        for bad in ["Example.COM.", "bad_domain!", "@@x.test", "", "a b", "123"] {
+            assert_eq!(normalize_site(bad), None, "{bad:?}");
+        }
     }
 }

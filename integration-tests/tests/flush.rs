@@ -103,15 +103,42 @@ fn etrn_replies_match_postfix() {
     );
     assert_eq!(c.cmd("ETRN"), "500 Syntax: ETRN domain");
     assert_eq!(c.cmd("ETRN a.test b.test"), "500 Syntax: ETRN domain");
+    assert_eq!(c.cmd("ETRN to:customer.test"), "500 Syntax: ETRN domain");
+    // Postfix's valid_hostname(): no trailing dot, no all-numeric name,
+    // underscores allowed; the 459 echoes the name as given.
+    for bad in [
+        "customer.test.",
+        "123",
+        "1.2.3.4",
+        "[::1]",
+        "<customer.test>",
+        "\"a b\"",
+    ] {
+        assert_eq!(
+            c.cmd(&format!("ETRN {bad}")),
+            "501 Error: invalid parameter syntax",
+            "ETRN {bad}"
+        );
+    }
+    assert_eq!(
+        c.cmd("ETRN @Other.TEST"),
+        "459 <Other.TEST>: service unavailable"
+    );
+    assert_eq!(
+        c.cmd("ETRN _x.nowhere.test"),
+        "459 <_x.nowhere.test>: service unavailable"
+    );
     // A leading @ or # is stripped; nothing is queued, still 250.
     assert_eq!(c.cmd("ETRN @customer.test"), "250 Queuing started");
-    assert_eq!(c.cmd("ETRN #customer.test"), "250 Queuing started");
+    assert_eq!(c.cmd("ETRN #Customer.TEST"), "250 Queuing started");
     assert!(c.cmd("EHLO x.test").starts_with("250"));
     assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
     assert_eq!(
         c.cmd("ETRN customer.test"),
         "503 Error: MAIL transaction in progress"
     );
+    // The transaction check comes before the argument count.
+    assert_eq!(c.cmd("ETRN a b"), "503 Error: MAIL transaction in progress");
 }
 
 #[test]
@@ -284,6 +311,8 @@ fn smtpd_etrn_restrictions_answer_like_postfix() {
     );
     let mut c = server.client();
     assert!(c.cmd("ETRN customer.test").starts_with("554 5.7.1"));
+    // Syntax is checked before any restriction, as Postfix does.
+    assert_eq!(c.cmd("ETRN bad!"), "501 Error: invalid parameter syntax");
     // Other commands are untouched.
     assert_eq!(c.cmd("NOOP"), "250 2.0.0 Ok");
 }

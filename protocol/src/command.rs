@@ -55,10 +55,12 @@ pub enum Command {
     },
     /// `HELP [topic]`.
     Help,
-    /// `ETRN [@|#]node` (RFC 1985). The argument is kept as given; which
-    /// names are acceptable is the flush service's decision.
+    /// `ETRN [@|#]node` (RFC 1985). The parser keeps the argument text as
+    /// given; the session checks it with [`etrn_site`](crate::etrn_site)
+    /// and passes on the bare site (original case, without `@`/`#`), so
+    /// layers only ever see a valid host name or address literal.
     Etrn {
-        /// The argument, as given.
+        /// The argument: as given when parsed, the bare site in requests.
         node: String,
     },
     /// `STARTTLS` (RFC 3207).
@@ -171,13 +173,11 @@ impl Command {
             return Ok(Command::Help);
         }
         if is("ETRN") {
-            let mut words = rest.split_ascii_whitespace();
-            return match (words.next(), words.next()) {
-                (Some(node), None) => Ok(Command::Etrn {
-                    node: node.to_owned(),
-                }),
-                _ => Err(CommandError::EtrnSyntax),
-            };
+            // Checked by the session with `etrn_site`, after the HELO and
+            // transaction checks, as Postfix orders them.
+            return Ok(Command::Etrn {
+                node: rest.to_owned(),
+            });
         }
         if is("STARTTLS") {
             return no_args(rest, Command::StartTls, "STARTTLS");
@@ -342,8 +342,6 @@ pub enum CommandError {
     BadParameter(&'static str),
     /// An ESMTP parameter we do not support, as given.
     UnsupportedParameter(String),
-    /// `ETRN` with other than one argument.
-    EtrnSyntax,
     /// A malformed `BDAT`: the octet stream cannot be resynchronised, so the
     /// session must end (RFC 3030 §3).
     BdatSyntax,
@@ -386,7 +384,6 @@ impl CommandError {
             CommandError::UnsupportedParameter(param) => {
                 Reply::enhanced(555, e(5, 5, 4), format!("Unsupported option: {param}"))
             }
-            CommandError::EtrnSyntax => Reply::new(500, "Syntax: ETRN domain"),
             CommandError::BdatSyntax => {
                 Reply::enhanced(521, e(5, 5, 4), "Syntax: BDAT count [LAST]")
             }

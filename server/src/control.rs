@@ -236,20 +236,18 @@ fn privileged(uid: u32) -> bool {
     uid == 0 || uid == own_uid()
 }
 
-/// The login name of `uid` from /etc/passwd, or `unknown` (Postfix's word
-/// for a uid without an entry, which `authorized_flush_users` can match).
-pub fn user_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|line| {
-                let mut fields = line.split(':');
-                let name = fields.next()?;
-                let id: u32 = fields.nth(1)?.parse().ok()?;
-                (id == uid).then(|| name.to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
+/// The login name of `uid`, as the system's user database (NSS: files,
+/// LDAP, …) has it, or `unknown` (Postfix's word for a uid without an
+/// entry, which `authorized_flush_users` can match). The lookup may block
+/// on a directory server, so it runs on the blocking pool.
+pub async fn user_name(uid: u32) -> String {
+    tokio::task::spawn_blocking(move || {
+        uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Runs a local flush request through `authorized_flush_users` and the
@@ -275,7 +273,7 @@ async fn flush(
         target,
         origin: FlushOrigin::Local {
             uid,
-            user: user_name(uid),
+            user: user_name(uid).await,
         },
         wait,
     };
@@ -352,7 +350,7 @@ async fn handle(
                 &queue,
                 submission,
                 uid,
-                &user_name(uid),
+                &user_name(uid).await,
                 &submit_settings.myhostname,
                 limit,
             )
@@ -551,4 +549,15 @@ pub fn format_show(entry: &QueueEntry) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn user_names_come_from_the_user_database() {
+        assert_eq!(user_name(0).await, "root");
+        assert_eq!(user_name(4_000_000_000).await, "unknown");
+    }
 }

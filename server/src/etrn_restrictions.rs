@@ -37,8 +37,8 @@ impl EtrnRestrictions {
 }
 
 impl EtrnRestrictions {
-    fn decide(&self, session: &SessionInfo, node: &str) -> Option<Reply> {
-        let site = node.strip_prefix(['@', '#']).unwrap_or(node);
+    fn decide(&self, session: &SessionInfo, site: &str) -> Option<Reply> {
+        // The session has checked the argument and taken off `@`/`#`.
         let client = session.client.ip();
         for r in &self.restrictions {
             let decision = match r {

@@ -394,9 +394,11 @@ where
                 let reply = self.call(command).await;
                 self.finish(verb, reply).await
             }
-            Command::Etrn { .. } => {
+            Command::Etrn { node } => {
                 self.count_junk();
-                // Postfix's ETRN sequence errors carry no enhanced code.
+                // Postfix's order and replies (its ETRN errors carry no
+                // enhanced code); the argument's syntax is checked before
+                // any layer sees it, so layers get the bare site.
                 if self.settings.helo_required && self.info.helo.is_none() {
                     return self
                         .finish(verb, Reply::new(503, "Error: send HELO/EHLO first"))
@@ -407,7 +409,11 @@ where
                         .finish(verb, Reply::new(503, "Error: MAIL transaction in progress"))
                         .await;
                 }
-                let reply = self.call(command).await;
+                let site = match towerpost_protocol::etrn_site(node) {
+                    Ok(site) => site.to_owned(),
+                    Err(e) => return self.finish(verb, e.reply()).await,
+                };
+                let reply = self.call(Command::Etrn { node: site }).await;
                 self.finish(verb, reply).await
             }
             Command::Quit => {
