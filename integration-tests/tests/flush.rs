@@ -452,3 +452,37 @@ fn check_client_access_refuses_listed_clients() {
         "554 5.7.1 <unknown[127.0.0.1]>: Client host rejected: Access denied"
     );
 }
+
+/// The reproduction from the issue tracker: raising `queue_shard_count`
+/// must not make delivered mail come back after the next restart.
+#[test]
+fn a_raised_shard_count_does_not_resend_delivered_mail() {
+    let mut s = parked_sites();
+    let ids: Vec<String> = (0..6)
+        .map(|i| send(&s.server, &[&format!("r{i}@customer.test")]))
+        .collect();
+    for id in &ids {
+        wait_parked(&s.server, id);
+    }
+    s.server.terminate();
+    let config = std::fs::read_to_string(s.server.config_path()).unwrap();
+    std::fs::write(
+        s.server.config_path(),
+        format!("queue_shard_count = 4\n{config}"),
+    )
+    .unwrap();
+    s.server.restart();
+    let mut c = s.server.client();
+    assert_eq!(c.cmd("ETRN customer.test"), "250 Queuing started");
+    assert_eq!(s.customer.wait_for(6, Duration::from_secs(20)).len(), 6);
+    for id in &ids {
+        s.server.wait_for_log(&format!("{id}: removed"));
+    }
+    s.server.terminate();
+    s.server.restart();
+    assert!(
+        s.server.queue().is_empty(),
+        "delivered mail is back: {:?}",
+        s.server.queue_ids()
+    );
+}

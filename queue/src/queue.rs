@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::QueueError;
 use crate::fault::Faults;
 use crate::id::{IdGenerator, QueueId};
-use crate::message::{Envelope, QueueEntry, QueueState, domain_of};
+use crate::message::{Envelope, QueueEntry, domain_of};
 use crate::shard::Shard;
 use crate::store::{Applied, Change, ShardStore, StoreOp, sync_parent_dir};
 
@@ -45,6 +45,8 @@ pub(crate) enum Event {
     /// A message became due: new, released or requeued. With the domains of
     /// its recipients, for the fast-flush index.
     Due { id: QueueId, domains: Vec<String> },
+    /// The operator put a message on hold.
+    Held(QueueId),
     /// The operator deleted a message.
     Deleted(QueueId),
 }
@@ -81,20 +83,21 @@ impl Queue {
             .await
             .map_err(|_| QueueError::closed())??;
         let faults = Arc::new(Faults::default());
+        let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut last = 0;
         let mut shards = Vec::new();
         let mut paths = Vec::new();
         let mut threads = Vec::new();
         for (index, (path, store, last_id)) in opened.into_iter().enumerate() {
             last = last.max(last_id.map_or(0, QueueId::as_u64));
-            let (shard, thread) = Shard::spawn(index, path.clone(), store, faults.clone())
-                .map_err(|e| QueueError::directory(&path, e))?;
+            let (shard, thread) =
+                Shard::spawn(index, path.clone(), store, faults.clone(), events.clone())
+                    .map_err(|e| QueueError::directory(&path, e))?;
             shards.push(shard);
             paths.push(path);
             threads.push(thread);
         }
-        let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
-        Ok(Self {
+        let queue = Self {
             inner: Arc::new(Inner {
                 shards,
                 paths,
@@ -106,7 +109,30 @@ impl Queue {
                 #[cfg(test)]
                 faults,
             }),
-        })
+        };
+        queue.restore_quarantined().await?;
+        Ok(queue)
+    }
+
+    /// Moves back quarantined records that can be read now (a binary that
+    /// did not understand them was run for a while): the quarantine is a
+    /// place to wait, never a way to lose acknowledged mail.
+    async fn restore_quarantined(&self) -> Result<(), QueueError> {
+        for (shard, path) in self.inner.shards.iter().zip(&self.inner.paths) {
+            for d in shard.read(|s| s.quarantined()).await? {
+                if d.reason.is_empty()
+                    && shard.apply(StoreOp::Restore { id: d.id }).await? == Applied::Done
+                {
+                    tracing::info!(
+                        target: "towerpost::queue",
+                        "{}: queue record in {} readable again, restored from quarantine",
+                        d.id,
+                        path.display()
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A new, unique queue id. Taking one stores nothing.
@@ -162,8 +188,9 @@ impl Queue {
 
     /// Applies an operator's change (hold, release, requeue) to a stored
     /// message, atomically with respect to the queue manager's updates;
-    /// returns `false` when there is no such message. A message that is
-    /// due afterwards is handed to the queue manager at once.
+    /// returns `false` when there is no such message. A change that makes
+    /// the message due is handed to the queue manager at once, one that
+    /// changes nothing is not.
     pub async fn modify(
         &self,
         id: QueueId,
@@ -176,16 +203,8 @@ impl Queue {
             id,
             change: Change(Box::new(change)),
         };
-        match self.inner.shards[shard].apply(op).await? {
-            Applied::Modified(envelope) => {
-                if envelope.state != QueueState::Hold {
-                    self.announce(id, &envelope);
-                }
-                Ok(true)
-            }
-            Applied::Missing => Ok(false),
-            Applied::Done => Ok(true),
-        }
+        // The shard writer tells the queue manager about the change.
+        Ok(self.inner.shards[shard].apply(op).await? != Applied::Missing)
     }
 
     /// Removes a message that is done (delivered or bounced). A message

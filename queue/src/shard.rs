@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::QueueError;
 use crate::fault::Faults;
+use crate::message::{QueueState, domain_of};
+use crate::queue::Event;
 use crate::store::{Applied, Outcomes, ShardStore, StoreOp};
 
 /// Upper bound on the messages in one commit, so that one huge batch cannot
@@ -37,6 +39,7 @@ impl Shard {
         path: PathBuf,
         store: ShardStore,
         faults: Arc<Faults>,
+        events: mpsc::UnboundedSender<Event>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let store: SharedStore = Arc::new(RwLock::new(Some(store)));
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
@@ -44,6 +47,7 @@ impl Shard {
             path,
             store: store.clone(),
             faults,
+            events,
             broken: false,
         };
         let thread = std::thread::Builder::new()
@@ -86,6 +90,10 @@ struct Writer {
     path: PathBuf,
     store: SharedStore,
     faults: Arc<Faults>,
+    /// Operator edits are reported to the queue manager from here, in
+    /// commit order and before their caller hears of them, so the manager
+    /// sees an edit before the end of any attempt that wrote after it.
+    events: mpsc::UnboundedSender<Event>,
     /// The last commit failed: reopen the store before the next one.
     broken: bool,
 }
@@ -109,7 +117,10 @@ impl Writer {
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.commit(&mut ops)))
                 .unwrap_or_else(|_| Err(QueueError::panicked(&self.path)));
             let outcomes: Outcomes = match result {
-                Ok(outcomes) => outcomes,
+                Ok(outcomes) => {
+                    self.announce(&ops, &outcomes);
+                    outcomes
+                }
                 Err(e) => {
                     tracing::error!(target: "towerpost::queue", "queue commit failed: {e}");
                     self.broken = true;
@@ -123,6 +134,30 @@ impl Writer {
                 // The session may have gone away meanwhile; a stored message
                 // is delivered regardless.
                 let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Tells the manager about operator edits that changed a message.
+    fn announce(&self, ops: &[StoreOp], outcomes: &Outcomes) {
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            if let Ok(Applied::Modified {
+                envelope,
+                changed: true,
+            }) = outcome
+            {
+                let id = op.id();
+                let event = if envelope.state == QueueState::Hold {
+                    Event::Held(id)
+                } else {
+                    let domains = envelope
+                        .recipients
+                        .iter()
+                        .map(|r| domain_of(&r.address))
+                        .collect();
+                    Event::Due { id, domains }
+                };
+                let _ = self.events.send(event);
             }
         }
     }

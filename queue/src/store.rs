@@ -54,6 +54,8 @@ pub(crate) enum StoreOp {
     Remove { id: QueueId },
     /// The envelope cannot be decoded: move the record aside.
     Quarantine { id: QueueId },
+    /// A quarantined record decodes again (after an upgrade): move it back.
+    Restore { id: QueueId },
 }
 
 impl StoreOp {
@@ -64,7 +66,8 @@ impl StoreOp {
             | StoreOp::Update { id, .. }
             | StoreOp::Modify { id, .. }
             | StoreOp::Remove { id }
-            | StoreOp::Quarantine { id } => *id,
+            | StoreOp::Quarantine { id }
+            | StoreOp::Restore { id } => *id,
         }
     }
 }
@@ -76,8 +79,12 @@ pub(crate) enum Applied {
     Done,
     /// The message was not there: nothing changed.
     Missing,
-    /// A `Modify`: the envelope as written.
-    Modified(Box<Envelope>),
+    /// A `Modify`: the envelope as it is now, and whether the change
+    /// changed anything (an unchanged envelope is not written).
+    Modified {
+        envelope: Box<Envelope>,
+        changed: bool,
+    },
 }
 
 /// A batch's outcome per operation (the batch itself committed).
@@ -111,7 +118,7 @@ impl ShardStore {
             db,
         };
         // Create the tables up front so readers never see them missing.
-        store.commit(&mut [])?;
+        store.write(&mut [], true)?;
         Ok(store)
     }
 
@@ -120,6 +127,13 @@ impl ShardStore {
     /// envelope cannot be decoded is an error of its own; neither stops
     /// the others. An error of the transaction itself fails them all.
     pub(crate) fn commit(&self, batch: &mut [StoreOp]) -> Result<Outcomes, QueueError> {
+        self.write(batch, false)
+    }
+
+    /// [`commit`](Self::commit); a batch that changes nothing is not
+    /// committed (no fsync for an update that finds its message gone)
+    /// unless `always`.
+    fn write(&self, batch: &mut [StoreOp], always: bool) -> Result<Outcomes, QueueError> {
         let ctx = || format!("commit to {}", self.path.display());
         let storage = |e: redb::StorageError| QueueError::storage(ctx(), e);
         let mut txn = self
@@ -129,6 +143,7 @@ impl ShardStore {
         txn.set_durability(Durability::Immediate)
             .map_err(|e| QueueError::storage(ctx(), redb::Error::from(e)))?;
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut wrote = always;
         {
             let open = |t| txn.open_table(t).map_err(|e| QueueError::storage(ctx(), e));
             let mut content = open(CONTENT)?;
@@ -193,15 +208,22 @@ impl ShardStore {
                             None => Ok(Applied::Missing),
                             Some(old) => match serde_json::from_slice::<Envelope>(&old) {
                                 Err(e) => Err(QueueError::codec(*id, e)),
-                                Ok(mut env) => {
+                                Ok(before) => {
                                     let edit = std::mem::replace(&mut change.0, Box::new(|_| {}));
+                                    let mut env = before.clone();
                                     edit(&mut env);
+                                    let changed = env != before;
                                     match serde_json::to_vec(&env) {
                                         Ok(bytes) => {
-                                            envelope
-                                                .insert(id.as_u64(), bytes.as_slice())
-                                                .map_err(storage)?;
-                                            Ok(Applied::Modified(Box::new(env)))
+                                            if changed {
+                                                envelope
+                                                    .insert(id.as_u64(), bytes.as_slice())
+                                                    .map_err(storage)?;
+                                            }
+                                            Ok(Applied::Modified {
+                                                envelope: Box::new(env),
+                                                changed,
+                                            })
                                         }
                                         Err(e) => Err(QueueError::codec(*id, e)),
                                     }
@@ -220,12 +242,17 @@ impl ShardStore {
                     }
                     StoreOp::Quarantine { id } => {
                         let raw = envelope
-                            .remove(id.as_u64())
+                            .get(id.as_u64())
                             .map_err(storage)?
                             .map(|v| v.value().to_vec());
                         match raw {
+                            // Gone, or readable after all: nothing to do.
                             None => Ok(Applied::Missing),
+                            Some(raw) if serde_json::from_slice::<Envelope>(&raw).is_ok() => {
+                                Ok(Applied::Missing)
+                            }
                             Some(raw) => {
+                                envelope.remove(id.as_u64()).map_err(storage)?;
                                 quarantine_envelope
                                     .insert(id.as_u64(), raw.as_slice())
                                     .map_err(storage)?;
@@ -241,11 +268,44 @@ impl ShardStore {
                             }
                         }
                     }
+                    StoreOp::Restore { id } => {
+                        let raw = quarantine_envelope
+                            .get(id.as_u64())
+                            .map_err(storage)?
+                            .map(|v| v.value().to_vec());
+                        match raw {
+                            Some(raw) if serde_json::from_slice::<Envelope>(&raw).is_ok() => {
+                                quarantine_envelope.remove(id.as_u64()).map_err(storage)?;
+                                let body = quarantine_content
+                                    .remove(id.as_u64())
+                                    .map_err(storage)?
+                                    .map(|v| v.value().to_vec())
+                                    .unwrap_or_default();
+                                envelope
+                                    .insert(id.as_u64(), raw.as_slice())
+                                    .map_err(storage)?;
+                                content
+                                    .insert(id.as_u64(), body.as_slice())
+                                    .map_err(storage)?;
+                                Ok(Applied::Done)
+                            }
+                            _ => Ok(Applied::Missing),
+                        }
+                    }
+                };
+                wrote |= match &outcome {
+                    Ok(Applied::Done) => true,
+                    Ok(Applied::Modified { changed, .. }) => *changed,
+                    Ok(Applied::Missing) | Err(_) => false,
                 };
                 outcomes.push(outcome);
             }
         }
-        txn.commit().map_err(|e| QueueError::storage(ctx(), e))?;
+        if wrote {
+            txn.commit().map_err(|e| QueueError::storage(ctx(), e))?;
+        } else {
+            txn.abort().map_err(|e| QueueError::storage(ctx(), e))?;
+        }
         Ok(outcomes)
     }
 
@@ -296,7 +356,8 @@ impl ShardStore {
         Ok((entries, damaged))
     }
 
-    /// The records moved aside, with why their envelope cannot be read.
+    /// The records moved aside, with why their envelope cannot be read
+    /// (empty: it can be read now, and [`StoreOp::Restore`] takes it back).
     pub(crate) fn quarantined(&self) -> Result<Vec<Damaged>, QueueError> {
         let raw = self.read(QUARANTINE_ENVELOPE, |t| {
             t.iter()?
@@ -308,12 +369,27 @@ impl ShardStore {
             .map(|(k, v)| {
                 let id = QueueId::from_u64(k);
                 let reason = match serde_json::from_slice::<Envelope>(&v) {
-                    Ok(_) => "quarantined".to_owned(),
+                    Ok(_) => String::new(),
                     Err(e) => QueueError::codec(id, e).to_string(),
                 };
                 Damaged { id, reason }
             })
             .collect())
+    }
+
+    /// Puts a record straight into quarantine (tests of the way back).
+    #[cfg(test)]
+    pub(crate) fn put_quarantined(&self, id: QueueId, envelope: &[u8], content: &[u8]) {
+        let txn = self.db.begin_write().unwrap();
+        txn.open_table(QUARANTINE_ENVELOPE)
+            .unwrap()
+            .insert(id.as_u64(), envelope)
+            .unwrap();
+        txn.open_table(QUARANTINE_CONTENT)
+            .unwrap()
+            .insert(id.as_u64(), content)
+            .unwrap();
+        txn.commit().unwrap();
     }
 
     /// Whether the shard holds a message (without decoding it).

@@ -391,6 +391,22 @@ async fn send_to_agent(
             Err(e) => Err(e),
         };
         drop(permit);
+        // Forget an idle destination's semaphore: next hops come from what
+        // clients send (a bounce goes to any sender's domain), so the map
+        // must not keep one per next hop ever seen. Clones are made under
+        // the same lock, so a count of one means nobody holds or waits.
+        let mut destinations = shared
+            .destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let key = (transport.clone(), nexthop.clone());
+        if destinations
+            .get(&key)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            destinations.remove(&key);
+        }
+        drop(destinations);
         match result {
             Ok(report) if report.outcomes.len() == n => report,
             Ok(_) => DeliveryReport::all(

@@ -120,6 +120,13 @@ impl Release {
     pub(crate) fn releases(&self, domain: &str) -> bool {
         self.all || self.domains.contains(domain)
     }
+
+    /// Adds what `other` releases.
+    pub(crate) fn merge(&mut self, other: Release) {
+        self.forced |= other.forced;
+        self.all |= other.all;
+        self.domains.extend(other.domains);
+    }
 }
 
 /// The manager's notion of now: the system clock, which tests can move
@@ -328,7 +335,11 @@ async fn run(
                 let _ = w.send(());
             }
         }
+        // Biased: the queue's events first (an edit or arrival must be seen
+        // before a flush that came after it, and before the end of an
+        // attempt that wrote after it), then requests, then attempts.
         tokio::select! {
+            biased;
             _ = &mut stop => break,
             Some(event) = events.recv() => state.event(event),
             Some(command) = inbox.recv() => match command {

@@ -36,8 +36,9 @@ pub(crate) struct Schedule {
     /// Each deferred message's entry in `deferred`, so a flush can take it
     /// out instead of leaving a stale one behind.
     due: HashMap<QueueId, u64>,
-    /// Messages being delivered, with their attempt's sequence number.
-    active: HashMap<QueueId, u64>,
+    /// Messages being delivered, with their attempt's sequence number and
+    /// what it was released for.
+    active: HashMap<QueueId, (u64, Release)>,
     /// Attempts started so far.
     started: u64,
     /// Recipient domain → messages, for every queued message that is not
@@ -92,14 +93,19 @@ impl Schedule {
                     self.push_ready(id);
                 }
             }
-            Event::Deleted(id) => {
-                self.index.remove(id);
-                self.undefer(id);
-                self.in_ready.remove(&id);
-                self.releases.remove(&id);
-                self.notify_all(id, "deleted");
-            }
+            Event::Held(id) => self.forget(id, "on hold"),
+            Event::Deleted(id) => self.forget(id, "deleted"),
         }
+    }
+
+    /// A message is out of the schedule (held or deleted). An attempt that
+    /// is running ends on its own, and a held one is kept held by it.
+    fn forget(&mut self, id: QueueId, why: &str) {
+        self.index.remove(id);
+        self.undefer(id);
+        self.in_ready.remove(&id);
+        self.releases.remove(&id);
+        self.notify_all(id, why);
     }
 
     /// Carries out a flush; returns the messages it scheduled.
@@ -150,8 +156,8 @@ impl Schedule {
                 continue; // deleted meanwhile, or already running
             }
             self.started += 1;
-            self.active.insert(id, self.started);
             let release = self.releases.remove(&id).unwrap_or_default();
+            self.active.insert(id, (self.started, release.clone()));
             return Some((id, release));
         }
         None
@@ -159,29 +165,54 @@ impl Schedule {
 
     /// An attempt ended.
     pub(crate) fn finished(&mut self, id: QueueId, disposition: Disposition, summary: &str) {
-        let Some(seq) = self.active.remove(&id) else {
+        let Some((seq, release)) = self.active.remove(&id) else {
             return;
         };
+        // A flush, release or requeue came while this attempt ran and
+        // could not be seen by it.
+        let asked_meanwhile = self.releases.contains_key(&id);
         match disposition {
             Disposition::Done => {
                 self.index.remove(id);
-                self.releases.remove(&id);
-                // The message is gone: every caller learns what its last
-                // attempt did.
+                // Every caller learns what the last attempt did.
                 self.notify_all(id, summary);
+                if asked_meanwhile {
+                    // The attempt found it on hold (or gone) while the
+                    // operator released it: look once more.
+                    self.push_ready(id);
+                }
             }
             Disposition::Deferred(due, domains) => {
                 self.index.remove(id);
                 for d in &domains {
                     self.index.add(d, id);
                 }
-                self.after_attempt(id, seq, due, summary);
+                self.notify_started_before(id, seq, summary);
+                self.after_attempt(id, due, asked_meanwhile);
             }
-            Disposition::Retry(due) => self.after_attempt(id, seq, due, summary),
+            Disposition::Retry(due) => {
+                // Nothing was stored: what the flush released is still
+                // owed, at the next attempt.
+                if release.forced {
+                    self.releases.entry(id).or_default().merge(release);
+                }
+                self.notify_started_before(id, seq, summary);
+                self.after_attempt(id, due, asked_meanwhile);
+            }
         }
     }
 
-    fn after_attempt(&mut self, id: QueueId, seq: u64, due: u64, summary: &str) {
+    fn after_attempt(&mut self, id: QueueId, due: u64, asked_meanwhile: bool) {
+        if asked_meanwhile {
+            self.push_ready(id);
+        } else {
+            self.defer(id, due);
+        }
+    }
+
+    /// Tells the `flush --wait` callers who asked before attempt `seq`
+    /// started what it did.
+    fn notify_started_before(&mut self, id: QueueId, seq: u64, summary: &str) {
         if let Some(list) = self.waiters.get_mut(&id) {
             let (done, keep): (Vec<_>, Vec<_>) = list.drain(..).partition(|w| w.asked < seq);
             for w in done {
@@ -192,13 +223,6 @@ impl Schedule {
             } else {
                 *list = keep;
             }
-        }
-        if self.releases.contains_key(&id) {
-            // A flush (or release, or requeue) came while this attempt ran
-            // and could not be seen by it.
-            self.push_ready(id);
-        } else {
-            self.defer(id, due);
         }
     }
 
@@ -384,7 +408,12 @@ mod tests {
         let mut waiter = s.wait_for(id(1));
         s.finished(id(1), Disposition::Done, "sent 1");
         assert_eq!(waiter.try_recv().unwrap(), "sent 1");
+        // The flush came during the attempt: one more look, which finds
+        // the message gone, and then nothing is left.
+        s.start_next(10).unwrap();
+        s.finished(id(1), Disposition::Done, "no longer in the queue");
         assert_eq!(s.pending_releases(), 0);
+        assert!(s.start_next(10).is_none());
     }
 
     #[test]
@@ -395,6 +424,47 @@ mod tests {
         s.start_next(10).unwrap();
         s.finished(id(1), Disposition::Retry(30_000), "deferred (disk)");
         assert_eq!(s.flush(&FlushScope::Site("a.test".into())), [id(1)]);
+    }
+
+    #[test]
+    fn a_release_while_an_attempt_finds_the_message_held_is_not_lost() {
+        let mut s = schedule();
+        s.load(&deferred(1, &["a.test"]));
+        s.flush(&FlushScope::Message(id(1)));
+        s.start_next(10).unwrap();
+        // The operator releases it while the attempt reads "on hold".
+        s.event(Event::Due {
+            id: id(1),
+            domains: vec!["a.test".into()],
+        });
+        s.finished(id(1), Disposition::Done, "on hold");
+        let (again, release) = s.start_next(10).expect("looked at once more");
+        assert_eq!(again, id(1));
+        assert!(release.forced);
+    }
+
+    #[test]
+    fn a_failed_attempt_keeps_what_its_flush_released() {
+        let mut s = schedule();
+        s.load(&deferred(1, &["p.test"]));
+        s.flush(&FlushScope::Site("p.test".into()));
+        s.start_next(10).unwrap();
+        s.finished(id(1), Disposition::Retry(30_000), "deferred (disk)");
+        assert!(s.start_next(10).is_none(), "not retried at once");
+        s.scan_deferred(30_000);
+        let (_, release) = s.start_next(10).unwrap();
+        assert!(release.releases("p.test"), "the flush is still owed");
+    }
+
+    #[test]
+    fn a_held_message_leaves_the_schedule() {
+        let mut s = schedule();
+        s.load(&deferred(1, &["a.test"]));
+        s.event(Event::Held(id(1)));
+        assert!(s.flush(&FlushScope::Site("a.test".into())).is_empty());
+        assert!(s.flush(&FlushScope::All).is_empty());
+        s.scan_deferred(u64::MAX);
+        assert!(s.start_next(10).is_none());
     }
 
     #[test]

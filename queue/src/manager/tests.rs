@@ -22,6 +22,8 @@ enum Mode {
     Accept,
     TempFail,
     PermFail,
+    /// Fail once, then accept.
+    TempFailOnce,
 }
 
 /// One recipient handed to the agent.
@@ -88,7 +90,11 @@ impl Agent {
                 let mut outcomes = Vec::new();
                 for r in &req.recipients {
                     let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
-                    let mode = s.modes.get(domain).copied().unwrap_or(Mode::Accept);
+                    let mut mode = s.modes.get(domain).copied().unwrap_or(Mode::Accept);
+                    if mode == Mode::TempFailOnce {
+                        s.modes.insert(domain.to_owned(), Mode::Accept);
+                        mode = Mode::TempFail;
+                    }
                     s.log.push(Handed {
                         id: req.queue_id,
                         sender: req.sender.clone(),
@@ -101,7 +107,7 @@ impl Agent {
                             dsn: "2.0.0".into(),
                             reply: "250 2.0.0 Ok".into(),
                         },
-                        Mode::TempFail => Outcome::Deferred {
+                        Mode::TempFail | Mode::TempFailOnce => Outcome::Deferred {
                             dsn: "4.4.1".into(),
                             reason: "connect to next hop: Connection refused".into(),
                         },
@@ -357,7 +363,9 @@ async fn a_commit_that_fails_after_writing_is_not_acknowledged_nor_delivered() {
 async fn a_failed_commit_fails_every_operation_of_its_batch() {
     let h = Harness::new(1).await;
     h.agent.set_mode("a.test", Mode::TempFail);
-    h.queue().faults().fail_before(1);
+    // The batch reaches the file and its commit fails afterwards: nothing
+    // of it may be acknowledged (or stay stored).
+    h.queue().faults().fail_after(1);
     let h = &h;
     let accepts = (0..8).map(|i| {
         let r = rcpts(&[&format!("r{i}@a.test")]);
@@ -440,21 +448,30 @@ async fn a_site_flush_releases_only_that_sites_recipients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_of_one_message_during_its_delivery_runs_it_again_at_once() {
     let h = Harness::new(1).await;
-    h.agent.set_mode("a.test", Mode::TempFail);
+    h.agent.set_mode("a.test", Mode::TempFailOnce);
     let entered = h.agent.close_gate();
     let id = h.accept(&rcpts(&["x@a.test"])).await.unwrap();
     entered.notified().await;
-    let flusher = h.flusher.clone();
-    let wait = tokio::spawn(async move { flusher.flush_and_wait(FlushScope::Message(id)).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    h.agent.set_mode("a.test", Mode::Accept);
-    h.agent.open();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), wait)
-        .await
-        .expect("postqueue -i waited for the next routine retry")
-        .unwrap()
-        .unwrap();
+    // join! polls the flush first, so its request is queued before the
+    // second one; requests are handled in order, so once the second is
+    // answered the flush is registered, and only then may the attempt end.
+    let (outcome, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(h.flusher.flush_and_wait(FlushScope::Message(id)), async {
+            h.flusher
+                .flush(FlushScope::Site("none.test".into()))
+                .await
+                .unwrap();
+            h.agent.open();
+        })
+    })
+    .await
+    .expect("postqueue -i waited for the next routine retry");
+    let outcome = outcome.unwrap();
+    // The attempt that was running failed; the one the flush asked for
+    // delivered, and that is what is reported.
     assert_eq!(outcome, [(id, "sent 1".to_owned())]);
+    let log = h.agent.take_log();
+    assert_eq!(handed_to(&log, "x@a.test"), 2);
     assert!(h.recipients(id).await.is_none());
 }
 
@@ -526,7 +543,7 @@ async fn a_damaged_record_is_quarantined_and_the_rest_served() {
         .unwrap();
     queue.shutdown().await;
 
-    let queue = Queue::open(settings).await.unwrap();
+    let queue = Queue::open(settings.clone()).await.unwrap();
     let ids: Vec<_> = queue
         .entries()
         .await
@@ -541,6 +558,28 @@ async fn a_damaged_record_is_quarantined_and_the_rest_served() {
     assert!(q[0].shard.ends_with("shard-000.redb"), "{}", q[0].shard);
     assert!(q[0].reason.contains("bad envelope"), "{}", q[0].reason);
     assert!(queue.envelope(bad).await.unwrap().is_none());
+    queue.shutdown().await;
+
+    // A record that a newer binary wrote and an older one quarantined is
+    // taken back once it can be read.
+    let later = crate::id::QueueId::from_u64(bad.as_u64() + 1);
+    let path = dir.path().join("queue/shard-000.redb");
+    let store = crate::store::ShardStore::open(&path).unwrap();
+    let readable = serde_json::to_vec(&envelope("s@sender.test", &rcpts(&["c@a.test"]))).unwrap();
+    store.put_quarantined(later, &readable, b"z\r\n");
+    drop(store);
+    let queue = Queue::open(settings).await.unwrap();
+    let ids: Vec<_> = queue
+        .entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, [good, later]);
+    assert_eq!(queue.content(later).await.unwrap().unwrap(), b"z\r\n");
+    let q = queue.quarantined().await.unwrap();
+    assert_eq!(q.iter().map(|q| q.id).collect::<Vec<_>>(), [bad]);
     queue.shutdown().await;
 }
 
@@ -652,13 +691,41 @@ impl Model {
             *r = match h.mode {
                 Mode::Accept => Rcpt::Delivered,
                 Mode::PermFail => Rcpt::Bounced,
-                Mode::TempFail => match *r {
+                Mode::TempFail | Mode::TempFailOnce => match *r {
                     Rcpt::Queued { .. } => Rcpt::Queued { released: false },
                     done => done,
                 },
             };
         }
         Ok(())
+    }
+
+    /// Ends the leniency for messages whose stored recipients are again
+    /// exactly the ones the model has queued.
+    fn resync(&mut self, entries: &[crate::message::QueueEntry]) {
+        let stored: HashMap<QueueId, HashSet<&String>> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.id,
+                    e.envelope.recipients.iter().map(|r| &r.address).collect(),
+                )
+            })
+            .collect();
+        for (id, m) in &mut self.msgs {
+            if !m.duplicates_allowed {
+                continue;
+            }
+            let queued: HashSet<&String> = m
+                .rcpts
+                .iter()
+                .filter(|(_, r)| matches!(r, Rcpt::Queued { .. }))
+                .map(|(a, _)| a)
+                .collect();
+            if stored.get(id).map_or(queued.is_empty(), |s| *s == queued) {
+                m.duplicates_allowed = false;
+            }
+        }
     }
 
     /// Compares with what the queue holds. Every step ends idle, so a
@@ -719,6 +786,7 @@ async fn run_model(seed: u64, steps: usize) -> Result<(), String> {
     for step in 0..steps {
         let live = model.live();
         let roll = rng.below(100);
+        let mut faulty = false;
         let what = match roll {
             0..30 => {
                 let n = 1 + rng.below(3);
@@ -791,11 +859,10 @@ async fn run_model(seed: u64, steps: usize) -> Result<(), String> {
             },
             61..75 => {
                 if rng.below(4) == 0 {
-                    // The outcome of the next attempt cannot be stored.
+                    // The outcome of the next attempt cannot be stored:
+                    // the messages attempted now may be delivered again.
                     h.queue().faults().fail_after(1);
-                    for m in model.msgs.values_mut() {
-                        m.duplicates_allowed = true;
-                    }
+                    faulty = true;
                     h.later().await;
                     h.queue().faults().fail_after(0);
                     "later, with a failing commit".into()
@@ -859,10 +926,21 @@ async fn run_model(seed: u64, steps: usize) -> Result<(), String> {
         };
         h.idle().await;
         trail.push(format!("{step}: {what}"));
-        let checked = match model.delivered(h.agent.take_log()) {
-            Ok(()) => model.check(&h.queue().entries().await.unwrap()),
+        let log = h.agent.take_log();
+        let attempted: HashSet<QueueId> = log.iter().map(|h| h.id).collect();
+        for id in &attempted {
+            if let Some(m) = model.msgs.get_mut(id) {
+                m.duplicates_allowed |= faulty;
+            }
+        }
+        let entries = h.queue().entries().await.unwrap();
+        let checked = match model.delivered(log) {
+            Ok(()) => model.check(&entries),
             Err(e) => Err(e),
         };
+        if checked.is_ok() && !faulty {
+            model.resync(&entries);
+        }
         if let Err(e) = checked {
             let start = trail.len().saturating_sub(25);
             return Err(format!(
