@@ -1,11 +1,13 @@
 //! `BDAT` chunk framing (RFC 3030).
 
-use crate::content::{ContentIssues, LineScanner};
+use crate::content::{ContentIssues, LineScanner, StrayNormalizer};
 
 /// Receives the octets of `BDAT` chunks for one message.
 ///
 /// BDAT content is counted, not delimited: no dot-stuffing and no end
-/// marker. The session must always consume every announced octet, even
+/// marker. It is stored as canonical CRLF text, like DATA content: a bare
+/// LF becomes CRLF and a bare CR a space (and both are flagged, for
+/// `smtpd_forbid_bare_newline = reject`). The session must always consume every announced octet, even
 /// for a chunk it refuses, or the stream falls out of step; with `out` set
 /// to `None`, [`BdatDecoder::feed`] skips the octets without storing them.
 #[derive(Debug, Clone)]
@@ -14,6 +16,7 @@ pub struct BdatDecoder {
     line_limit: usize,
     remaining: u64,
     scanner: LineScanner,
+    normalizer: StrayNormalizer,
     issues: ContentIssues,
 }
 
@@ -26,6 +29,7 @@ impl BdatDecoder {
             line_limit,
             remaining: 0,
             scanner: LineScanner::default(),
+            normalizer: StrayNormalizer::default(),
             issues: ContentIssues::default(),
         }
     }
@@ -56,8 +60,16 @@ impl BdatDecoder {
         self.remaining -= take as u64;
         if let Some(out) = out {
             self.scanner.scan(chunk, self.line_limit, &mut self.issues);
-            self.issues.store(chunk, self.max_size, out);
+            self.normalizer
+                .store(chunk, self.max_size, &mut self.issues, out);
         }
         take
+    }
+
+    /// The last chunk is complete: stores what was held back (a CR at the
+    /// very end is bare). Call before reading [`issues`](Self::issues) for
+    /// the message.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.normalizer.finish(self.max_size, &mut self.issues, out);
     }
 }

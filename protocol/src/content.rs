@@ -30,6 +30,8 @@ pub struct ContentIssues {
     pub too_big: bool,
     /// A line ended in a bare LF.
     pub bare_lf: bool,
+    /// A CR not followed by LF was found (stored as a space).
+    pub bare_cr: bool,
     /// A line was longer than the text line limit.
     pub long_line: bool,
     /// The content contains a NUL octet.
@@ -61,6 +63,13 @@ impl ContentIssues {
                 format!("{myhostname} Error: bare <LF> received"),
             ));
         }
+        if self.bare_cr && bare_newline == BareNewline::Reject {
+            return Some(Reply::enhanced(
+                550,
+                e(5, 5, 2),
+                format!("{myhostname} Error: bare <CR> received"),
+            ));
+        }
         if self.long_line {
             return Some(Reply::enhanced(
                 554,
@@ -76,6 +85,20 @@ impl ContentIssues {
             ));
         }
         None
+    }
+
+    /// Stores the text of a line (no line end): a CR in it is bare, and
+    /// becomes a space, as Postfix's `cleanup_replace_stray_cr_lf` does, so
+    /// that no stored byte sequence can read as a line end to a next hop.
+    pub(crate) fn store_text(&mut self, text: &[u8], max_size: u64, out: &mut Vec<u8>) {
+        let mut rest = text;
+        while let Some(i) = memchr::memchr(b'\r', rest) {
+            self.bare_cr = true;
+            self.store(&rest[..i], max_size, out);
+            self.store(b" ", max_size, out);
+            rest = &rest[i + 1..];
+        }
+        self.store(rest, max_size, out);
     }
 
     /// Counts `bytes` of content and stores them in `out` unless the size
@@ -124,6 +147,70 @@ impl LineScanner {
             if self.line_len + 1 > line_limit {
                 issues.long_line = true;
             }
+        }
+    }
+}
+
+/// Turns content that is not line-framed (BDAT chunks) into canonical
+/// CRLF text as it is stored: a bare LF becomes CRLF and a bare CR a
+/// space, across chunk boundaries (a CR that ends a chunk waits for the
+/// next one). So BDAT content is stored exactly as DATA content would be.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StrayNormalizer {
+    pending_cr: bool,
+}
+
+impl StrayNormalizer {
+    pub(crate) fn store(
+        &mut self,
+        bytes: &[u8],
+        max_size: u64,
+        issues: &mut ContentIssues,
+        out: &mut Vec<u8>,
+    ) {
+        let mut rest = bytes;
+        if self.pending_cr && !rest.is_empty() {
+            self.pending_cr = false;
+            if rest[0] == b'\n' {
+                issues.store(b"\r\n", max_size, out);
+                rest = &rest[1..];
+            } else {
+                issues.bare_cr = true;
+                issues.store(b" ", max_size, out);
+            }
+        }
+        while let Some(i) = memchr::memchr2(b'\r', b'\n', rest) {
+            issues.store(&rest[..i], max_size, out);
+            if rest[i] == b'\n' {
+                // A bare LF (a CRLF's LF is consumed with its CR below).
+                issues.store(b"\r\n", max_size, out);
+                rest = &rest[i + 1..];
+                continue;
+            }
+            match rest.get(i + 1) {
+                Some(b'\n') => {
+                    issues.store(b"\r\n", max_size, out);
+                    rest = &rest[i + 2..];
+                }
+                Some(_) => {
+                    issues.bare_cr = true;
+                    issues.store(b" ", max_size, out);
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    self.pending_cr = true;
+                    rest = &[];
+                }
+            }
+        }
+        issues.store(rest, max_size, out);
+    }
+
+    /// The content is complete: a CR left waiting was bare.
+    pub(crate) fn finish(&mut self, max_size: u64, issues: &mut ContentIssues, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.pending_cr) {
+            issues.bare_cr = true;
+            issues.store(b" ", max_size, out);
         }
     }
 }

@@ -20,9 +20,11 @@ pub struct DataProgress {
 /// when both that line and the line before it ended in CRLF. A `.` line next
 /// to a bare LF (`<LF>.<LF>`, `<LF>.<CR><LF>`, `<CR><LF>.<LF>`) is dropped,
 /// as Postfix does with `smtpd_forbid_bare_newline = normalize`, and a bare
-/// CR is ordinary content (so `<CR>.<CR>` is content too). This is what
-/// defeats SMTP smuggling: no byte sequence other than the standard one can
-/// end a message and start a second one.
+/// CR is content, stored as a space (so `<CR>.<CR>` is content, and can
+/// never reach a next hop as anything a receiver might take for a line
+/// end). This is what defeats SMTP smuggling: no byte sequence other than
+/// the standard one can end a message and start a second one, and what is
+/// stored is canonical CRLF text.
 ///
 /// Memory is bounded: at most one line limit of input stays unconsumed, and
 /// content past `max_size` is counted but not stored.
@@ -98,7 +100,7 @@ impl DataDecoder {
             } else {
                 text
             };
-            self.issues.store(text, self.max_size, out);
+            self.issues.store_text(text, self.max_size, out);
             self.issues.store(b"\r\n", self.max_size, out);
         }
         DataProgress {
@@ -132,7 +134,7 @@ impl DataDecoder {
         if self.line_len > self.line_limit {
             self.issues.long_line = true;
         }
-        self.issues.store(chunk, self.max_size, out);
+        self.issues.store_text(chunk, self.max_size, out);
         take
     }
 }

@@ -61,20 +61,23 @@ fn only_crlf_dot_crlf_ends_data() {
             b"",
             false,
         ),
+        // A bare CR is content, stored as a space: nothing stored can be
+        // taken for a line end by a next hop.
         (
             b"a\r.\rMAIL FROM:<x@y.test>\r\n",
-            b"a\r.\rMAIL FROM:<x@y.test>\r\n",
+            b"a . MAIL FROM:<x@y.test>\r\n",
             b"",
             false,
         ),
         // A line that starts with a dot and has more is unstuffed.
         (
             b"a\r\n.\rMAIL FROM:<x@y.test>\r\n",
-            b"a\r\n\rMAIL FROM:<x@y.test>\r\n",
+            b"a\r\n MAIL FROM:<x@y.test>\r\n",
             b"",
             false,
         ),
-        (b"a\r\n.\r\r\n", b"a\r\n\r\r\n", b"", false),
+        (b"a\r\n.\r\r\n", b"a\r\n \r\n", b"", false),
+        (b"a\r\r\n.\r\n", b"a \r\n", b"", true),
     ];
     for (input, content, rest, done) in table {
         for step in [1, 2, 3, 7, 4096] {
@@ -219,4 +222,68 @@ fn bdat_takes_exactly_the_announced_octets() {
     d.start_chunk(3);
     d.feed(b"q\nr", Some(&mut out));
     assert!(d.issues().bare_lf);
+}
+
+/// Feeds BDAT chunks (`chunks`) and returns what is stored and the issues.
+fn bdat(chunks: &[&[u8]]) -> (Vec<u8>, towerpost_protocol::ContentIssues) {
+    let mut d = BdatDecoder::new(0, 1000);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        d.start_chunk(chunk.len() as u64);
+        assert_eq!(d.feed(chunk, Some(&mut out)), chunk.len());
+    }
+    d.finish(&mut out);
+    (out, d.issues())
+}
+
+#[test]
+fn bdat_content_is_stored_as_canonical_crlf_text() {
+    // (chunks, stored, bare LF seen, bare CR seen)
+    type Case = (&'static [&'static [u8]], &'static [u8], bool, bool);
+    let table: &[Case] = &[
+        (&[b"a\r\nb\r\n"], b"a\r\nb\r\n", false, false),
+        (&[b"a\r", b"\nb\r\n"], b"a\r\nb\r\n", false, false),
+        (
+            &[b"x\r.\rMAIL FROM:<e@x>\r\n"],
+            b"x . MAIL FROM:<e@x>\r\n",
+            false,
+            true,
+        ),
+        (&[b"a\n.\nb"], b"a\r\n.\r\nb", true, false),
+        (&[b"a\r\n.\nb"], b"a\r\n.\r\nb", true, false),
+        (&[b"a\r"], b"a ", false, true),
+        (&[b"a\r", b"b"], b"a b", false, true),
+        (&[b"a\r", b"\r", b"\n"], b"a \r\n", false, true),
+        (&[b"\r\r\r\n"], b"  \r\n", false, true),
+    ];
+    for (chunks, want, lf, cr) in table {
+        let (got, issues) = bdat(chunks);
+        assert_eq!(
+            (got.as_slice(), issues.bare_lf, issues.bare_cr),
+            (*want, *lf, *cr),
+            "{chunks:?}"
+        );
+    }
+}
+
+#[test]
+fn bare_cr_is_rejected_only_under_reject() {
+    let mut d = DataDecoder::new(0, 1000);
+    let mut out = Vec::new();
+    assert!(d.feed(b"one\rtwo\r\n.\r\n", &mut out).done);
+    assert_eq!(out, b"one two\r\n");
+    let issues = d.issues();
+    assert!(issues.bare_cr && !issues.bare_lf);
+    assert!(
+        issues
+            .rejection(BareNewline::Normalize, 1000, "mx.test")
+            .is_none()
+    );
+    assert_eq!(
+        issues
+            .rejection(BareNewline::Reject, 1000, "mx.test")
+            .unwrap()
+            .to_string(),
+        "550 5.5.2 mx.test Error: bare <CR> received"
+    );
 }

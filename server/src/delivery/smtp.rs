@@ -773,18 +773,42 @@ async fn reset(session: &mut Session, timeout: Duration) -> bool {
 }
 
 /// RFC 5321 §4.5.2 transparency, plus the end of data. Content is stored
-/// with CRLF line ends; a final line without one gets it.
+/// as canonical CRLF text; a final line without a line end gets one.
+///
+/// Whatever the store holds (a spool written before stray CR and LF were
+/// normalised on receipt, a message from a local program), nothing but
+/// CRLF leaves as a line end (RFC 5321 §2.3.8): a bare LF is sent as CRLF
+/// and a bare CR as a space, so no byte sequence can end the data early
+/// at a receiver that is lax about line ends (outbound SMTP smuggling).
 fn dot_stuff(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
     let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
+    let mut rest = content;
+    while !rest.is_empty() {
+        if line_start && rest[0] == b'.' {
             out.push(b'.');
         }
-        out.push(b);
-        line_start = b == b'\n';
+        match memchr::memchr2(b'\r', b'\n', rest) {
+            None => {
+                out.extend_from_slice(rest);
+                line_start = false;
+                rest = &[];
+            }
+            Some(i) => {
+                out.extend_from_slice(&rest[..i]);
+                if rest[i] == b'\r' && rest.get(i + 1) != Some(&b'\n') {
+                    out.push(b' ');
+                    line_start = false;
+                    rest = &rest[i + 1..];
+                } else {
+                    out.extend_from_slice(b"\r\n");
+                    line_start = true;
+                    rest = &rest[i + if rest[i] == b'\r' { 2 } else { 1 }..];
+                }
+            }
+        }
     }
-    if !content.is_empty() && !content.ends_with(b"\r\n") {
+    if !line_start {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
@@ -915,5 +939,14 @@ mod tests {
         assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
         assert_eq!(dot_stuff(b".\r\n"), b"..\r\n.\r\n");
         assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+        // Stray CR and LF never leave as such.
+        assert_eq!(
+            dot_stuff(b"x\r.\rMAIL FROM:<e@x>\r\n"),
+            b"x . MAIL FROM:<e@x>\r\n.\r\n"
+        );
+        assert_eq!(dot_stuff(b"a\n.\nb\r\n"), b"a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\r\n.\r"), b"a\r\n.. \r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\r"), b"a \r\n.\r\n");
     }
 }

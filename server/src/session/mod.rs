@@ -854,7 +854,8 @@ where
                 .finish("bdat", Reply::enhanced(250, e(2, 0, 0), text))
                 .await;
         }
-        let b = self.bdat.take().expect("checked above");
+        let mut b = self.bdat.take().expect("checked above");
+        b.decoder.finish(&mut b.content);
         let reply = self
             .end_of_content(b.id, b.content, b.decoder.issues())
             .await;
