@@ -110,6 +110,8 @@ struct Shared {
     rule: RwLock<Arc<Rule>>,
     messages: Mutex<Vec<SunkMessage>>,
     connections: AtomicUsize,
+    /// QUIT commands received.
+    quits: AtomicUsize,
     /// Clones of the streams of open connections, by connection number,
     /// so that `stop` can shut them down.
     open: Mutex<HashMap<usize, TcpStream>>,
@@ -188,6 +190,7 @@ impl Sink {
             rule: RwLock::new(Arc::new(|_: &Stage<'_>| None)),
             messages: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
+            quits: AtomicUsize::new(0),
             open: Mutex::new(HashMap::new()),
         });
         let accept = {
@@ -239,6 +242,16 @@ impl Sink {
             }
             thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Connections open now (their serving thread has not ended).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open().len()
+    }
+
+    /// QUIT commands received so far.
+    pub fn quits(&self) -> usize {
+        self.shared.quits.load(Ordering::SeqCst)
     }
 
     /// TCP connections accepted so far.
@@ -483,6 +496,7 @@ impl<'a> Connection<'a> {
         let (verb, arg) = text.split_once(' ').unwrap_or((text, ""));
         let verb = verb.to_ascii_uppercase();
         if verb == "QUIT" {
+            self.shared.quits.fetch_add(1, Ordering::SeqCst);
             self.reply("221 2.0.0 Bye")?;
             return Ok(Flow::Close);
         }

@@ -392,4 +392,57 @@ fn required_tls_defers_when_the_next_hop_does_not_offer_it() {
     server.wait_for_log(&format!("{id}: to=<b@example.test>, relay=none"));
     server.wait_for_log("dsn=4.7.4, status=deferred (TLS is required, but was not offered by host 127.0.0.1[127.0.0.1])");
     assert!(sink.messages().is_empty());
+    // The session it gave up on ends with QUIT, not a dropped socket.
+    wait_until("QUIT after giving up", Duration::from_secs(10), || {
+        sink.quits() >= 1 && sink.open_connections() == 0
+    });
+}
+
+/// Open file descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Idle outbound sessions are closed with QUIT once they have been idle
+/// for `smtp_connection_cache_time_limit` (2 s by default), whether or not
+/// more mail comes for their next hop, so many destinations cannot run a
+/// relay out of file descriptors.
+#[test]
+fn idle_outbound_sessions_are_closed_on_time_with_quit() {
+    let sinks: Vec<Sink> = (0..30).map(|_| Sink::start()).collect();
+    let mut config = String::from("[transport_maps]\n");
+    for (i, sink) in sinks.iter().enumerate() {
+        config.push_str(&format!(
+            "\"d{i}.test\" = \"smtp:[127.0.0.1]:{}\"\n",
+            sink.addr().port()
+        ));
+    }
+    let server = Server::start(&config);
+    let baseline = open_fds(server.pid());
+    for i in 0..sinks.len() {
+        send(&server, "a@example.test", &[&format!("r@d{i}.test")], "hop");
+    }
+    for sink in &sinks {
+        assert_eq!(sink.wait_for(1, Duration::from_secs(30)).len(), 1);
+    }
+    let delivered = Instant::now();
+    // The limit, plus a second.
+    let deadline = Duration::from_secs(3);
+    while delivered.elapsed() < deadline
+        && sinks
+            .iter()
+            .any(|s| s.quits() < 1 || s.open_connections() > 0)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (i, sink) in sinks.iter().enumerate() {
+        assert_eq!(
+            (sink.connections(), sink.quits(), sink.open_connections()),
+            (1, 1, 0),
+            "next hop d{i}.test: (connections, QUITs, open) after {:?}",
+            delivered.elapsed()
+        );
+    }
+    let fds = open_fds(server.pid());
+    assert!(fds <= baseline, "fds: {baseline} before, {fds} after");
 }

@@ -161,11 +161,68 @@ impl Failure {
     }
 }
 
+/// At most this many idle sessions are cached in all, across next hops.
+/// Postfix bounds its cached connections by the number of smtp processes
+/// (`default_process_limit`, 100); when the cache is full, the session
+/// idle longest is closed to make room.
+const MAX_CACHED_SESSIONS: usize = 100;
+
+/// How long QUIT may take when a session is closed on our side (Postfix's
+/// `smtp_quit_timeout` is 300 s, but nothing waits for the answer here:
+/// the mail is delivered or deferred already).
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle sessions by `transport:nexthop`, newest last.
+#[derive(Default)]
+struct Cache {
+    sessions: HashMap<String, Vec<Session>>,
+    count: usize,
+    reaper: bool,
+}
+
+impl Cache {
+    /// Takes out every session idle for `limit` or more.
+    fn expired(&mut self, limit: Duration) -> Vec<Session> {
+        let mut out = Vec::new();
+        self.sessions.retain(|_, list| {
+            let (old, fresh): (Vec<_>, Vec<_>) = std::mem::take(list)
+                .into_iter()
+                .partition(|s| s.idle_since.elapsed() >= limit);
+            out.extend(old);
+            *list = fresh;
+            !list.is_empty()
+        });
+        self.count -= out.len();
+        out
+    }
+
+    /// Takes out the session idle longest.
+    fn oldest(&mut self) -> Option<Session> {
+        let (key, index) = self
+            .sessions
+            .iter()
+            .flat_map(|(k, list)| {
+                list.iter()
+                    .enumerate()
+                    .map(move |(i, s)| (k, i, s.idle_since))
+            })
+            .min_by_key(|(_, _, since)| *since)
+            .map(|(k, i, _)| (k.clone(), i))?;
+        let list = self.sessions.get_mut(&key)?;
+        let session = list.remove(index);
+        if list.is_empty() {
+            self.sessions.remove(&key);
+        }
+        self.count -= 1;
+        Some(session)
+    }
+}
+
 /// The SMTP delivery agent. Clones share the session cache.
 #[derive(Clone)]
 pub struct SmtpClient {
     settings: Arc<SmtpClientSettings>,
-    cache: Arc<Mutex<HashMap<String, Vec<Session>>>>,
+    cache: Arc<Mutex<Cache>>,
     resolver: Arc<tokio::sync::OnceCell<Option<hickory_resolver::TokioResolver>>>,
 }
 
@@ -174,10 +231,66 @@ impl SmtpClient {
     pub fn new(settings: SmtpClientSettings) -> Self {
         Self {
             settings: Arc::new(settings),
-            cache: Arc::new(Mutex::new(HashMap::new())),
+            cache: Arc::new(Mutex::new(Cache::default())),
             resolver: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
+
+    /// Keeps a session for the next message to the same next hop. The
+    /// first one starts the task that closes sessions once they have been
+    /// idle for `smtp_connection_cache_time_limit`; a full cache closes
+    /// its oldest session.
+    fn keep(&self, key: String, mut session: Session) {
+        session.idle_since = Instant::now();
+        let (evicted, start_reaper) = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let evicted = if cache.count >= MAX_CACHED_SESSIONS {
+                cache.oldest()
+            } else {
+                None
+            };
+            cache.sessions.entry(key).or_default().push(session);
+            cache.count += 1;
+            (evicted, !std::mem::replace(&mut cache.reaper, true))
+        };
+        if let Some(old) = evicted {
+            tokio::spawn(quit(old));
+        }
+        if start_reaper {
+            tokio::spawn(reap(
+                Arc::downgrade(&self.cache),
+                self.settings.cache_time_limit,
+            ));
+        }
+    }
+}
+
+/// Closes idle sessions on time, with QUIT, until the client is gone.
+async fn reap(cache: std::sync::Weak<Mutex<Cache>>, limit: Duration) {
+    let tick = (limit / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        let expired = cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expired(limit);
+        drop(cache);
+        for session in expired {
+            tokio::spawn(quit(session));
+        }
+    }
+}
+
+/// Says QUIT and waits (briefly) for the answer, so the server sees an
+/// orderly end rather than a dropped connection.
+async fn quit(mut session: Session) {
+    if send(&mut session, b"QUIT\r\n", QUIT_TIMEOUT).await.is_ok() {
+        let _ = read_reply(&mut session, QUIT_TIMEOUT).await;
+    }
+    let _ = session.stream.get_mut().shutdown().await;
 }
 
 impl Service<DeliveryRequest> for SmtpClient {
@@ -245,13 +358,7 @@ impl SmtpClient {
         let sent = Instant::now();
         let (outcomes, reusable) = self.transaction(&mut session, &req).await;
         if reusable {
-            session.idle_since = Instant::now();
-            self.cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(key)
-                .or_default()
-                .push(session);
+            self.keep(key, session);
         }
         DeliveryReport {
             relay,
@@ -266,15 +373,16 @@ impl SmtpClient {
         loop {
             let mut session = {
                 let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                let list = cache.get_mut(key)?;
+                let list = cache.sessions.get_mut(key)?;
                 let s = list.pop()?;
                 if list.is_empty() {
-                    cache.remove(key);
+                    cache.sessions.remove(key);
                 }
+                cache.count -= 1;
                 s
             };
-            if session.idle_since.elapsed() > self.settings.cache_time_limit {
-                let _ = send(&mut session, b"QUIT\r\n", self.settings.helo_timeout).await;
+            if session.idle_since.elapsed() >= self.settings.cache_time_limit {
+                tokio::spawn(quit(session));
                 continue;
             }
             if send(&mut session, b"RSET\r\n", self.settings.helo_timeout)
@@ -436,28 +544,33 @@ impl SmtpClient {
         let greeting = read_reply(&mut session, s.helo_timeout)
             .await
             .map_err(|e| stage_failure(&session, e, "receiving the initial server greeting"))?;
+        // From here on the server talks: a session given up says QUIT
+        // (in the background; the failure is reported at once).
+        let give_up = |session: Session, failure: Failure| {
+            tokio::spawn(quit(session));
+            Err(failure)
+        };
         if !greeting.is_positive() {
-            return Err(reply_failure(
-                &session,
-                &greeting,
-                "initial server greeting",
-                false,
-            ));
+            let f = reply_failure(&session, &greeting, "initial server greeting", false);
+            return give_up(session, f);
         }
-        self.ehlo(&mut session).await?;
+        if let Err(f) = self.ehlo(&mut session).await {
+            return give_up(session, f);
+        }
         let want_tls = match s.tls {
             TlsLevel::None => false,
             TlsLevel::May => session.features.starttls,
             TlsLevel::Encrypt | TlsLevel::Verify | TlsLevel::Secure => {
                 if !session.features.starttls {
-                    return Err(Failure::soft(
+                    let f = Failure::soft(
                         "4.7.4",
                         format!(
                             "TLS is required, but was not offered by host {}[{}]",
                             host,
                             addr.ip()
                         ),
-                    ));
+                    );
+                    return give_up(session, f);
                 }
                 true
             }
@@ -465,9 +578,12 @@ impl SmtpClient {
         if want_tls {
             session = self.starttls(session, nexthop).await?;
         }
-        if let Some(sasl) = &s.sasl {
-            sasl.authenticate(&mut session, nexthop, s.helo_timeout)
-                .await?;
+        if let Some(sasl) = &s.sasl
+            && let Err(f) = sasl
+                .authenticate(&mut session, nexthop, s.helo_timeout)
+                .await
+        {
+            return give_up(session, f);
         }
         Ok(session)
     }
@@ -512,7 +628,9 @@ impl SmtpClient {
             if self.settings.tls == TlsLevel::May {
                 return Ok(session); // opportunistic: carry on in plaintext
             }
-            return Err(reply_failure(&session, &reply, "STARTTLS", false));
+            let f = reply_failure(&session, &reply, "STARTTLS", false);
+            tokio::spawn(quit(session));
+            return Err(f);
         }
         // Anything the server sent after its 220 arrived in plaintext and
         // must not be read as if it came over TLS (response injection).
