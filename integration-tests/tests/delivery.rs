@@ -446,3 +446,148 @@ fn idle_outbound_sessions_are_closed_on_time_with_quit() {
     let fds = open_fds(server.pid());
     assert!(fds <= baseline, "fds: {baseline} before, {fds} after");
 }
+
+/// A bounce of 8-bit mail with internationalised headers: `Remote-MTA` is
+/// `dns; host`, the notification goes out with `BODY=8BITMIME`, and the
+/// returned message is `message/global` (RFC 6532), as Python's email
+/// package reads it.
+#[test]
+fn bounces_of_8bit_mail_with_utf8_headers_are_well_formed() {
+    let sink = Sink::start();
+    sink.set_rule(|stage| match stage {
+        Stage::Rcpt(r) if r.starts_with("nouser@") => Some("550 5.1.1 User unknown".into()),
+        _ => None,
+    });
+    let server = Server::start(&relay_to(&sink));
+    let mut c = server.client();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert_eq!(
+        c.cmd("MAIL FROM:<sender@example.test> BODY=8BITMIME SMTPUTF8"),
+        "250 2.1.0 Ok"
+    );
+    assert_eq!(c.cmd("RCPT TO:<nouser@direct.test>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(
+        "Subject: Grüße aus Köln\r\nFrom: sender@example.test\r\n\r\nKäsekuchen\r\n.\r\n"
+            .as_bytes(),
+    );
+    assert!(c.read_reply().starts_with("250 2.0.0 Ok: queued as"));
+    c.cmd("QUIT");
+    let got = sink.wait_for(1, Duration::from_secs(20));
+    let dsn = got.iter().find(|m| m.mail_from.is_empty()).expect("a DSN");
+    assert!(
+        dsn.mail_params.iter().any(|p| p == "BODY=8BITMIME"),
+        "{:?}",
+        dsn.mail_params
+    );
+    let path = server.spool().join("dsn.eml");
+    std::fs::write(&path, &dsn.data).unwrap();
+    let parsed = integration_tests::run_python(
+        "import sys, email\n\
+         from email import policy\n\
+         m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=policy.default)\n\
+         print('types', ' '.join(p.get_content_type() for p in m.walk()))\n\
+         for p in m.walk():\n\
+         \x20   if p.get_content_type() == 'message/delivery-status':\n\
+         \x20       for block in p.get_payload():\n\
+         \x20           if block['Remote-MTA']:\n\
+         \x20               print('remote-mta', block['Remote-MTA'])\n",
+        &[path.to_str().unwrap()],
+    );
+    assert!(parsed.contains("message/global"), "{parsed}");
+    assert!(!parsed.contains("message/rfc822"), "{parsed}");
+    assert!(parsed.contains("remote-mta dns; 127.0.0.1\n"), "{parsed}");
+}
+
+/// Two next hops: `direct.test` mail goes to one that offers neither
+/// SMTPUTF8 nor DSN, the sender's domain `example.test` to a full one
+/// (where notifications arrive).
+fn hidden_extensions() -> (Sink, Sink, Server) {
+    let bare = Sink::start();
+    bare.set_rule(|stage| match stage {
+        Stage::Ehlo(_) => {
+            Some("250-bare.test\n250-PIPELINING\n250-8BITMIME\n250 ENHANCEDSTATUSCODES".into())
+        }
+        _ => None,
+    });
+    let full = Sink::start();
+    let server = Server::start(&format!(
+        "{FAST}\nrelayhost = \"[127.0.0.1]:{}\"\n[transport_maps]\n\"example.test\" = \"smtp:[127.0.0.1]:{}\"\n",
+        bare.addr().port(),
+        full.addr().port()
+    ));
+    (bare, full, server)
+}
+
+#[test]
+fn utf8_headers_toward_a_server_without_smtputf8_bounce_5_6_7() {
+    let (bare, full, server) = hidden_extensions();
+    let mut c = server.client();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert_eq!(
+        c.cmd("MAIL FROM:<sender@example.test> SMTPUTF8"),
+        "250 2.1.0 Ok"
+    );
+    assert_eq!(c.cmd("RCPT TO:<r@direct.test>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send("Subject: Grüße\r\n\r\nHallo\r\n.\r\n".as_bytes());
+    let id = queued_id(&c.read_reply());
+    c.cmd("QUIT");
+    server.wait_for_log(&format!("{id}: to=<r@direct.test>"));
+    server.wait_for_log("dsn=5.6.7, status=bounced (SMTPUTF8 is required, but was not offered by host 127.0.0.1[127.0.0.1])");
+    let dsn = full.wait_for(1, Duration::from_secs(20));
+    assert!(dsn[0].mail_from.is_empty());
+    assert!(
+        dsn[0].mail_params.iter().any(|p| p == "SMTPUTF8"),
+        "{:?}",
+        dsn[0].mail_params
+    );
+    let text = String::from_utf8_lossy(&dsn[0].data);
+    assert!(text.contains("Status: 5.6.7"), "{text}");
+    assert!(
+        bare.messages().is_empty(),
+        "sent unchanged to a server without SMTPUTF8"
+    );
+}
+
+#[test]
+fn notify_success_toward_a_server_without_dsn_gets_a_relayed_notice() {
+    let (bare, full, server) = hidden_extensions();
+    let mut c = server.client();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert_eq!(
+        c.cmd("MAIL FROM:<sender@example.test> RET=FULL"),
+        "250 2.1.0 Ok"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<ok@direct.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ok@direct.test"),
+        "250 2.1.5 Ok"
+    );
+    assert_eq!(c.cmd("RCPT TO:<quiet@direct.test>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: tell me\r\n\r\nsecret body\r\n.\r\n");
+    let id = queued_id(&c.read_reply());
+    c.cmd("QUIT");
+    assert_eq!(
+        bare.wait_for(1, Duration::from_secs(20))[0].rcpt_to.len(),
+        2
+    );
+    server.wait_for_log(&format!("{id}: sender delivery status notification:"));
+    let notice = full.wait_for(1, Duration::from_secs(20));
+    assert!(notice[0].mail_from.is_empty());
+    let text = String::from_utf8_lossy(&notice[0].data);
+    for needle in [
+        "Subject: Successful Mail Delivery Report",
+        "Final-Recipient: rfc822; ok@direct.test",
+        "Action: relayed",
+        "Remote-MTA: dns; 127.0.0.1",
+        "Content-Type: text/rfc822-headers",
+    ] {
+        assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
+    }
+    assert!(
+        !text.contains("quiet@direct.test"),
+        "only who asked:\n{text}"
+    );
+    assert!(!text.contains("secret body"), "headers only:\n{text}");
+}

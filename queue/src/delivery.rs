@@ -89,6 +89,12 @@ pub struct DeliveryReport {
     pub setup: Duration,
     /// Transmission time.
     pub transmission: Duration,
+    /// What towerpost itself must report to a sender that asked for
+    /// `NOTIFY=SUCCESS` (RFC 3461 §4.2) for the recipients delivered here:
+    /// `Relayed` when the next hop did not offer DSN (so it will not
+    /// report), `Delivered` for a final delivery, `None` when the next hop
+    /// took the DSN parameters and reports itself.
+    pub success_action: Option<crate::dsn::DsnAction>,
 }
 
 impl DeliveryReport {
@@ -99,6 +105,7 @@ impl DeliveryReport {
             outcomes: vec![outcome; n],
             setup: Duration::ZERO,
             transmission: Duration::ZERO,
+            success_action: None,
         }
     }
 }

@@ -24,7 +24,10 @@
 //! non-ASCII text (SMTPUTF8), the text part is declared `charset=utf-8`, the
 //! report part becomes `message/global-delivery-status` (RFC 6533) with
 //! address type `utf-8`, and `Content-Transfer-Encoding: 8bit` is declared;
-//! the caller must then send the notification with SMTPUTF8 / 8BITMIME.
+//! the caller must then send the notification with SMTPUTF8 / 8BITMIME
+//! (any 8-bit octet in the result means `BODY=8BITMIME`). A returned
+//! original with non-ASCII headers is `message/global` (RFC 6532), or
+//! `message/global-headers` when only its header section comes back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -184,6 +187,10 @@ pub fn build_dsn(report: &DsnReport<'_>) -> Vec<u8> {
     let text_8bit = !text.is_ascii();
     let status_8bit = !status.is_ascii();
     let returned_8bit = !returned.is_ascii();
+    // RFC 6532 §3.7: a returned message whose header section is not ASCII
+    // (internationalised headers) is message/global, its header section
+    // alone message/global-headers (RFC 6533 §6).
+    let returned_global = !header_section(&returned).is_ascii();
 
     let secs = unix_seconds(report.now);
     let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -253,10 +260,20 @@ pub fn build_dsn(report: &DsnReport<'_>) -> Vec<u8> {
             "Content-Description",
             "Undelivered Message Headers",
         );
-        header(&mut head, "Content-Type", "text/rfc822-headers");
+        let kind = if returned_global {
+            "message/global-headers"
+        } else {
+            "text/rfc822-headers"
+        };
+        header(&mut head, "Content-Type", kind);
     } else {
         header(&mut head, "Content-Description", "Undelivered Message");
-        header(&mut head, "Content-Type", "message/rfc822");
+        let kind = if returned_global {
+            "message/global"
+        } else {
+            "message/rfc822"
+        };
+        header(&mut head, "Content-Type", kind);
     }
     header(
         &mut head,
@@ -1089,6 +1106,28 @@ mod tests {
         let got = header_section(&big);
         assert!(got.len() <= HEADER_SECTION_LIMIT && got.len() > HEADER_SECTION_LIMIT - line.len());
         assert!(got.ends_with(b"\r\n"));
+    }
+
+    #[test]
+    fn a_returned_message_with_utf8_headers_is_message_global() {
+        let rcpts = [failed("bob@example.com")];
+        let original = "From: jörg@example.org\r\nSubject: Grüße\r\n\r\nHallo\r\n".as_bytes();
+        for (headers_only, want) in [(false, "message/global"), (true, "message/global-headers")] {
+            let mut rep = report(&rcpts, original);
+            rep.headers_only = headers_only;
+            let msg = build_dsn(&rep);
+            assert_wellformed(&msg);
+            let text = String::from_utf8_lossy(&msg);
+            assert!(
+                text.contains(&format!("Content-Type: {want}\r\n")),
+                "{want}:\n{text}"
+            );
+            assert!(text.contains("Content-Transfer-Encoding: 8bit"));
+        }
+        // An 8-bit body under ASCII headers stays message/rfc822.
+        let original = b"Subject: hi\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xc3\xa9\r\n";
+        let msg = build_dsn(&report(&rcpts, original));
+        assert!(contains(&msg, b"Content-Type: message/rfc822\r\n"));
     }
 
     #[test]

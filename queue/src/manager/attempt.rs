@@ -86,6 +86,8 @@ struct Result1 {
     queued_wait: Duration,
     setup: Duration,
     transmission: Duration,
+    /// What a success notice must say, if towerpost sends one.
+    success_action: Option<DsnAction>,
 }
 
 impl Result1 {
@@ -98,7 +100,20 @@ impl Result1 {
             queued_wait,
             setup: Duration::ZERO,
             transmission: Duration::ZERO,
+            success_action: None,
         }
+    }
+
+    /// The sender asked to hear of this recipient's success, and the
+    /// next hop will not tell (RFC 3461 §4.2).
+    fn owes_success_notice(&self) -> bool {
+        matches!(self.outcome, Outcome::Sent { .. })
+            && self.success_action.is_some()
+            && self
+                .recipient
+                .notify
+                .as_deref()
+                .is_some_and(|n| n.to_ascii_uppercase().contains("SUCCESS"))
     }
 }
 
@@ -204,6 +219,7 @@ async fn attempt(
     *summary = summarize(&results, too_old);
     let mut remaining = Vec::new();
     let mut bounced = Vec::new();
+    let mut succeeded = Vec::new();
     for mut r in results {
         if shared.settings.soft_bounce
             && let Outcome::Bounced { dsn, reason, .. } = &r.outcome
@@ -232,6 +248,9 @@ async fn attempt(
         match &r.outcome {
             Outcome::Sent { dsn, reply } => {
                 tracing::info!(target: TARGET, "{}", line(dsn, &format!("sent ({reply})")));
+                if r.owes_success_notice() {
+                    succeeded.push(r);
+                }
             }
             Outcome::Bounced { dsn, reason, .. } => {
                 tracing::info!(target: TARGET, "{}", line(dsn, &format!("bounced ({reason})")));
@@ -257,10 +276,37 @@ async fn attempt(
         }
     }
 
+    if !succeeded.is_empty() {
+        // Delivered is delivered: a notice that cannot be queued is logged,
+        // the recipient is not tried again for it.
+        if let Err(e) = notify_sender(
+            shared,
+            id,
+            &envelope,
+            &content,
+            &succeeded,
+            now,
+            Notice::Success,
+        )
+        .await
+        {
+            tracing::warn!(target: TARGET, "{id}: cannot queue the success notification: {e}");
+        }
+    }
     if !bounced.is_empty() {
         // The notification is stored before the original forgets the
         // recipients: a crash in between sends it twice, never not at all.
-        if let Err(e) = notify_sender(shared, id, &envelope, &content, &bounced, now, None).await {
+        if let Err(e) = notify_sender(
+            shared,
+            id,
+            &envelope,
+            &content,
+            &bounced,
+            now,
+            Notice::Failure,
+        )
+        .await
+        {
             tracing::error!(target: TARGET, "{id}: cannot queue the non-delivery notification: {e}; will retry");
             for r in bounced {
                 let mut recipient = r.recipient;
@@ -287,7 +333,17 @@ async fn attempt(
     if !warn_after.is_zero() && !envelope.delay_warned && age >= warn_after {
         let delayed: Vec<Result1> = delayed_results(&remaining);
         let until = arrival + lifetime;
-        match notify_sender(shared, id, &envelope, &content, &delayed, now, Some(until)).await {
+        match notify_sender(
+            shared,
+            id,
+            &envelope,
+            &content,
+            &delayed,
+            now,
+            Notice::Delay { until },
+        )
+        .await
+        {
             Ok(()) => envelope.delay_warned = true,
             Err(e) => {
                 tracing::warn!(target: TARGET, "{id}: cannot queue the delay notification: {e}")
@@ -446,8 +502,16 @@ async fn send_to_agent(
             queued_wait,
             setup: report.setup,
             transmission: report.transmission,
+            success_action: report.success_action,
         })
         .collect()
+}
+
+/// The DSN's `Remote-MTA` host name (RFC 3464 §2.3.5, `dns; name`) from
+/// the log's `host[address]:port`, if a remote host was talked to.
+fn remote_mta(relay: &str) -> Option<String> {
+    let host = relay.split_once('[').map_or(relay, |(host, _)| host);
+    (relay != "none" && !host.is_empty()).then(|| host.to_owned())
 }
 
 /// The still-deferred recipients as report entries for a delay warning.
@@ -464,10 +528,21 @@ fn delayed_results(remaining: &[Recipient]) -> Vec<Result1> {
         .collect()
 }
 
-/// Queues an RFC 3464 notification to the sender: a non-delivery report,
-/// or with `retry_until` a delay warning. Never for the null sender (RFC
-/// 5321 §4.5.5), and only for recipients whose NOTIFY asks for it
-/// (default: failures and delays, as Postfix).
+/// Which notification to send.
+#[derive(Debug, Clone, Copy)]
+enum Notice {
+    /// Non-delivery (bounced or expired).
+    Failure,
+    /// Still trying, until then.
+    Delay { until: SystemTime },
+    /// Delivered or relayed, for `NOTIFY=SUCCESS`.
+    Success,
+}
+
+/// Queues an RFC 3464 notification to the sender: non-delivery, delay or
+/// success. Never for the null sender (RFC 5321 §4.5.5), and only for
+/// recipients whose NOTIFY asks for it (default: failures and delays, as
+/// Postfix; success only when asked).
 async fn notify_sender(
     shared: &Shared,
     id: QueueId,
@@ -475,27 +550,35 @@ async fn notify_sender(
     content: &[u8],
     results: &[Result1],
     now: SystemTime,
-    retry_until: Option<SystemTime>,
+    notice: Notice,
 ) -> Result<(), crate::QueueError> {
     if envelope.sender.is_empty() {
-        if retry_until.is_none() {
+        if matches!(notice, Notice::Failure) {
             tracing::info!(target: TARGET, "{id}: undeliverable notification discarded (null sender)");
         }
         return Ok(());
     }
-    let (event, action, what) = match retry_until {
-        Some(_) => ("DELAY", DsnAction::Delayed, "delay"),
-        None => ("FAILURE", DsnAction::Failed, "non-delivery"),
+    let (event, what) = match notice {
+        Notice::Delay { .. } => ("DELAY", "delay"),
+        Notice::Failure => ("FAILURE", "non-delivery"),
+        Notice::Success => ("SUCCESS", "delivery status"),
+    };
+    let retry_until = match notice {
+        Notice::Delay { until } => Some(until),
+        _ => None,
     };
     let recipients: Vec<DsnRecipient> = results
         .iter()
-        .filter(|r| {
-            r.recipient
-                .notify
-                .as_deref()
-                .is_none_or(|n| n.to_ascii_uppercase().contains(event))
+        .filter(|r| match r.recipient.notify.as_deref() {
+            Some(n) => n.to_ascii_uppercase().contains(event),
+            None => event != "SUCCESS",
         })
         .map(|r| {
+            let action = match notice {
+                Notice::Failure => DsnAction::Failed,
+                Notice::Delay { .. } => DsnAction::Delayed,
+                Notice::Success => r.success_action.unwrap_or(DsnAction::Relayed),
+            };
             let (dsn, reason, diagnostic) = match &r.outcome {
                 Outcome::Bounced {
                     dsn,
@@ -510,7 +593,7 @@ async fn notify_sender(
                 orcpt: r.recipient.orcpt.clone(),
                 action,
                 status: dsn,
-                remote_mta: (r.relay != "none").then(|| r.relay.clone()),
+                remote_mta: remote_mta(&r.relay),
                 diagnostic,
                 reason,
             }
@@ -528,11 +611,15 @@ async fn notify_sender(
         now,
         recipients: &recipients,
         original: content,
-        headers_only: envelope.ret.as_deref() == Some("HDRS"),
+        // RET=FULL asks for the whole message in a failure notice only
+        // (RFC 3461 §4.3); others return the header section.
+        headers_only: envelope.ret.as_deref() == Some("HDRS") || matches!(notice, Notice::Success),
         size_limit: shared.settings.bounce_size_limit,
         will_retry_until: retry_until,
     };
     let message = build_dsn(&report);
+    // An 8-bit original (or 8-bit text) makes the notification 8-bit too.
+    let eight_bit_mime = !message.is_ascii();
     let bounce_id = shared.queue.new_id();
     let bounce = Envelope {
         sender: String::new(),
@@ -544,7 +631,7 @@ async fn notify_sender(
         delay_warned: false,
         client: "local".into(),
         helo: String::new(),
-        eight_bit_mime: false,
+        eight_bit_mime,
         smtputf8: envelope.smtputf8,
         ret: None,
         envid: None,
@@ -552,4 +639,23 @@ async fn notify_sender(
     shared.queue.enqueue(bounce_id, &bounce, message).await?;
     tracing::info!(target: TARGET, "{id}: sender {what} notification: {bounce_id}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remote_mta;
+
+    #[test]
+    fn remote_mta_is_the_host_name_only() {
+        assert_eq!(
+            remote_mta("mx.example.com[192.0.2.1]:25").as_deref(),
+            Some("mx.example.com")
+        );
+        assert_eq!(
+            remote_mta("127.0.0.1[127.0.0.1]:2525").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(remote_mta("none"), None);
+        assert_eq!(remote_mta("[192.0.2.1]:25"), None);
+    }
 }

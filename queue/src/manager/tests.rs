@@ -123,6 +123,7 @@ impl Agent {
                     outcomes,
                     setup: Duration::ZERO,
                     transmission: Duration::ZERO,
+                    success_action: None,
                 })
             }
         }))

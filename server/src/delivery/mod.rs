@@ -121,7 +121,7 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
         .collect()
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FixedKind {
     Discard,
     Error,
@@ -153,6 +153,12 @@ impl Service<DeliveryRequest> for Fixed {
                 diagnostic: None,
             },
         };
-        Box::pin(async move { Ok(DeliveryReport::all(n, outcome)) })
+        let mut report = DeliveryReport::all(n, outcome);
+        if self.0 == FixedKind::Discard {
+            // Discarding is a final delivery (Postfix's discard(8) reports
+            // it so to a sender who asked for success notices).
+            report.success_action = Some(towerpost_queue::dsn::DsnAction::Delivered);
+        }
+        Box::pin(async move { Ok(report) })
     }
 }

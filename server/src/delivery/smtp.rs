@@ -357,6 +357,9 @@ impl SmtpClient {
         );
         let sent = Instant::now();
         let (outcomes, reusable) = self.transaction(&mut session, &req).await;
+        // A next hop without DSN drops NOTIFY: the success notice is ours.
+        let success_action =
+            (!session.features.dsn).then_some(towerpost_queue::dsn::DsnAction::Relayed);
         if reusable {
             self.keep(key, session);
         }
@@ -365,6 +368,7 @@ impl SmtpClient {
             outcomes,
             setup,
             transmission: sent.elapsed(),
+            success_action,
         }
     }
 
@@ -691,8 +695,13 @@ impl SmtpClient {
         let s = &self.settings;
         let n = req.recipients.len();
         let f = session.features.clone();
-        let non_ascii =
-            !req.sender.is_ascii() || req.recipients.iter().any(|r| !r.address.is_ascii());
+        // RFC 6531 §3.4: mail that needs SMTPUTF8 (non-ASCII addresses, or
+        // submitted with SMTPUTF8 and carrying UTF-8 headers) cannot go to
+        // a server without it; Postfix bounces it so, and so do we (no
+        // RFC 6857 downgrade).
+        let non_ascii = !req.sender.is_ascii()
+            || req.recipients.iter().any(|r| !r.address.is_ascii())
+            || (req.smtputf8 && !header_section(&req.content).is_ascii());
         if non_ascii && !f.smtputf8 {
             let fail = Failure {
                 dsn: "5.6.7".into(),
@@ -888,6 +897,11 @@ async fn reset(session: &mut Session, timeout: Duration) -> bool {
         && read_reply(session, timeout)
             .await
             .is_ok_and(|r| r.is_positive())
+}
+
+/// The header section of stored content: up to the first empty line.
+fn header_section(content: &[u8]) -> &[u8] {
+    memchr::memmem::find(content, b"\r\n\r\n").map_or(content, |i| &content[..i + 2])
 }
 
 /// RFC 5321 §4.5.2 transparency, plus the end of data. Content is stored
