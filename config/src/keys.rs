@@ -14,6 +14,7 @@ pub(crate) const KEYS: &[&str] = &[
     "default_transport",
     "defer_transports",
     "delay_warning_time",
+    "disable_mime_output_conversion",
     "fast_flush_domains",
     "fast_flush_purge_time",
     "fast_flush_refresh_time",
@@ -335,6 +336,7 @@ impl Provider for Defaults {
         );
         put("bounce_size_limit", DEFAULT_BOUNCE_SIZE_LIMIT.into());
         put("soft_bounce", false.into());
+        put("disable_mime_output_conversion", false.into());
         put("relayhost", "".into());
         put("default_transport", DEFAULT_TRANSPORT.into());
         put(

@@ -226,6 +226,10 @@ pub struct Config {
     /// returning it: permanent (5xx) delivery errors are treated as temporary
     /// (4xx). Default false.
     pub soft_bounce: bool,
+    /// `disable_mime_output_conversion`: send 8-bit content unchanged to a
+    /// next hop that does not offer 8BITMIME, instead of converting it to
+    /// quoted-printable (RFC 6152 §3). Default false.
+    pub disable_mime_output_conversion: bool,
     /// `relayhost`: the next hop for mail that `transport_maps` does not
     /// route, such as `[relay.example.com]:587`. Default unset (`""`): mail
     /// goes to the MX hosts of the recipient domain.
@@ -881,6 +885,7 @@ impl Config {
             default_destination_recipient_limit: DEFAULT_DESTINATION_RECIPIENT_LIMIT,
             bounce_size_limit: DEFAULT_BOUNCE_SIZE_LIMIT,
             soft_bounce: false,
+            disable_mime_output_conversion: false,
             relayhost: None,
             default_transport: DEFAULT_TRANSPORT.to_owned(),
             smtp_tls_security_level: SmtpTlsLevel::default(),
@@ -1035,6 +1040,7 @@ impl Config {
             default_destination_recipient_limit,
             bounce_size_limit,
             soft_bounce,
+            disable_mime_output_conversion,
             relayhost,
             default_transport,
             smtp_tls_security_level,
@@ -1159,6 +1165,10 @@ impl Config {
             ),
             ("bounce_size_limit", Setting::Int(*bounce_size_limit)),
             ("soft_bounce", Setting::Bool(*soft_bounce)),
+            (
+                "disable_mime_output_conversion",
+                Setting::Bool(*disable_mime_output_conversion),
+            ),
             (
                 "relayhost",
                 Setting::Rendered(
@@ -1726,6 +1736,7 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     ));
     field!(bounce_size_limit, |v| convert::integer(v, 0, u64::MAX));
     field!(soft_bounce, convert::boolean);
+    field!(disable_mime_output_conversion, convert::boolean);
     field!(relayhost, convert::relayhost);
     field!(smtp_tls_security_level, convert::smtp_tls_level);
     // The default `$mynetworks` is not checked again when mynetworks is

@@ -591,3 +591,85 @@ fn notify_success_toward_a_server_without_dsn_gets_a_relayed_notice() {
     );
     assert!(!text.contains("secret body"), "headers only:\n{text}");
 }
+
+/// A next hop without 8BITMIME (nor SMTPUTF8 and DSN).
+fn seven_bit_sink() -> Sink {
+    let sink = Sink::start();
+    sink.set_rule(|stage| match stage {
+        Stage::Ehlo(_) => Some("250-seven.test\n250-PIPELINING\n250 ENHANCEDSTATUSCODES".into()),
+        _ => None,
+    });
+    sink
+}
+
+fn send_8bit(server: &Server, content: &str) -> String {
+    let mut c = server.client();
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert_eq!(
+        c.cmd("MAIL FROM:<sender@example.test> BODY=8BITMIME"),
+        "250 2.1.0 Ok"
+    );
+    assert_eq!(c.cmd("RCPT TO:<r@direct.test>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(format!("{content}.\r\n").as_bytes());
+    let id = queued_id(&c.read_reply());
+    c.cmd("QUIT");
+    id
+}
+
+#[test]
+fn eight_bit_mail_toward_a_7bit_server_is_converted_or_bounced() {
+    let seven = seven_bit_sink();
+    let full = Sink::start();
+    let server = Server::start(&format!(
+        "{FAST}\nrelayhost = \"[127.0.0.1]:{}\"\n[transport_maps]\n\"example.test\" = \"smtp:[127.0.0.1]:{}\"\n",
+        seven.addr().port(),
+        full.addr().port()
+    ));
+    let text = "Subject: menu\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                Content-Transfer-Encoding: 8bit\r\n\r\nCrème brûlée = dessert\r\n";
+    send_8bit(&server, text);
+    let got = seven.wait_for(1, Duration::from_secs(20));
+    assert!(
+        !got[0].mail_params.iter().any(|p| p.starts_with("BODY=")),
+        "{:?}",
+        got[0].mail_params
+    );
+    assert!(
+        got[0].data.is_ascii(),
+        "{}",
+        String::from_utf8_lossy(&got[0].data)
+    );
+    let path = server.spool().join("converted.eml");
+    std::fs::write(&path, &got[0].data).unwrap();
+    let decoded = integration_tests::run_python(
+        "import sys, email\nfrom email import policy\n\
+         m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=policy.default)\n\
+         print(m['Content-Transfer-Encoding'])\nprint(m.get_content(), end='')\n",
+        &[path.to_str().unwrap()],
+    );
+    // (Python keeps the message's CRLF line ends in what it decodes.)
+    assert_eq!(
+        decoded.replace("\r\n", "\n"),
+        "quoted-printable\nCrème brûlée = dessert\n"
+    );
+
+    // An 8-bit header cannot be converted: 5.6.3, to the sender.
+    let id = send_8bit(&server, "Subject: Crème\r\n\r\nbrûlée\r\n");
+    server.wait_for_log(&format!("{id}: to=<r@direct.test>"));
+    server.wait_for_log("dsn=5.6.3, status=bounced (host 127.0.0.1[127.0.0.1] does not offer 8BITMIME, and the message cannot be converted to 7-bit: 8-bit data in a message header)");
+    let dsn = full.wait_for(1, Duration::from_secs(20));
+    assert!(String::from_utf8_lossy(&dsn[0].data).contains("Status: 5.6.3"));
+}
+
+#[test]
+fn disable_mime_output_conversion_sends_8bit_unchanged() {
+    let seven = seven_bit_sink();
+    let server = Server::start(&format!(
+        "{FAST}\ndisable_mime_output_conversion = true\nrelayhost = \"[127.0.0.1]:{}\"",
+        seven.addr().port()
+    ));
+    send_8bit(&server, "Subject: raw\r\n\r\nbrûlée\r\n");
+    let got = seven.wait_for(1, Duration::from_secs(20));
+    assert!(String::from_utf8_lossy(&got[0].data).ends_with("\r\n\r\nbrûlée\r\n"));
+}

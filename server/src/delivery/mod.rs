@@ -1,5 +1,6 @@
 //! Delivery agents and routing, built from the configuration.
 
+mod downgrade;
 mod sasl;
 mod smtp;
 mod tls;
@@ -88,6 +89,7 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
                         data_xfer_timeout: config.smtp_data_xfer_timeout,
                         data_done_timeout: config.smtp_data_done_timeout,
                         cache_time_limit: config.smtp_connection_cache_time_limit,
+                        mime_output_conversion: !config.disable_mime_output_conversion,
                         tls: match t.tls_security_level {
                             SmtpTlsLevel::None => TlsLevel::None,
                             SmtpTlsLevel::May => TlsLevel::May,

@@ -51,6 +51,9 @@ pub struct SmtpClientSettings {
     pub tls: TlsLevel,
     /// `smtp_sasl_auth_enable` with its password map and security options.
     pub sasl: Option<super::sasl::ClientSasl>,
+    /// Not `disable_mime_output_conversion`: convert 8-bit content to
+    /// 7-bit for a next hop without 8BITMIME.
+    pub mime_output_conversion: bool,
 }
 
 /// `smtp_tls_security_level`.
@@ -715,9 +718,31 @@ impl SmtpClient {
             };
             return (vec![fail.outcome(); n], true);
         }
+        // RFC 6152 §3: 8-bit content for a server without 8BITMIME is
+        // converted to 7-bit, or bounced when that cannot be done.
+        let content: std::borrow::Cow<'_, [u8]> = if !f.eight_bit && s.mime_output_conversion {
+            match super::downgrade::to_7bit(&req.content) {
+                Ok(c) => c,
+                Err(super::downgrade::Impossible(why)) => {
+                    let fail = Failure {
+                        dsn: "5.6.3".into(),
+                        reason: format!(
+                            "host {}[{}] does not offer 8BITMIME, and the message cannot be converted to 7-bit: {why}",
+                            session.host,
+                            session.peer.ip()
+                        ),
+                        permanent: true,
+                        diagnostic: None,
+                    };
+                    return (vec![fail.outcome(); n], true);
+                }
+            }
+        } else {
+            std::borrow::Cow::Borrowed(req.content.as_slice())
+        };
         let mut mail = format!("MAIL FROM:<{}>", req.sender);
         if f.size {
-            mail.push_str(&format!(" SIZE={}", req.content.len()));
+            mail.push_str(&format!(" SIZE={}", content.len()));
         }
         if f.eight_bit && req.eight_bit_mime {
             mail.push_str(" BODY=8BITMIME");
@@ -845,7 +870,7 @@ impl SmtpClient {
             let reusable = reset(session, s.helo_timeout).await;
             return (fill(outcomes, &fail), reusable);
         }
-        let body = dot_stuff(&req.content);
+        let body = dot_stuff(&content);
         if let Err(e) = send(session, &body, s.data_xfer_timeout).await {
             return (
                 fill(outcomes, &lost(session, e, "sending message body")),
