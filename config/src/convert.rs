@@ -150,6 +150,28 @@ pub(crate) fn duration_or_zero(value: &Value) -> Result<Duration, String> {
     }
 }
 
+const RATE_EXPECTED: &str = "a rate \"N/unit\" such as \"600/1h\" or \"10/1m\", or 0";
+
+/// `"N/unit"` (N messages per unit), or `0` for no limit.
+pub(crate) fn rate_limit(value: &Value) -> Result<Option<crate::RateLimit>, String> {
+    let text = match value {
+        Value::Num(_, n) if n.to_u128() == Some(0) || n.to_i128() == Some(0) => return Ok(None),
+        Value::String(_, s) => s.trim(),
+        other => return Err(found(RATE_EXPECTED, other)),
+    };
+    if text == "0" {
+        return Ok(None);
+    }
+    let parsed = text.split_once('/').and_then(|(n, unit)| {
+        let messages = n.trim().parse::<u32>().ok().filter(|n| *n > 0)?;
+        let per = humantime::parse_duration(unit.trim())
+            .ok()
+            .filter(|d| !d.is_zero())?;
+        Some(crate::RateLimit { messages, per })
+    });
+    parsed.map(Some).ok_or_else(|| found(RATE_EXPECTED, value))
+}
+
 /// A duration that must not be zero.
 pub(crate) fn positive_duration(value: &Value) -> Result<Duration, String> {
     let d = duration(value)?;
@@ -798,6 +820,16 @@ pub(crate) fn transports(
                 None => {}
             }
         }
+        match table.get("destination_rate_delay").map(duration_or_zero) {
+            Some(Ok(d)) => transport.destination_rate_delay = d,
+            Some(Err(message)) => field(problems, "destination_rate_delay", message),
+            None => {}
+        }
+        match table.get("destination_rate_limit").map(rate_limit) {
+            Some(Ok(r)) => transport.destination_rate_limit = r,
+            Some(Err(message)) => field(problems, "destination_rate_limit", message),
+            None => {}
+        }
         match table.get("tls_security_level") {
             Some(_) if kind.is_some_and(|k| k != TransportKind::Smtp) => field(
                 problems,
@@ -980,6 +1012,23 @@ mod tests {
         );
         assert!(duration(&Value::from(300u64)).is_err());
         assert!(positive_duration(&s("0s")).is_err());
+    }
+
+    #[test]
+    fn rates_are_messages_per_unit() {
+        let rate = |messages, secs| {
+            Ok(Some(crate::RateLimit {
+                messages,
+                per: Duration::from_secs(secs),
+            }))
+        };
+        assert_eq!(rate_limit(&s("600/1h")), rate(600, 3600));
+        assert_eq!(rate_limit(&s(" 10 / 1m ")), rate(10, 60));
+        assert_eq!(rate_limit(&s("0")), Ok(None));
+        assert_eq!(rate_limit(&Value::from(0u64)), Ok(None));
+        for bad in ["10", "0/1m", "10/0s", "10/often", "-1/1m", "x/1m"] {
+            assert!(rate_limit(&s(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub(crate) const KEYS: &[&str] = &[
     "bounce_queue_lifetime",
     "bounce_size_limit",
     "default_destination_concurrency_limit",
+    "default_destination_rate_delay",
+    "default_destination_rate_limit",
     "default_destination_recipient_limit",
     "default_transport",
     "defer_transports",
@@ -109,6 +111,8 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
 /// The keys allowed inside a `[transport.NAME]` table.
 pub(crate) const TRANSPORT_KEYS: &[&str] = &[
     "destination_concurrency_limit",
+    "destination_rate_delay",
+    "destination_rate_limit",
     "destination_recipient_limit",
     "tls_security_level",
     "type",
@@ -336,6 +340,8 @@ impl Provider for Defaults {
         );
         put("bounce_size_limit", DEFAULT_BOUNCE_SIZE_LIMIT.into());
         put("soft_bounce", false.into());
+        put("default_destination_rate_delay", "0s".into());
+        put("default_destination_rate_limit", "0".into());
         put("disable_mime_output_conversion", false.into());
         put("relayhost", "".into());
         put("default_transport", DEFAULT_TRANSPORT.into());

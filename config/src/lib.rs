@@ -215,6 +215,18 @@ pub struct Config {
     /// parallel deliveries to one destination, for transports that do not
     /// set `destination_concurrency_limit`. At least 1. Default 20.
     pub default_destination_concurrency_limit: usize,
+    /// `default_destination_rate_delay`: the pause between two deliveries
+    /// to the same destination by one transport (Postfix's name; a value
+    /// above zero also limits that destination to one delivery at a time).
+    /// Default 0: no pause.
+    pub default_destination_rate_delay: Duration,
+    /// `default_destination_rate_limit` (towerpost): at most this many
+    /// messages per time unit to one destination by one transport, as
+    /// `"N/unit"` such as `"600/1h"` (a burst of N, then one every unit/N),
+    /// so a relay stays below a big receiver's throttling. Default `0`:
+    /// none. Route such a receiver to a transport of its own in
+    /// `transport_maps` to give it its own limit.
+    pub default_destination_rate_limit: Option<RateLimit>,
     /// `default_destination_recipient_limit`: the default maximal number of
     /// recipients per delivery, for transports that do not set
     /// `destination_recipient_limit`. At least 1. Default 50.
@@ -676,6 +688,37 @@ pub struct TransportConfig {
     /// `tls_security_level`: TLS use of an `smtp` transport (only allowed
     /// with `type = "smtp"`). Default `smtp_tls_security_level`.
     pub tls_security_level: SmtpTlsLevel,
+    /// `destination_rate_delay`: Postfix's `transport_destination_rate_delay`.
+    /// Default `default_destination_rate_delay`.
+    pub destination_rate_delay: Duration,
+    /// `destination_rate_limit`: see `default_destination_rate_limit`,
+    /// which is the default.
+    pub destination_rate_limit: Option<RateLimit>,
+}
+
+/// A message rate: at most `messages` per `per`, as `"N/unit"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Messages per unit (at least 1).
+    pub messages: u32,
+    /// The unit (not zero).
+    pub per: Duration,
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.messages,
+            humantime::format_duration(self.per)
+        )
+    }
+}
+
+/// `"N/unit"`, or `0` for none, as `config show` writes it.
+fn rate_text(rate: Option<&RateLimit>) -> String {
+    rate.map_or_else(|| "0".to_owned(), RateLimit::to_string)
 }
 
 impl Default for Config {
@@ -817,6 +860,8 @@ impl Config {
             destination_concurrency_limit: self.default_destination_concurrency_limit,
             destination_recipient_limit: self.default_destination_recipient_limit,
             tls_security_level: self.smtp_tls_security_level,
+            destination_rate_delay: self.default_destination_rate_delay,
+            destination_rate_limit: self.default_destination_rate_limit,
         }
     }
 
@@ -883,6 +928,8 @@ impl Config {
             qmgr_message_active_limit: DEFAULT_MESSAGE_ACTIVE_LIMIT,
             default_destination_concurrency_limit: DEFAULT_DESTINATION_CONCURRENCY_LIMIT,
             default_destination_recipient_limit: DEFAULT_DESTINATION_RECIPIENT_LIMIT,
+            default_destination_rate_delay: Duration::ZERO,
+            default_destination_rate_limit: None,
             bounce_size_limit: DEFAULT_BOUNCE_SIZE_LIMIT,
             soft_bounce: false,
             disable_mime_output_conversion: false,
@@ -982,6 +1029,21 @@ impl Config {
                             toml_string(transport.tls_security_level.as_str()),
                         ));
                     }
+                    if transport.destination_rate_delay != defaults.destination_rate_delay {
+                        fields.push((
+                            "destination_rate_delay",
+                            toml_string(
+                                &humantime::format_duration(transport.destination_rate_delay)
+                                    .to_string(),
+                            ),
+                        ));
+                    }
+                    if transport.destination_rate_limit != defaults.destination_rate_limit {
+                        fields.push((
+                            "destination_rate_limit",
+                            toml_string(&rate_text(transport.destination_rate_limit.as_ref())),
+                        ));
+                    }
                     (name.as_str(), inline_table(fields))
                 }),
         )
@@ -1038,6 +1100,8 @@ impl Config {
             qmgr_message_active_limit,
             default_destination_concurrency_limit,
             default_destination_recipient_limit,
+            default_destination_rate_delay,
+            default_destination_rate_limit,
             bounce_size_limit,
             soft_bounce,
             disable_mime_output_conversion,
@@ -1162,6 +1226,14 @@ impl Config {
             (
                 "default_destination_recipient_limit",
                 count(default_destination_recipient_limit),
+            ),
+            (
+                "default_destination_rate_delay",
+                duration(default_destination_rate_delay),
+            ),
+            (
+                "default_destination_rate_limit",
+                Setting::Rendered(rate_text(default_destination_rate_limit.as_ref())),
             ),
             ("bounce_size_limit", Setting::Int(*bounce_size_limit)),
             ("soft_bounce", Setting::Bool(*soft_bounce)),
@@ -1734,6 +1806,8 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     field!(default_destination_recipient_limit, |v| convert::count(
         v, 1, any
     ));
+    field!(default_destination_rate_delay, convert::duration_or_zero);
+    field!(default_destination_rate_limit, convert::rate_limit);
     field!(bounce_size_limit, |v| convert::integer(v, 0, u64::MAX));
     field!(soft_bounce, convert::boolean);
     field!(disable_mime_output_conversion, convert::boolean);

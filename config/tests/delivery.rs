@@ -43,6 +43,8 @@ fn transport(kind: TransportKind, concurrency: usize, recipients: usize) -> Tran
         destination_concurrency_limit: concurrency,
         destination_recipient_limit: recipients,
         tls_security_level: SmtpTlsLevel::May,
+        destination_rate_delay: Duration::ZERO,
+        destination_rate_limit: None,
     }
 }
 
@@ -631,6 +633,8 @@ fn transport_tables_fill_in_the_defaults() {
             destination_concurrency_limit: 5,
             destination_recipient_limit: 10,
             tls_security_level: SmtpTlsLevel::None,
+            destination_rate_delay: Duration::ZERO,
+            destination_rate_limit: None,
         }
     );
     assert_eq!(
@@ -835,4 +839,44 @@ fn rendered_settings_load_back_to_the_same_config() {
     }
     let reloaded = load(&format!("{top}{tables}")).unwrap();
     assert_eq!(reloaded, config);
+}
+
+#[test]
+fn destination_pacing_is_set_by_default_and_per_transport() {
+    let config = load(
+        r#"
+        default_destination_rate_delay = "2s"
+        [transport.gmail]
+        type = "smtp"
+        destination_rate_limit = "600/1h"
+        destination_rate_delay = "0"
+        [transport_maps]
+        "gmail.com" = "gmail:"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.default_destination_rate_delay,
+        Duration::from_secs(2)
+    );
+    let gmail = &config.transport["gmail"];
+    assert_eq!(gmail.destination_rate_delay, Duration::ZERO);
+    assert_eq!(
+        gmail.destination_rate_limit,
+        Some(towerpost_config::RateLimit {
+            messages: 600,
+            per: Duration::from_secs(3600)
+        })
+    );
+    assert_eq!(
+        config.transport["smtp"].destination_rate_delay,
+        Duration::from_secs(2)
+    );
+    let err =
+        load("[transport.x]\ntype = \"smtp\"\ndestination_rate_limit = \"fast\"\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("transport.x.destination_rate_limit"),
+        "{err}"
+    );
 }

@@ -673,3 +673,45 @@ fn disable_mime_output_conversion_sends_8bit_unchanged() {
     let got = seven.wait_for(1, Duration::from_secs(20));
     assert!(String::from_utf8_lossy(&got[0].data).ends_with("\r\n\r\nbrûlée\r\n"));
 }
+
+/// `destination_rate_limit` paces one destination (a burst, then one per
+/// unit/N) and leaves the others alone. 30 messages at 10 per 3 s: the
+/// first 10 at once, the other 20 at least 0.3 s apart.
+#[test]
+fn a_destination_rate_limit_paces_that_destination_only() {
+    let slow = Sink::start();
+    let fast = Sink::start();
+    let server = Server::start(&format!(
+        "[transport.paced]\ntype = \"smtp\"\ndestination_rate_limit = \"10/3s\"\n\
+         [transport_maps]\n\"slow.test\" = \"paced:[127.0.0.1]:{}\"\n\"fast.test\" = \"smtp:[127.0.0.1]:{}\"\n",
+        slow.addr().port(),
+        fast.addr().port()
+    ));
+    let started = Instant::now();
+    for i in 0..30 {
+        send(
+            &server,
+            "a@example.test",
+            &[&format!("r{i}@slow.test")],
+            "paced",
+        );
+        send(
+            &server,
+            "a@example.test",
+            &[&format!("r{i}@fast.test")],
+            "free",
+        );
+    }
+    assert_eq!(fast.wait_for(30, Duration::from_secs(20)).len(), 30);
+    let fast_done = started.elapsed();
+    assert_eq!(slow.wait_for(30, Duration::from_secs(30)).len(), 30);
+    let slow_done = started.elapsed();
+    assert!(
+        slow_done >= Duration::from_millis(20 * 300 - 100),
+        "30 paced messages in {slow_done:?}"
+    );
+    assert!(
+        fast_done + Duration::from_secs(2) < slow_done,
+        "the other destination was slowed: {fast_done:?} vs {slow_done:?}"
+    );
+}

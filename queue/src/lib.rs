@@ -28,8 +28,8 @@ pub use delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, DeliveryS
 pub use error::QueueError;
 pub use id::{QueueId, QueueIdParseError};
 pub use manager::{
-    DestinationIndex, FlushScope, Flusher, ManagerSettings, MemoryIndex, QueueManager, Router,
-    Transport,
+    DestinationIndex, FlushScope, Flusher, ManagerSettings, MemoryIndex, Pacing, QueueManager,
+    Router, Transport,
 };
 pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
 pub use queue::{Quarantined, Queue, QueueSettings};

@@ -422,6 +422,11 @@ async fn send_to_agent(
                 .clone();
             sem.acquire_owned().await
         };
+        if let Some(pacing) = t.pacing {
+            shared
+                .pace(&(transport.clone(), nexthop.clone()), pacing)
+                .await;
+        }
         let request = DeliveryRequest {
             queue_id: id,
             transport: transport.clone(),

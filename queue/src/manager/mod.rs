@@ -72,7 +72,33 @@ pub struct Transport {
     pub concurrency_limit: usize,
     /// Recipients per delivery (`…_destination_recipient_limit`).
     pub recipient_limit: usize,
+    /// How fast deliveries to one destination may start
+    /// (`…_destination_rate_delay`, `…_destination_rate_limit`), if limited.
+    pub pacing: Option<Pacing>,
 }
+
+/// A pace for deliveries to one destination (one transport and next hop):
+/// up to `burst` at once, then one every `interval` (a GCRA, from the
+/// governor crate). Postfix's `destination_rate_delay` is a burst of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Deliveries that may start at once after a quiet period (at least 1).
+    pub burst: u32,
+    /// Time between deliveries once the burst is spent (not zero).
+    pub interval: Duration,
+}
+
+/// A destination's pace and when it was last used.
+struct Paced {
+    limiter: Arc<governor::DefaultDirectRateLimiter>,
+    last: std::time::Instant,
+    /// After this long unused the pace is back to a full burst, and the
+    /// entry can go without changing anything.
+    idle_after: Duration,
+}
+
+/// Paces kept before unused ones are swept out.
+const PACES_SWEPT_ABOVE: usize = 256;
 
 /// Resolves a recipient domain to `(transport, nexthop)`.
 pub type Router = Arc<dyn Fn(&str) -> (String, String) + Send + Sync>;
@@ -163,7 +189,38 @@ pub(crate) struct Shared {
     /// One semaphore per (transport, nexthop): the destination
     /// concurrency limit.
     destinations: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+    /// The pace of each paced destination (bounded: unused ones go).
+    paces: Mutex<HashMap<(String, String), Paced>>,
     clock: Clock,
+}
+
+impl Shared {
+    /// Waits until `pacing` lets one more delivery to `key` start.
+    pub(crate) async fn pace(&self, key: &(String, String), pacing: Pacing) {
+        let limiter = {
+            let mut paces = self.paces.lock().unwrap_or_else(|p| p.into_inner());
+            if paces.len() > PACES_SWEPT_ABOVE {
+                paces.retain(|_, p| p.last.elapsed() < p.idle_after);
+            }
+            let now = std::time::Instant::now();
+            let paced = paces.entry(key.clone()).or_insert_with(|| {
+                let burst = std::num::NonZeroU32::new(pacing.burst.max(1))
+                    .unwrap_or(std::num::NonZeroU32::MIN);
+                let interval = pacing.interval.max(Duration::from_micros(1));
+                let quota = governor::Quota::with_period(interval)
+                    .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
+                    .allow_burst(burst);
+                Paced {
+                    limiter: Arc::new(governor::RateLimiter::direct(quota)),
+                    last: now,
+                    idle_after: interval * burst.get(),
+                }
+            });
+            paced.last = now;
+            paced.limiter.clone()
+        };
+        limiter.until_ready().await;
+    }
 }
 
 /// A request to the manager task.
@@ -273,6 +330,7 @@ impl QueueManager {
             transports,
             router,
             destinations: Mutex::new(HashMap::new()),
+            paces: Mutex::new(HashMap::new()),
             clock,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();

@@ -268,6 +268,7 @@ async fn start(
         service: agent.service(),
         concurrency_limit: 10,
         recipient_limit: 50,
+        pacing: None,
     };
     let transports = HashMap::from([
         ("smtp".to_owned(), transport.clone()),

@@ -10,13 +10,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 use towerpost_config::{Config, Nexthop, SmtpTlsLevel, TransportKind};
 use towerpost_queue::{
-    DeliveryReport, DeliveryRequest, ManagerSettings, Outcome, Router, Transport,
+    DeliveryReport, DeliveryRequest, ManagerSettings, Outcome, Pacing, Router, Transport,
 };
 
 pub use sasl::ClientSasl;
@@ -115,12 +116,38 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
             };
             let transport = Transport {
                 service,
-                concurrency_limit: t.destination_concurrency_limit,
+                // Postfix: a rate delay means one delivery at a time.
+                concurrency_limit: if t.destination_rate_delay.is_zero() {
+                    t.destination_concurrency_limit
+                } else {
+                    1
+                },
                 recipient_limit: t.destination_recipient_limit,
+                pacing: pacing(t.destination_rate_delay, t.destination_rate_limit),
             };
             (name.clone(), transport)
         })
         .collect()
+}
+
+/// The stricter of a rate delay (one delivery per delay) and a rate limit
+/// (a burst of N, then one per unit/N).
+fn pacing(delay: Duration, limit: Option<towerpost_config::RateLimit>) -> Option<Pacing> {
+    let from_limit = limit.map(|r| Pacing {
+        burst: r.messages,
+        interval: r.per / r.messages.max(1),
+    });
+    let from_delay = (!delay.is_zero()).then_some(Pacing {
+        burst: 1,
+        interval: delay,
+    });
+    match (from_delay, from_limit) {
+        (Some(d), Some(l)) => Some(Pacing {
+            burst: 1,
+            interval: d.interval.max(l.interval),
+        }),
+        (d, l) => d.or(l),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,5 +189,42 @@ impl Service<DeliveryRequest> for Fixed {
             report.success_action = Some(towerpost_queue::dsn::DsnAction::Delivered);
         }
         Box::pin(async move { Ok(report) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_takes_the_stricter_of_delay_and_limit() {
+        let limit = |messages, secs| {
+            Some(towerpost_config::RateLimit {
+                messages,
+                per: Duration::from_secs(secs),
+            })
+        };
+        assert_eq!(pacing(Duration::ZERO, None), None);
+        assert_eq!(
+            pacing(Duration::ZERO, limit(10, 60)),
+            Some(Pacing {
+                burst: 10,
+                interval: Duration::from_secs(6)
+            })
+        );
+        assert_eq!(
+            pacing(Duration::from_secs(1), None),
+            Some(Pacing {
+                burst: 1,
+                interval: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(
+            pacing(Duration::from_secs(1), limit(10, 60)),
+            Some(Pacing {
+                burst: 1,
+                interval: Duration::from_secs(6)
+            })
+        );
     }
 }
