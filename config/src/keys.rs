@@ -9,6 +9,7 @@ pub(crate) const KEYS: &[&str] = &[
     "authorized_flush_users",
     "bounce_queue_lifetime",
     "bounce_size_limit",
+    "default_destination_concurrency_failed_cohort_limit",
     "default_destination_concurrency_limit",
     "default_destination_rate_delay",
     "default_destination_rate_limit",
@@ -20,6 +21,7 @@ pub(crate) const KEYS: &[&str] = &[
     "fast_flush_domains",
     "fast_flush_purge_time",
     "fast_flush_refresh_time",
+    "initial_destination_concurrency",
     "listener",
     "mail_name",
     "maximal_backoff_time",
@@ -341,6 +343,11 @@ impl Provider for Defaults {
         put("bounce_size_limit", DEFAULT_BOUNCE_SIZE_LIMIT.into());
         put("soft_bounce", false.into());
         put("default_destination_rate_delay", "0s".into());
+        put("initial_destination_concurrency", 5u64.into());
+        put(
+            "default_destination_concurrency_failed_cohort_limit",
+            1u64.into(),
+        );
         put("default_destination_rate_limit", "0".into());
         put("disable_mime_output_conversion", false.into());
         put("relayhost", "".into());

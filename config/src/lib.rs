@@ -215,6 +215,16 @@ pub struct Config {
     /// parallel deliveries to one destination, for transports that do not
     /// set `destination_concurrency_limit`. At least 1. Default 20.
     pub default_destination_concurrency_limit: usize,
+    /// `initial_destination_concurrency`: the number of parallel
+    /// deliveries a destination starts with; it grows with each delivery
+    /// that reaches the next hop, up to the destination concurrency limit,
+    /// and shrinks with failures to connect. At least 1. Default 5.
+    pub initial_destination_concurrency: usize,
+    /// `default_destination_concurrency_failed_cohort_limit`: after this
+    /// many failed pseudo-cohorts (a window's worth of failed connections)
+    /// with no success between, a destination is dead: its mail is deferred
+    /// without attempts for `minimal_backoff_time`. 0: never. Default 1.
+    pub default_destination_concurrency_failed_cohort_limit: u32,
     /// `default_destination_rate_delay`: the pause between two deliveries
     /// to the same destination by one transport (Postfix's name; a value
     /// above zero also limits that destination to one delivery at a time).
@@ -930,6 +940,8 @@ impl Config {
             default_destination_recipient_limit: DEFAULT_DESTINATION_RECIPIENT_LIMIT,
             default_destination_rate_delay: Duration::ZERO,
             default_destination_rate_limit: None,
+            initial_destination_concurrency: 5,
+            default_destination_concurrency_failed_cohort_limit: 1,
             bounce_size_limit: DEFAULT_BOUNCE_SIZE_LIMIT,
             soft_bounce: false,
             disable_mime_output_conversion: false,
@@ -1102,6 +1114,8 @@ impl Config {
             default_destination_recipient_limit,
             default_destination_rate_delay,
             default_destination_rate_limit,
+            initial_destination_concurrency,
+            default_destination_concurrency_failed_cohort_limit,
             bounce_size_limit,
             soft_bounce,
             disable_mime_output_conversion,
@@ -1230,6 +1244,16 @@ impl Config {
             (
                 "default_destination_rate_delay",
                 duration(default_destination_rate_delay),
+            ),
+            (
+                "initial_destination_concurrency",
+                count(initial_destination_concurrency),
+            ),
+            (
+                "default_destination_concurrency_failed_cohort_limit",
+                Setting::Int(u64::from(
+                    *default_destination_concurrency_failed_cohort_limit,
+                )),
             ),
             (
                 "default_destination_rate_limit",
@@ -1807,6 +1831,14 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
         v, 1, any
     ));
     field!(default_destination_rate_delay, convert::duration_or_zero);
+    field!(initial_destination_concurrency, |v| convert::count(
+        v,
+        1,
+        usize::MAX
+    ));
+    field!(default_destination_concurrency_failed_cohort_limit, |v| {
+        convert::integer(v, 0, u64::from(u32::MAX)).map(|n| n as u32)
+    });
     field!(default_destination_rate_limit, convert::rate_limit);
     field!(bounce_size_limit, |v| convert::integer(v, 0, u64::MAX));
     field!(soft_bounce, convert::boolean);

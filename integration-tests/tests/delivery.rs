@@ -715,3 +715,40 @@ fn a_destination_rate_limit_paces_that_destination_only() {
         "the other destination was slowed: {fast_done:?} vs {slow_done:?}"
     );
 }
+
+/// Postfix's flow control: a destination that refuses sessions (421 at
+/// connect) is declared dead after a failed cohort, and the rest of its
+/// mail is deferred without more connections until the backoff has passed.
+#[test]
+fn a_destination_that_refuses_sessions_is_left_alone_for_a_while() {
+    let sink = Sink::start();
+    sink.set_rule(|stage| match stage {
+        Stage::Connect => Some("421 4.3.2 too busy, come back later".into()),
+        _ => None,
+    });
+    // Retries come only after 30 s, so all that happens here is the first
+    // attempt of each message.
+    let server = Server::start(&format!(
+        "queue_run_delay = \"1s\"\nminimal_backoff_time = \"30s\"\nmaximal_backoff_time = \"60s\"\nrelayhost = \"[127.0.0.1]:{}\"",
+        sink.addr().port()
+    ));
+    let ids: Vec<String> = (0..12)
+        .map(|i| {
+            send(
+                &server,
+                "a@example.test",
+                &[&format!("r{i}@direct.test")],
+                "busy",
+            )
+        })
+        .collect();
+    for id in &ids {
+        server.wait_for_log(&format!("{id}: to=<r"));
+    }
+    server.wait_for_log("dsn=4.3.2, status=deferred (delivery temporarily suspended: host 127.0.0.1[127.0.0.1] said: 421 4.3.2 too busy, come back later (in reply to initial server greeting))");
+    let tried = sink.connections();
+    assert!(
+        (5..12).contains(&tried),
+        "{tried} connections for 12 messages (initial concurrency 5, one failed cohort)"
+    );
+}

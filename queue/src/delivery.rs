@@ -95,6 +95,10 @@ pub struct DeliveryReport {
     /// report), `Delivered` for a final delivery, `None` when the next hop
     /// took the DSN parameters and reports itself.
     pub success_action: Option<crate::dsn::DsnAction>,
+    /// The next hop could not be reached or refused the session (connect
+    /// failure or timeout, a 4xx greeting): negative feedback for the
+    /// destination's concurrency window, as Postfix counts it.
+    pub site_failure: bool,
 }
 
 impl DeliveryReport {
@@ -106,6 +110,7 @@ impl DeliveryReport {
             setup: Duration::ZERO,
             transmission: Duration::ZERO,
             success_action: None,
+            site_failure: false,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tower::{Service, ServiceExt};
 
+use super::destination::{Feedback, Why};
 use super::schedule::{backoff, expired, seconds};
 use super::{Disposition, Release, Shared};
 use crate::delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, Outcome};
@@ -410,80 +411,75 @@ async fn send_to_agent(
     let content = job.content.clone();
     let n = recipients.len();
     let report = if let Some(t) = shared.transports.get(&transport) {
-        let permit = {
-            let sem = shared
-                .destinations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry((transport.clone(), nexthop.clone()))
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Semaphore::new(t.concurrency_limit.max(1)))
-                })
-                .clone();
-            sem.acquire_owned().await
-        };
-        if let Some(pacing) = t.pacing {
-            shared
-                .pace(&(transport.clone(), nexthop.clone()), pacing)
-                .await;
-        }
-        let request = DeliveryRequest {
-            queue_id: id,
-            transport: transport.clone(),
-            nexthop: nexthop.clone(),
-            sender: envelope.sender.clone(),
-            recipients: recipients
-                .iter()
-                .map(|r| DeliveryRecipient {
-                    address: r.address.clone(),
-                    notify: r.notify.clone(),
-                    orcpt: r.orcpt.clone(),
-                })
-                .collect(),
-            content,
-            eight_bit_mime: envelope.eight_bit_mime,
-            smtputf8: envelope.smtputf8,
-            ret: envelope.ret.clone(),
-            envid: envelope.envid.clone(),
-        };
-        let mut service = t.service.clone();
-        let result = match service.ready().await {
-            Ok(s) => s.call(request).await,
-            Err(e) => Err(e),
-        };
-        drop(permit);
-        // Forget an idle destination's semaphore: next hops come from what
-        // clients send (a bounce goes to any sender's domain), so the map
-        // must not keep one per next hop ever seen. Clones are made under
-        // the same lock, so a count of one means nobody holds or waits.
-        let mut destinations = shared
-            .destinations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         let key = (transport.clone(), nexthop.clone());
-        if destinations
-            .get(&key)
-            .is_some_and(|s| Arc::strong_count(s) == 1)
+        match shared
+            .destinations
+            .start(key.clone(), t.concurrency_limit)
+            .await
         {
-            destinations.remove(&key);
-        }
-        drop(destinations);
-        match result {
-            Ok(report) if report.outcomes.len() == n => report,
-            Ok(_) => DeliveryReport::all(
+            // Postfix's words for mail of a dead destination.
+            Err(why) => DeliveryReport::all(
                 n,
                 Outcome::Deferred {
-                    dsn: "4.3.0".into(),
-                    reason: format!("delivery agent {transport} answered for the wrong recipients"),
+                    dsn: why.dsn,
+                    reason: format!("delivery temporarily suspended: {}", why.reason),
                 },
             ),
-            Err(e) => DeliveryReport::all(
-                n,
-                Outcome::Deferred {
-                    dsn: "4.3.0".into(),
-                    reason: format!("delivery temporarily suspended: {e}"),
-                },
-            ),
+            Ok(slot) => {
+                if let Some(pacing) = t.pacing {
+                    shared.pace(&key, pacing).await;
+                }
+                let request = DeliveryRequest {
+                    queue_id: id,
+                    transport: transport.clone(),
+                    nexthop: nexthop.clone(),
+                    sender: envelope.sender.clone(),
+                    recipients: recipients
+                        .iter()
+                        .map(|r| DeliveryRecipient {
+                            address: r.address.clone(),
+                            notify: r.notify.clone(),
+                            orcpt: r.orcpt.clone(),
+                        })
+                        .collect(),
+                    content,
+                    eight_bit_mime: envelope.eight_bit_mime,
+                    smtputf8: envelope.smtputf8,
+                    ret: envelope.ret.clone(),
+                    envid: envelope.envid.clone(),
+                };
+                let mut service = t.service.clone();
+                let result = match service.ready().await {
+                    Ok(s) => s.call(request).await,
+                    Err(e) => Err(e),
+                };
+                slot.finish(match &result {
+                    Ok(report) if report.site_failure => {
+                        Feedback::Failed(report.outcomes.first().map(why).unwrap_or_default())
+                    }
+                    Ok(_) => Feedback::Reached,
+                    Err(_) => Feedback::None,
+                });
+                match result {
+                    Ok(report) if report.outcomes.len() == n => report,
+                    Ok(_) => DeliveryReport::all(
+                        n,
+                        Outcome::Deferred {
+                            dsn: "4.3.0".into(),
+                            reason: format!(
+                                "delivery agent {transport} answered for the wrong recipients"
+                            ),
+                        },
+                    ),
+                    Err(e) => DeliveryReport::all(
+                        n,
+                        Outcome::Deferred {
+                            dsn: "4.3.0".into(),
+                            reason: format!("delivery temporarily suspended: {e}"),
+                        },
+                    ),
+                }
+            }
         }
     } else {
         DeliveryReport::all(
@@ -517,6 +513,18 @@ async fn send_to_agent(
 fn remote_mta(relay: &str) -> Option<String> {
     let host = relay.split_once('[').map_or(relay, |(host, _)| host);
     (relay != "none" && !host.is_empty()).then(|| host.to_owned())
+}
+
+/// What an outcome says, for a dead destination's deferrals.
+fn why(outcome: &Outcome) -> Why {
+    let (dsn, reason) = match outcome {
+        Outcome::Sent { dsn, reply } => (dsn, reply),
+        Outcome::Deferred { dsn, reason } | Outcome::Bounced { dsn, reason, .. } => (dsn, reason),
+    };
+    Why {
+        dsn: dsn.clone(),
+        reason: reason.clone(),
+    }
 }
 
 /// The still-deferred recipients as report entries for a delay warning.

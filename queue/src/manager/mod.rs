@@ -12,6 +12,7 @@
 //! moves `active` back to `incoming`.
 
 mod attempt;
+mod destination;
 mod index;
 mod schedule;
 mod state;
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::delivery::DeliveryService;
@@ -61,6 +62,14 @@ pub struct ManagerSettings {
     /// `defer_transports`: these transports are never attempted; their
     /// mail is deferred with `4.3.2 deferred transport`.
     pub defer_transports: HashSet<String>,
+    /// `initial_destination_concurrency`: where a destination's
+    /// concurrency window starts (it grows with success up to the
+    /// transport's limit, and shrinks with failures to connect).
+    pub initial_destination_concurrency: usize,
+    /// `default_destination_concurrency_failed_cohort_limit`: failed
+    /// pseudo-cohorts after which a destination is dead until
+    /// `minimal_backoff_time` has passed (0: never).
+    pub failed_cohort_limit: u32,
 }
 
 /// A delivery transport and its per-destination limits.
@@ -186,9 +195,8 @@ pub(crate) struct Shared {
     settings: ManagerSettings,
     transports: HashMap<String, Transport>,
     router: Router,
-    /// One semaphore per (transport, nexthop): the destination
-    /// concurrency limit.
-    destinations: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+    /// Each destination's concurrency window (and whether it is dead).
+    destinations: destination::Destinations,
     /// The pace of each paced destination (bounded: unused ones go).
     paces: Mutex<HashMap<(String, String), Paced>>,
     clock: Clock,
@@ -324,12 +332,17 @@ impl QueueManager {
         for entry in queue.entries().await? {
             state.load(&entry);
         }
+        let flow = destination::FlowSettings {
+            initial: settings.initial_destination_concurrency,
+            failed_cohort_limit: settings.failed_cohort_limit,
+            dead_for: settings.minimal_backoff_time,
+        };
         let shared = Arc::new(Shared {
             queue,
             settings,
             transports,
             router,
-            destinations: Mutex::new(HashMap::new()),
+            destinations: destination::Destinations::new(flow),
             paces: Mutex::new(HashMap::new()),
             clock,
         });

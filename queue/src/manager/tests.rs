@@ -124,6 +124,7 @@ impl Agent {
                     setup: Duration::ZERO,
                     transmission: Duration::ZERO,
                     success_action: None,
+                    site_failure: false,
                 })
             }
         }))
@@ -150,6 +151,8 @@ fn settings() -> ManagerSettings {
         delay_warning_time: Duration::ZERO,
         soft_bounce: false,
         defer_transports: HashSet::from(["parked".to_owned()]),
+        initial_destination_concurrency: 5,
+        failed_cohort_limit: 0,
     }
 }
 

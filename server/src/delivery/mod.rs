@@ -41,6 +41,8 @@ pub fn manager_settings(config: &Config) -> ManagerSettings {
             .iter()
             .cloned()
             .collect::<HashSet<_>>(),
+        initial_destination_concurrency: config.initial_destination_concurrency,
+        failed_cohort_limit: config.default_destination_concurrency_failed_cohort_limit,
     }
 }
 

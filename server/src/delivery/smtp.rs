@@ -348,6 +348,7 @@ impl SmtpClient {
             Err(f) => {
                 let mut r = DeliveryReport::all(n, f.outcome());
                 r.setup = started.elapsed();
+                r.site_failure = !f.permanent;
                 return r;
             }
         };
@@ -372,6 +373,7 @@ impl SmtpClient {
             setup,
             transmission: sent.elapsed(),
             success_action,
+            site_failure: false,
         }
     }
 

@@ -1,0 +1,386 @@
+//! Per-destination concurrency as Postfix's queue manager runs it: a
+//! window that starts at `initial_destination_concurrency`, grows by 1/N
+//! with each delivery that reached the next hop and shrinks by 1/N with each
+//! that did not (connection refused or timed out, a 4xx/5xx greeting), never
+//! above the transport's `destination_concurrency_limit` nor below 1. When
+//! failures add up to `default_destination_concurrency_failed_cohort_limit`
+//! windows' worth (pseudo-cohorts) with no success between, the destination
+//! is dead: its mail is deferred without attempts ("delivery temporarily
+//! suspended") for `minimal_backoff_time`, then it starts over.
+//!
+//! [`Window`] is the rule without I/O; [`Destinations`] holds one per
+//! (transport, next hop) and lets attempts wait for a free place.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The flow-control settings (Postfix's names).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowSettings {
+    /// `initial_destination_concurrency`.
+    pub(crate) initial: usize,
+    /// `default_destination_concurrency_failed_cohort_limit`; 0: never dead.
+    pub(crate) failed_cohort_limit: u32,
+    /// How long a dead destination stays dead (`minimal_backoff_time`).
+    pub(crate) dead_for: Duration,
+}
+
+/// What one delivery tells its destination's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Feedback {
+    /// The next hop was reached (whatever it said to the recipients).
+    Reached,
+    /// It could not be reached or refused the session, with why.
+    Failed(Why),
+    /// Nothing to learn (the agent itself failed).
+    None,
+}
+
+/// A failure: its RFC 3463 status and its reason (the log's words).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Why {
+    pub(crate) dsn: String,
+    pub(crate) reason: String,
+}
+
+/// Whether a delivery may start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Start {
+    Go,
+    Wait,
+    /// The destination is dead, with the failure that killed it.
+    Dead(Why),
+}
+
+/// One destination's window (no I/O, no clock of its own).
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    limit: usize,
+    initial: usize,
+    window: f64,
+    active: usize,
+    fail_cohorts: f64,
+    dead: Option<(Instant, Why)>,
+    last_used: Instant,
+}
+
+impl Window {
+    pub(crate) fn new(limit: usize, settings: &FlowSettings) -> Self {
+        let limit = limit.max(1);
+        let initial = settings.initial.clamp(1, limit);
+        Self {
+            limit,
+            initial,
+            window: initial as f64,
+            active: 0,
+            fail_cohorts: 0.0,
+            dead: None,
+            last_used: Instant::now(),
+        }
+    }
+
+    pub(crate) fn try_start(&mut self, now: Instant) -> Start {
+        self.last_used = now;
+        if let Some((until, why)) = &self.dead {
+            if now < *until {
+                return Start::Dead(why.clone());
+            }
+            // Back to life: start over, carefully.
+            self.dead = None;
+            self.window = self.initial as f64;
+            self.fail_cohorts = 0.0;
+        }
+        if (self.active as f64) < self.window.floor().max(1.0) {
+            self.active += 1;
+            Start::Go
+        } else {
+            Start::Wait
+        }
+    }
+
+    pub(crate) fn finish(&mut self, feedback: Feedback, now: Instant, settings: &FlowSettings) {
+        self.active = self.active.saturating_sub(1);
+        self.last_used = now;
+        match feedback {
+            Feedback::Reached => {
+                self.fail_cohorts = 0.0;
+                self.window = (self.window + 1.0 / self.window).min(self.limit as f64);
+            }
+            Feedback::Failed(why) => {
+                self.fail_cohorts += 1.0 / self.window;
+                if settings.failed_cohort_limit > 0
+                    && self.fail_cohorts >= f64::from(settings.failed_cohort_limit)
+                    && self.dead.is_none()
+                {
+                    self.dead = Some((now + settings.dead_for, why));
+                }
+                self.window = (self.window - 1.0 / self.window).max(1.0);
+            }
+            Feedback::None => {}
+        }
+    }
+
+    /// Nothing is running, and nothing is remembered that a fresh window
+    /// would not have, or it has not been used for `ttl` (so the entry can
+    /// go: Postfix, too, forgets a destination once it has no mail).
+    fn forgettable(&self, now: Instant, ttl: Duration) -> bool {
+        let fresh =
+            self.dead.is_none() && self.fail_cohorts == 0.0 && self.window == self.initial as f64;
+        let dead_over = self.dead.as_ref().is_none_or(|(until, _)| now >= *until);
+        self.active == 0 && dead_over && (fresh || now.duration_since(self.last_used) >= ttl)
+    }
+
+    #[cfg(test)]
+    fn width(&self) -> f64 {
+        self.window
+    }
+}
+
+struct Destination {
+    window: Mutex<Window>,
+    changed: tokio::sync::Notify,
+}
+
+/// Entries kept before stale ones are swept out.
+const SWEPT_ABOVE: usize = 1024;
+
+/// Every destination's window, by (transport, next hop). Bounded: an
+/// entry goes when it is back to a fresh window, or unused (and not dead)
+/// for `minimal_backoff_time`.
+pub(crate) struct Destinations {
+    map: Mutex<HashMap<(String, String), Arc<Destination>>>,
+    settings: FlowSettings,
+}
+
+/// A place in a destination's window; give it back with [`Slot::finish`]
+/// (dropped, it is given back with nothing learnt).
+pub(crate) struct Slot<'a> {
+    owner: &'a Destinations,
+    key: (String, String),
+    destination: Option<Arc<Destination>>,
+}
+
+impl Destinations {
+    pub(crate) fn new(settings: FlowSettings) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            settings,
+        }
+    }
+
+    /// Waits for a place in the destination's window; `Err` with the
+    /// reason when the destination is dead.
+    pub(crate) async fn start(&self, key: (String, String), limit: usize) -> Result<Slot<'_>, Why> {
+        let destination = {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > SWEPT_ABOVE {
+                let (now, ttl) = (Instant::now(), self.settings.dead_for);
+                map.retain(|_, d| {
+                    Arc::strong_count(d) > 1
+                        || !d
+                            .window
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .forgettable(now, ttl)
+                });
+            }
+            map.entry(key.clone())
+                .or_insert_with(|| {
+                    Arc::new(Destination {
+                        window: Mutex::new(Window::new(limit, &self.settings)),
+                        changed: tokio::sync::Notify::new(),
+                    })
+                })
+                .clone()
+        };
+        loop {
+            let changed = destination.changed.notified();
+            let start = destination
+                .window
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_start(Instant::now());
+            match start {
+                Start::Wait => changed.await,
+                Start::Go => {
+                    drop(changed);
+                    return Ok(Slot {
+                        owner: self,
+                        key,
+                        destination: Some(destination),
+                    });
+                }
+                Start::Dead(why) => {
+                    drop(changed);
+                    drop(destination);
+                    self.forget(&key);
+                    return Err(why);
+                }
+            }
+        }
+    }
+
+    /// Drops the entry if nobody uses it and it holds nothing to keep.
+    fn forget(&self, key: &(String, String)) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = map.get(key).is_some_and(|d| {
+            Arc::strong_count(d) == 1
+                && d.window
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .forgettable(Instant::now(), self.settings.dead_for)
+        });
+        if idle {
+            map.remove(key);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl Slot<'_> {
+    /// Gives the place back with what the delivery showed.
+    pub(crate) fn finish(mut self, feedback: Feedback) {
+        self.release(feedback);
+    }
+
+    fn release(&mut self, feedback: Feedback) {
+        let Some(destination) = self.destination.take() else {
+            return;
+        };
+        destination
+            .window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish(feedback, Instant::now(), &self.owner.settings);
+        // Wake every waiter: a place may be free, or the destination dead.
+        destination.changed.notify_waiters();
+        drop(destination);
+        self.owner.forget(&self.key);
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.release(Feedback::None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn why(reason: &str) -> Why {
+        Why {
+            dsn: "4.4.1".into(),
+            reason: reason.into(),
+        }
+    }
+
+    const SETTINGS: FlowSettings = FlowSettings {
+        initial: 5,
+        failed_cohort_limit: 1,
+        dead_for: Duration::from_secs(300),
+    };
+
+    #[test]
+    fn the_window_starts_small_and_grows_with_success() {
+        let now = Instant::now();
+        let mut w = Window::new(20, &SETTINGS);
+        for _ in 0..5 {
+            assert_eq!(w.try_start(now), Start::Go);
+        }
+        assert_eq!(w.try_start(now), Start::Wait, "initial concurrency 5");
+        for _ in 0..5 {
+            w.finish(Feedback::Reached, now, &SETTINGS);
+        }
+        assert!(w.width() > 5.9, "{}", w.width());
+        for _ in 0..200 {
+            assert_eq!(w.try_start(now), Start::Go);
+            w.finish(Feedback::Reached, now, &SETTINGS);
+        }
+        assert_eq!(w.width(), 20.0, "never above the limit");
+    }
+
+    #[test]
+    fn a_cohort_of_failures_kills_the_destination_for_a_while() {
+        let now = Instant::now();
+        let mut w = Window::new(20, &SETTINGS);
+        for i in 0..5 {
+            assert_eq!(w.try_start(now), Start::Go, "failure {i}");
+            w.finish(Feedback::Failed(why("connect: refused")), now, &SETTINGS);
+        }
+        assert_eq!(w.try_start(now), Start::Dead(why("connect: refused")));
+        let later = now + Duration::from_secs(301);
+        assert_eq!(
+            w.try_start(later),
+            Start::Go,
+            "alive again after the backoff"
+        );
+        assert_eq!(w.width(), 5.0);
+    }
+
+    #[test]
+    fn a_success_between_failures_keeps_it_alive() {
+        let now = Instant::now();
+        let mut w = Window::new(20, &SETTINGS);
+        for _ in 0..20 {
+            assert_eq!(w.try_start(now), Start::Go);
+            w.finish(Feedback::Failed(why("x")), now, &SETTINGS);
+            assert_eq!(w.try_start(now), Start::Go);
+            w.finish(Feedback::Reached, now, &SETTINGS);
+        }
+        assert_eq!(w.try_start(now), Start::Go);
+    }
+
+    #[test]
+    fn no_cohort_limit_means_never_dead() {
+        let settings = FlowSettings {
+            failed_cohort_limit: 0,
+            ..SETTINGS
+        };
+        let now = Instant::now();
+        let mut w = Window::new(20, &settings);
+        for _ in 0..100 {
+            assert_eq!(w.try_start(now), Start::Go);
+            w.finish(Feedback::Failed(why("x")), now, &settings);
+        }
+        assert_eq!(w.width(), 1.0);
+    }
+
+    #[tokio::test]
+    async fn failures_add_up_across_deliveries_and_stale_entries_go() {
+        let d = Destinations::new(SETTINGS);
+        let key = |n: &str| ("smtp".to_owned(), n.to_owned());
+        d.start(key("a.test"), 20)
+            .await
+            .unwrap()
+            .finish(Feedback::Reached);
+        assert_eq!(d.len(), 1, "a grown window is remembered");
+        for _ in 0..5 {
+            d.start(key("dead.test"), 20)
+                .await
+                .unwrap()
+                .finish(Feedback::Failed(why("refused")));
+        }
+        assert_eq!(
+            d.start(key("dead.test"), 20).await.err(),
+            Some(why("refused")),
+            "five failures one after the other are a failed cohort"
+        );
+        // Unused past the time to live (here zero), history goes.
+        let d = Destinations::new(FlowSettings {
+            dead_for: Duration::ZERO,
+            ..SETTINGS
+        });
+        d.start(key("a.test"), 20)
+            .await
+            .unwrap()
+            .finish(Feedback::Reached);
+        assert_eq!(d.len(), 0);
+    }
+}
