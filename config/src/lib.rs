@@ -216,9 +216,10 @@ pub struct Config {
     /// set `destination_concurrency_limit`. At least 1. Default 20.
     pub default_destination_concurrency_limit: usize,
     /// `initial_destination_concurrency`: the number of parallel
-    /// deliveries a destination starts with; it grows with each delivery
-    /// that reaches the next hop, up to the destination concurrency limit,
-    /// and shrinks with failures to connect. At least 1. Default 5.
+    /// deliveries a destination starts with; it grows by one with each
+    /// delivery that reaches the next hop, up to the destination
+    /// concurrency limit, and shrinks by one with each failure to connect.
+    /// At least 1. Default 5.
     pub initial_destination_concurrency: usize,
     /// `default_destination_concurrency_failed_cohort_limit`: after this
     /// many failed pseudo-cohorts (a window's worth of failed connections)

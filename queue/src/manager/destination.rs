@@ -1,12 +1,15 @@
-//! Per-destination concurrency as Postfix's queue manager runs it: a
-//! window that starts at `initial_destination_concurrency`, grows by 1/N
-//! with each delivery that reached the next hop and shrinks by 1/N with each
-//! that did not (connection refused or timed out, a 4xx/5xx greeting), never
-//! above the transport's `destination_concurrency_limit` nor below 1. When
-//! failures add up to `default_destination_concurrency_failed_cohort_limit`
-//! windows' worth (pseudo-cohorts) with no success between, the destination
-//! is dead: its mail is deferred without attempts ("delivery temporarily
-//! suspended") for `minimal_backoff_time`, then it starts over.
+//! Per-destination concurrency as Postfix's queue manager (qmgr_queue.c)
+//! runs it with its default feedback: a window that starts at
+//! `initial_destination_concurrency`, grows by one with each delivery that
+//! reached the next hop (while it is less than the deliveries running plus
+//! the initial concurrency, so it stays near what is used) and shrinks by
+//! one with each that did not (connection refused or timed out, a 4xx/5xx
+//! greeting), never above the transport's `destination_concurrency_limit`
+//! nor below 1. Each failure adds 1/window to the failed pseudo-cohorts;
+//! when they reach `default_destination_concurrency_failed_cohort_limit`
+//! with no success between, the destination is dead: its mail is deferred
+//! without attempts ("delivery temporarily suspended") for
+//! `minimal_backoff_time`, then it starts over.
 //!
 //! [`Window`] is the rule without I/O; [`Destinations`] holds one per
 //! (transport, next hop) and lets attempts wait for a free place.
@@ -105,7 +108,9 @@ impl Window {
         match feedback {
             Feedback::Reached => {
                 self.fail_cohorts = 0.0;
-                self.window = (self.window + 1.0 / self.window).min(self.limit as f64);
+                if self.window < (self.active + self.initial) as f64 {
+                    self.window = (self.window + 1.0).min(self.limit as f64);
+                }
             }
             Feedback::Failed(why) => {
                 self.fail_cohorts += 1.0 / self.window;
@@ -115,7 +120,7 @@ impl Window {
                 {
                     self.dead = Some((now + settings.dead_for, why));
                 }
-                self.window = (self.window - 1.0 / self.window).max(1.0);
+                self.window = (self.window - 1.0).max(1.0);
             }
             Feedback::None => {}
         }
@@ -295,22 +300,29 @@ mod tests {
             assert_eq!(w.try_start(now), Start::Go);
         }
         assert_eq!(w.try_start(now), Start::Wait, "initial concurrency 5");
-        for _ in 0..5 {
-            w.finish(Feedback::Reached, now, &SETTINGS);
-        }
-        assert!(w.width() > 5.9, "{}", w.width());
-        for _ in 0..200 {
-            assert_eq!(w.try_start(now), Start::Go);
+        w.finish(Feedback::Reached, now, &SETTINGS);
+        assert_eq!(w.width(), 6.0);
+        // Busy: it opens one per success up to the limit.
+        for _ in 0..40 {
+            while w.try_start(now) == Start::Go {}
             w.finish(Feedback::Reached, now, &SETTINGS);
         }
         assert_eq!(w.width(), 20.0, "never above the limit");
+        // One at a time: it stays near what is used.
+        let mut w = Window::new(20, &SETTINGS);
+        for _ in 0..40 {
+            assert_eq!(w.try_start(now), Start::Go);
+            w.finish(Feedback::Reached, now, &SETTINGS);
+        }
+        assert_eq!(w.width(), 5.0);
     }
 
     #[test]
     fn a_cohort_of_failures_kills_the_destination_for_a_while() {
         let now = Instant::now();
         let mut w = Window::new(20, &SETTINGS);
-        for i in 0..5 {
+        // 1/5 + 1/4 + 1/3 + 1/2 of a cohort: dead after four.
+        for i in 0..4 {
             assert_eq!(w.try_start(now), Start::Go, "failure {i}");
             w.finish(Feedback::Failed(why("connect: refused")), now, &SETTINGS);
         }
@@ -360,8 +372,8 @@ mod tests {
             .await
             .unwrap()
             .finish(Feedback::Reached);
-        assert_eq!(d.len(), 1, "a grown window is remembered");
-        for _ in 0..5 {
+        assert_eq!(d.len(), 0, "a window as fresh as a new one is not kept");
+        for _ in 0..4 {
             d.start(key("dead.test"), 20)
                 .await
                 .unwrap()
@@ -370,7 +382,7 @@ mod tests {
         assert_eq!(
             d.start(key("dead.test"), 20).await.err(),
             Some(why("refused")),
-            "five failures one after the other are a failed cohort"
+            "four failures one after the other make a failed cohort"
         );
         // Unused past the time to live (here zero), history goes.
         let d = Destinations::new(FlowSettings {
@@ -380,7 +392,7 @@ mod tests {
         d.start(key("a.test"), 20)
             .await
             .unwrap()
-            .finish(Feedback::Reached);
+            .finish(Feedback::Failed(why("refused")));
         assert_eq!(d.len(), 0);
     }
 }
