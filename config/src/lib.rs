@@ -226,15 +226,16 @@ pub struct Config {
     /// with no success between, a destination is dead: its mail is deferred
     /// without attempts for `minimal_backoff_time`. 0: never. Default 1.
     pub default_destination_concurrency_failed_cohort_limit: u32,
-    /// `default_destination_rate_delay`: the pause between two deliveries
-    /// to the same destination by one transport (Postfix's name; a value
-    /// above zero also limits that destination to one delivery at a time).
+    /// `default_destination_rate_delay`: the pause after one delivery to a
+    /// destination by one transport ends before the next starts (Postfix's
+    /// name and meaning; a value above zero also limits that destination to
+    /// one delivery at a time).
     /// Default 0: no pause.
     pub default_destination_rate_delay: Duration,
     /// `default_destination_rate_limit` (towerpost): at most this many
     /// messages per time unit to one destination by one transport, as
-    /// `"N/unit"` such as `"600/1h"` (a burst of N, then one every unit/N),
-    /// so a relay stays below a big receiver's throttling. Default `0`:
+    /// `"N/unit"` such as `"600/1h"` (one every unit/N, evenly spaced), so
+    /// a relay stays below a big receiver's throttling. Default `0`:
     /// none. Route such a receiver to a transport of its own in
     /// `transport_maps` to give it its own limit.
     pub default_destination_rate_limit: Option<RateLimit>,

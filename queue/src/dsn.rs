@@ -255,11 +255,12 @@ pub fn build_dsn(report: &DsnReport<'_>) -> Vec<u8> {
     // Part 3: the original, or its header section.
     part_start(&mut head, &boundary);
     if headers_only {
-        header(
-            &mut head,
-            "Content-Description",
-            "Undelivered Message Headers",
-        );
+        let description = if kind == DsnKind::Success {
+            "Message Headers"
+        } else {
+            "Undelivered Message Headers"
+        };
+        header(&mut head, "Content-Description", description);
         let kind = if returned_global {
             "message/global-headers"
         } else {

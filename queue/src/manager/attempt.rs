@@ -373,7 +373,7 @@ async fn deliver(
     release: &Release,
 ) -> Vec<Result1> {
     if !job.shared.settings.defer_transports.contains(&transport) {
-        return send_to_agent(job, transport, nexthop, recipients).await;
+        return send_to_agent(job, transport, nexthop, recipients, release.forced).await;
     }
     let (released, parked): (Vec<_>, Vec<_>) = recipients
         .into_iter()
@@ -388,18 +388,20 @@ async fn deliver(
         .map(|r| Result1::local(r, parked_outcome.clone(), waited))
         .collect();
     if !released.is_empty() {
-        results.extend(send_to_agent(job, transport, nexthop, released).await);
+        results.extend(send_to_agent(job, transport, nexthop, released, release.forced).await);
     }
     results
 }
 
 /// Hands recipients to the transport's delivery agent, within the
-/// destination's concurrency limit.
+/// destination's concurrency window and pace. `forced` (a flush asked for
+/// this attempt) tries a destination even while it is dead.
 async fn send_to_agent(
     job: &Job<'_>,
     transport: String,
     nexthop: String,
     recipients: Vec<Recipient>,
+    forced: bool,
 ) -> Vec<Result1> {
     let Job {
         shared,
@@ -414,7 +416,7 @@ async fn send_to_agent(
         let key = (transport.clone(), nexthop.clone());
         match shared
             .destinations
-            .start(key.clone(), t.concurrency_limit)
+            .start(key.clone(), t.concurrency_limit, t.rate_delay, forced)
             .await
         {
             // Postfix's words for mail of a dead destination.

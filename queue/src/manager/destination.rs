@@ -52,6 +52,8 @@ pub(crate) struct Why {
 pub(crate) enum Start {
     Go,
     Wait,
+    /// A rate delay: not before then.
+    WaitUntil(Instant),
     /// The destination is dead, with the failure that killed it.
     Dead(Why),
 }
@@ -66,10 +68,14 @@ pub(crate) struct Window {
     fail_cohorts: f64,
     dead: Option<(Instant, Why)>,
     last_used: Instant,
+    /// `destination_rate_delay`: the pause after a delivery ends before
+    /// the next may start (Postfix counts it from the end).
+    rate_delay: Duration,
+    last_done: Option<Instant>,
 }
 
 impl Window {
-    pub(crate) fn new(limit: usize, settings: &FlowSettings) -> Self {
+    pub(crate) fn new(limit: usize, rate_delay: Duration, settings: &FlowSettings) -> Self {
         let limit = limit.max(1);
         let initial = settings.initial.clamp(1, limit);
         Self {
@@ -80,19 +86,29 @@ impl Window {
             fail_cohorts: 0.0,
             dead: None,
             last_used: Instant::now(),
+            rate_delay,
+            last_done: None,
         }
     }
 
-    pub(crate) fn try_start(&mut self, now: Instant) -> Start {
+    /// Whether a delivery may start now; `forced` (a flush asked for it)
+    /// revives a dead destination, as Postfix's flush does.
+    pub(crate) fn try_start(&mut self, now: Instant, forced: bool) -> Start {
         self.last_used = now;
         if let Some((until, why)) = &self.dead {
-            if now < *until {
+            if now < *until && !forced {
                 return Start::Dead(why.clone());
             }
             // Back to life: start over, carefully.
             self.dead = None;
             self.window = self.initial as f64;
             self.fail_cohorts = 0.0;
+        }
+        if let Some(done) = self.last_done
+            && !self.rate_delay.is_zero()
+            && now < done + self.rate_delay
+        {
+            return Start::WaitUntil(done + self.rate_delay);
         }
         if (self.active as f64) < self.window.floor().max(1.0) {
             self.active += 1;
@@ -105,8 +121,11 @@ impl Window {
     pub(crate) fn finish(&mut self, feedback: Feedback, now: Instant, settings: &FlowSettings) {
         self.active = self.active.saturating_sub(1);
         self.last_used = now;
+        self.last_done = Some(now);
         match feedback {
             Feedback::Reached => {
+                // Postfix: a success revives a dead destination at once.
+                self.dead = None;
                 self.fail_cohorts = 0.0;
                 if self.window < (self.active + self.initial) as f64 {
                     self.window = (self.window + 1.0).min(self.limit as f64);
@@ -130,8 +149,12 @@ impl Window {
     /// would not have, or it has not been used for `ttl` (so the entry can
     /// go: Postfix, too, forgets a destination once it has no mail).
     fn forgettable(&self, now: Instant, ttl: Duration) -> bool {
-        let fresh =
-            self.dead.is_none() && self.fail_cohorts == 0.0 && self.window == self.initial as f64;
+        let fresh = self.dead.is_none()
+            && self.fail_cohorts == 0.0
+            && self.window == self.initial as f64
+            && self
+                .last_done
+                .is_none_or(|done| now.duration_since(done) >= self.rate_delay);
         let dead_over = self.dead.as_ref().is_none_or(|(until, _)| now >= *until);
         self.active == 0 && dead_over && (fresh || now.duration_since(self.last_used) >= ttl)
     }
@@ -155,6 +178,9 @@ const SWEPT_ABOVE: usize = 1024;
 /// for `minimal_backoff_time`.
 pub(crate) struct Destinations {
     map: Mutex<HashMap<(String, String), Arc<Destination>>>,
+    /// Sweep when the map grows past this (doubling after each sweep, so a
+    /// relay with many live destinations does not sweep on every call).
+    sweep_at: std::sync::atomic::AtomicUsize,
     settings: FlowSettings,
 }
 
@@ -170,16 +196,24 @@ impl Destinations {
     pub(crate) fn new(settings: FlowSettings) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
+            sweep_at: std::sync::atomic::AtomicUsize::new(SWEPT_ABOVE),
             settings,
         }
     }
 
     /// Waits for a place in the destination's window; `Err` with the
     /// reason when the destination is dead.
-    pub(crate) async fn start(&self, key: (String, String), limit: usize) -> Result<Slot<'_>, Why> {
+    pub(crate) async fn start(
+        &self,
+        key: (String, String),
+        limit: usize,
+        rate_delay: Duration,
+        forced: bool,
+    ) -> Result<Slot<'_>, Why> {
+        use std::sync::atomic::Ordering;
         let destination = {
             let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() > SWEPT_ABOVE {
+            if map.len() > self.sweep_at.load(Ordering::Relaxed) {
                 let (now, ttl) = (Instant::now(), self.settings.dead_for);
                 map.retain(|_, d| {
                     Arc::strong_count(d) > 1
@@ -189,11 +223,13 @@ impl Destinations {
                             .unwrap_or_else(|p| p.into_inner())
                             .forgettable(now, ttl)
                 });
+                self.sweep_at
+                    .store((map.len() * 2).max(SWEPT_ABOVE), Ordering::Relaxed);
             }
             map.entry(key.clone())
                 .or_insert_with(|| {
                     Arc::new(Destination {
-                        window: Mutex::new(Window::new(limit, &self.settings)),
+                        window: Mutex::new(Window::new(limit, rate_delay, &self.settings)),
                         changed: tokio::sync::Notify::new(),
                     })
                 })
@@ -205,9 +241,13 @@ impl Destinations {
                 .window
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .try_start(Instant::now());
+                .try_start(Instant::now(), forced);
             match start {
                 Start::Wait => changed.await,
+                Start::WaitUntil(when) => {
+                    drop(changed);
+                    tokio::time::sleep_until(when.into()).await;
+                }
                 Start::Go => {
                     drop(changed);
                     return Ok(Slot {
@@ -295,23 +335,27 @@ mod tests {
     #[test]
     fn the_window_starts_small_and_grows_with_success() {
         let now = Instant::now();
-        let mut w = Window::new(20, &SETTINGS);
+        let mut w = Window::new(20, Duration::ZERO, &SETTINGS);
         for _ in 0..5 {
-            assert_eq!(w.try_start(now), Start::Go);
+            assert_eq!(w.try_start(now, false), Start::Go);
         }
-        assert_eq!(w.try_start(now), Start::Wait, "initial concurrency 5");
+        assert_eq!(
+            w.try_start(now, false),
+            Start::Wait,
+            "initial concurrency 5"
+        );
         w.finish(Feedback::Reached, now, &SETTINGS);
         assert_eq!(w.width(), 6.0);
         // Busy: it opens one per success up to the limit.
         for _ in 0..40 {
-            while w.try_start(now) == Start::Go {}
+            while w.try_start(now, false) == Start::Go {}
             w.finish(Feedback::Reached, now, &SETTINGS);
         }
         assert_eq!(w.width(), 20.0, "never above the limit");
         // One at a time: it stays near what is used.
-        let mut w = Window::new(20, &SETTINGS);
+        let mut w = Window::new(20, Duration::ZERO, &SETTINGS);
         for _ in 0..40 {
-            assert_eq!(w.try_start(now), Start::Go);
+            assert_eq!(w.try_start(now, false), Start::Go);
             w.finish(Feedback::Reached, now, &SETTINGS);
         }
         assert_eq!(w.width(), 5.0);
@@ -320,16 +364,19 @@ mod tests {
     #[test]
     fn a_cohort_of_failures_kills_the_destination_for_a_while() {
         let now = Instant::now();
-        let mut w = Window::new(20, &SETTINGS);
+        let mut w = Window::new(20, Duration::ZERO, &SETTINGS);
         // 1/5 + 1/4 + 1/3 + 1/2 of a cohort: dead after four.
         for i in 0..4 {
-            assert_eq!(w.try_start(now), Start::Go, "failure {i}");
+            assert_eq!(w.try_start(now, false), Start::Go, "failure {i}");
             w.finish(Feedback::Failed(why("connect: refused")), now, &SETTINGS);
         }
-        assert_eq!(w.try_start(now), Start::Dead(why("connect: refused")));
+        assert_eq!(
+            w.try_start(now, false),
+            Start::Dead(why("connect: refused"))
+        );
         let later = now + Duration::from_secs(301);
         assert_eq!(
-            w.try_start(later),
+            w.try_start(later, false),
             Start::Go,
             "alive again after the backoff"
         );
@@ -339,14 +386,44 @@ mod tests {
     #[test]
     fn a_success_between_failures_keeps_it_alive() {
         let now = Instant::now();
-        let mut w = Window::new(20, &SETTINGS);
+        let mut w = Window::new(20, Duration::ZERO, &SETTINGS);
         for _ in 0..20 {
-            assert_eq!(w.try_start(now), Start::Go);
+            assert_eq!(w.try_start(now, false), Start::Go);
             w.finish(Feedback::Failed(why("x")), now, &SETTINGS);
-            assert_eq!(w.try_start(now), Start::Go);
+            assert_eq!(w.try_start(now, false), Start::Go);
             w.finish(Feedback::Reached, now, &SETTINGS);
         }
-        assert_eq!(w.try_start(now), Start::Go);
+        assert_eq!(w.try_start(now, false), Start::Go);
+    }
+
+    #[test]
+    fn a_success_or_a_flush_revives_a_dead_destination() {
+        let now = Instant::now();
+        let mut w = Window::new(20, Duration::ZERO, &SETTINGS);
+        for _ in 0..4 {
+            assert_eq!(w.try_start(now, false), Start::Go);
+            w.finish(Feedback::Failed(why("x")), now, &SETTINGS);
+        }
+        assert!(matches!(w.try_start(now, false), Start::Dead(_)));
+        assert_eq!(w.try_start(now, true), Start::Go, "a flush tries it anyway");
+        w.finish(Feedback::Reached, now, &SETTINGS);
+        assert_eq!(
+            w.try_start(now, false),
+            Start::Go,
+            "and its success revives it"
+        );
+    }
+
+    #[test]
+    fn a_rate_delay_counts_from_the_end_of_a_delivery() {
+        let now = Instant::now();
+        let delay = Duration::from_secs(2);
+        let mut w = Window::new(1, delay, &SETTINGS);
+        assert_eq!(w.try_start(now, false), Start::Go);
+        let done = now + Duration::from_secs(5);
+        w.finish(Feedback::Reached, done, &SETTINGS);
+        assert_eq!(w.try_start(done, false), Start::WaitUntil(done + delay));
+        assert_eq!(w.try_start(done + delay, false), Start::Go);
     }
 
     #[test]
@@ -356,9 +433,9 @@ mod tests {
             ..SETTINGS
         };
         let now = Instant::now();
-        let mut w = Window::new(20, &settings);
+        let mut w = Window::new(20, Duration::ZERO, &settings);
         for _ in 0..100 {
-            assert_eq!(w.try_start(now), Start::Go);
+            assert_eq!(w.try_start(now, false), Start::Go);
             w.finish(Feedback::Failed(why("x")), now, &settings);
         }
         assert_eq!(w.width(), 1.0);
@@ -368,19 +445,21 @@ mod tests {
     async fn failures_add_up_across_deliveries_and_stale_entries_go() {
         let d = Destinations::new(SETTINGS);
         let key = |n: &str| ("smtp".to_owned(), n.to_owned());
-        d.start(key("a.test"), 20)
+        d.start(key("a.test"), 20, Duration::ZERO, false)
             .await
             .unwrap()
             .finish(Feedback::Reached);
         assert_eq!(d.len(), 0, "a window as fresh as a new one is not kept");
         for _ in 0..4 {
-            d.start(key("dead.test"), 20)
+            d.start(key("dead.test"), 20, Duration::ZERO, false)
                 .await
                 .unwrap()
                 .finish(Feedback::Failed(why("refused")));
         }
         assert_eq!(
-            d.start(key("dead.test"), 20).await.err(),
+            d.start(key("dead.test"), 20, Duration::ZERO, false)
+                .await
+                .err(),
             Some(why("refused")),
             "four failures one after the other make a failed cohort"
         );
@@ -389,7 +468,7 @@ mod tests {
             dead_for: Duration::ZERO,
             ..SETTINGS
         });
-        d.start(key("a.test"), 20)
+        d.start(key("a.test"), 20, Duration::ZERO, false)
             .await
             .unwrap()
             .finish(Feedback::Failed(why("refused")));

@@ -81,14 +81,17 @@ pub struct Transport {
     pub concurrency_limit: usize,
     /// Recipients per delivery (`…_destination_recipient_limit`).
     pub recipient_limit: usize,
+    /// `…_destination_rate_delay`: the pause after one delivery to a
+    /// destination ends before the next starts (zero: none).
+    pub rate_delay: Duration,
     /// How fast deliveries to one destination may start
-    /// (`…_destination_rate_delay`, `…_destination_rate_limit`), if limited.
+    /// (`…_destination_rate_limit`), if limited.
     pub pacing: Option<Pacing>,
 }
 
 /// A pace for deliveries to one destination (one transport and next hop):
 /// up to `burst` at once, then one every `interval` (a GCRA, from the
-/// governor crate). Postfix's `destination_rate_delay` is a burst of one.
+/// governor crate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
     /// Deliveries that may start at once after a quiet period (at least 1).
@@ -199,6 +202,7 @@ pub(crate) struct Shared {
     destinations: destination::Destinations,
     /// The pace of each paced destination (bounded: unused ones go).
     paces: Mutex<HashMap<(String, String), Paced>>,
+    paces_sweep_at: std::sync::atomic::AtomicUsize,
     clock: Clock,
 }
 
@@ -207,8 +211,15 @@ impl Shared {
     pub(crate) async fn pace(&self, key: &(String, String), pacing: Pacing) {
         let limiter = {
             let mut paces = self.paces.lock().unwrap_or_else(|p| p.into_inner());
-            if paces.len() > PACES_SWEPT_ABOVE {
-                paces.retain(|_, p| p.last.elapsed() < p.idle_after);
+            let sweep_at = self.paces_sweep_at.load(Ordering::Relaxed);
+            if paces.len() > sweep_at {
+                // Keep a pace someone still waits on, and doubling the
+                // threshold keeps sweeps rare when many are in use.
+                paces.retain(|_, p| {
+                    Arc::strong_count(&p.limiter) > 1 || p.last.elapsed() < p.idle_after
+                });
+                self.paces_sweep_at
+                    .store((paces.len() * 2).max(PACES_SWEPT_ABOVE), Ordering::Relaxed);
             }
             let now = std::time::Instant::now();
             let paced = paces.entry(key.clone()).or_insert_with(|| {
@@ -344,6 +355,7 @@ impl QueueManager {
             router,
             destinations: destination::Destinations::new(flow),
             paces: Mutex::new(HashMap::new()),
+            paces_sweep_at: std::sync::atomic::AtomicUsize::new(PACES_SWEPT_ABOVE),
             clock,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();

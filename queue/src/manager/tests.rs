@@ -271,6 +271,7 @@ async fn start(
         service: agent.service(),
         concurrency_limit: 10,
         recipient_limit: 50,
+        rate_delay: Duration::ZERO,
         pacing: None,
     };
     let transports = HashMap::from([

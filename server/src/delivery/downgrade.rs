@@ -48,11 +48,21 @@ fn entity(
     if depth > MAX_DEPTH {
         return Err(Impossible("MIME nesting too deep to convert to 7-bit"));
     }
+    let (head, body) = split_entity(bytes);
     if bytes.is_ascii() {
-        out.extend_from_slice(bytes);
+        // Unchanged, except that an 8bit label on 7-bit content becomes
+        // 7bit (RFC 2045 §6.4: no 8bit part inside a 7bit one).
+        let fields = fields(head);
+        let labelled_8bit = field_value(&fields, "content-transfer-encoding")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "8bit" | "binary"));
+        if labelled_8bit {
+            write_fields(&fields, Some("7bit"), false, out);
+            out.extend_from_slice(&bytes[head.len()..]);
+        } else {
+            out.extend_from_slice(bytes);
+        }
         return Ok(());
     }
-    let (head, body) = split_entity(bytes);
     if !head.is_ascii() {
         return Err(Impossible("8-bit data in a message header"));
     }
@@ -101,17 +111,42 @@ fn entity(
     }
     write_fields(&fields, Some("quoted-printable"), top, out);
     out.extend_from_slice(b"\r\n");
-    let encoded = if media.starts_with("text/") {
-        quoted_printable::encode(body)
+    // The final CRLF ends the last line: it is not encoded, in either mode.
+    let (data, final_crlf) = match body.strip_suffix(b"\r\n") {
+        Some(rest) => (rest, true),
+        None => (body, false),
+    };
+    let mode = if media.starts_with("text/") {
+        quoted_printable::InputMode::Text
     } else {
         // Not text: line ends are octets like any other.
-        quoted_printable::encode_binary(body)
+        quoted_printable::InputMode::Binary
     };
-    out.extend_from_slice(&encoded);
-    if !encoded.ends_with(b"\r\n") && body.ends_with(b"\r\n") {
+    // 73, not 76: room to write a leading '-' as "=2D" below.
+    let options = quoted_printable::Options::default()
+        .line_length_limit(73)
+        .input_mode(mode);
+    let encoded = quoted_printable::encode_with_options(data, options);
+    push_boundary_safe(out, encoded.as_bytes());
+    if final_crlf {
         out.extend_from_slice(b"\r\n");
     }
     Ok(())
+}
+
+/// Appends encoded lines, writing a '-' that starts a line as `=2D`: a
+/// soft line break may otherwise put `--boundary` at the start of a line,
+/// where an enclosing multipart would take it for its delimiter.
+fn push_boundary_safe(out: &mut Vec<u8>, encoded: &[u8]) {
+    let mut line_start = true;
+    for &b in encoded {
+        if line_start && b == b'-' {
+            out.extend_from_slice(b"=2D");
+        } else {
+            out.push(b);
+        }
+        line_start = b == b'\n';
+    }
 }
 
 /// The header section (up to, not including, the empty line) and the body.
@@ -196,6 +231,8 @@ fn write_fields(fields: &[&[u8]], encoding: Option<&str>, top: bool, out: &mut V
 }
 
 /// A multipart body: preamble, parts between `--boundary` lines, epilogue.
+/// Parts are slices of `body` (no copies: nesting must not multiply the
+/// memory a message takes).
 fn multipart(
     body: &[u8],
     boundary: &str,
@@ -204,26 +241,26 @@ fn multipart(
     out: &mut Vec<u8>,
 ) -> Result<(), Impossible> {
     let delimiter = format!("--{boundary}");
-    let mut lines = Lines(body);
-    // Preamble and epilogue are not shown to readers; 8-bit octets there
-    // would still break a 7-bit hop.
-    let mut part: Option<Vec<u8>> = None;
+    let mut at = 0;
+    // Where the current part began, once a delimiter opened one.
+    let mut part: Option<usize> = None;
     let mut closed = false;
-    while let Some(line) = lines.next_line() {
+    while at < body.len() {
+        let end = memchr::memchr(b'\n', &body[at..]).map_or(body.len(), |i| at + i + 1);
+        let line = &body[at..end];
         let text = line.strip_suffix(b"\r\n").unwrap_or(line);
-        let is_delimiter = text.starts_with(delimiter.as_bytes())
+        let is_delimiter = !closed
+            && text.starts_with(delimiter.as_bytes())
             && text[delimiter.len()..]
                 .iter()
                 .all(|&b| b == b'-' || b == b' ' || b == b'\t');
-        if is_delimiter && !closed {
-            if let Some(mut p) = part.take() {
+        if is_delimiter {
+            if let Some(start) = part.take() {
                 // The CRLF before a delimiter belongs to the delimiter.
-                let ends = p.ends_with(b"\r\n");
-                if ends {
-                    p.truncate(p.len() - 2);
-                }
-                entity(&p, inner, depth + 1, false, out)?;
-                if ends {
+                let content = &body[start..at];
+                let trimmed = content.strip_suffix(b"\r\n");
+                entity(trimmed.unwrap_or(content), inner, depth + 1, false, out)?;
+                if trimmed.is_some() {
                     out.extend_from_slice(b"\r\n");
                 }
             }
@@ -231,36 +268,23 @@ fn multipart(
             if text[delimiter.len()..].starts_with(b"--") {
                 closed = true;
             } else {
-                part = Some(Vec::new());
+                part = Some(end);
             }
-            continue;
+        } else if part.is_none() {
+            // Preamble and epilogue are not shown to readers; 8-bit octets
+            // there would still break a 7-bit hop.
+            if !line.is_ascii() {
+                return Err(Impossible("8-bit data outside the parts of a multipart"));
+            }
+            out.extend_from_slice(line);
         }
-        match part.as_mut() {
-            Some(p) => p.extend_from_slice(line),
-            None if line.is_ascii() => out.extend_from_slice(line),
-            None => return Err(Impossible("8-bit data outside the parts of a multipart")),
-        }
+        at = end;
     }
-    if let Some(p) = part {
+    if let Some(start) = part {
         // Unterminated multipart: convert what there is.
-        entity(&p, inner, depth + 1, false, out)?;
+        entity(&body[start..], inner, depth + 1, false, out)?;
     }
     Ok(())
-}
-
-/// Lines with their CRLF.
-struct Lines<'a>(&'a [u8]);
-
-impl<'a> Lines<'a> {
-    fn next_line(&mut self) -> Option<&'a [u8]> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let end = memchr::memchr(b'\n', self.0).map_or(self.0.len(), |i| i + 1);
-        let (line, rest) = self.0.split_at(end);
-        self.0 = rest;
-        Some(line)
-    }
 }
 
 #[cfg(test)]
@@ -323,6 +347,32 @@ mod tests {
             got.contains("Content-Transfer-Encoding: quoted-printable\r\n\r\n=C3=A0 la carte\r\n"),
             "{got}"
         );
+    }
+
+    #[test]
+    fn no_encoded_line_can_pose_as_a_boundary() {
+        let long = format!("{}--b1 {}\r\n", "é".repeat(24), "x".repeat(70));
+        let msg = format!(
+            "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n{long}--b1--\r\n"
+        );
+        let got = convert(msg.as_bytes());
+        let delimiters = got.lines().filter(|l| l.starts_with("--b1")).count();
+        assert_eq!(delimiters, 2, "{got}");
+        assert!(got.lines().all(|l| l.len() <= 76), "{got}");
+    }
+
+    #[test]
+    fn a_binary_part_keeps_its_length() {
+        let got = convert(b"Content-Type: application/octet-stream\r\n\r\n\x00\xff\r\nz\r\n");
+        let body = got.split("\r\n\r\n").nth(1).unwrap();
+        assert_eq!(body, "=00=FF=0D=0Az\r\n");
+    }
+
+    #[test]
+    fn an_ascii_part_labelled_8bit_is_relabelled() {
+        let msg = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: 8bit\r\n\r\nplain\r\n--b\r\n\r\ncafé\r\n--b--\r\n";
+        let got = convert(msg.as_bytes());
+        assert!(!got.to_ascii_lowercase().contains(": 8bit"), "{got}");
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
@@ -125,30 +124,21 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
                     1
                 },
                 recipient_limit: t.destination_recipient_limit,
-                pacing: pacing(t.destination_rate_delay, t.destination_rate_limit),
+                rate_delay: t.destination_rate_delay,
+                pacing: t.destination_rate_limit.map(pacing),
             };
             (name.clone(), transport)
         })
         .collect()
 }
 
-/// The stricter of a rate delay (one delivery per delay) and a rate limit
-/// (a burst of N, then one per unit/N).
-fn pacing(delay: Duration, limit: Option<towerpost_config::RateLimit>) -> Option<Pacing> {
-    let from_limit = limit.map(|r| Pacing {
-        burst: r.messages,
-        interval: r.per / r.messages.max(1),
-    });
-    let from_delay = (!delay.is_zero()).then_some(Pacing {
+/// A rate limit as a pace: one message every unit/N, evenly spaced (no
+/// burst), so no window of one unit ever sees more than N + 1 messages
+/// and a receiver's per-unit throttle is not tripped.
+fn pacing(limit: towerpost_config::RateLimit) -> Pacing {
+    Pacing {
         burst: 1,
-        interval: delay,
-    });
-    match (from_delay, from_limit) {
-        (Some(d), Some(l)) => Some(Pacing {
-            burst: 1,
-            interval: d.interval.max(l.interval),
-        }),
-        (d, l) => d.or(l),
+        interval: limit.per / limit.messages.max(1),
     }
 }
 
@@ -197,36 +187,20 @@ impl Service<DeliveryRequest> for Fixed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
-    fn pacing_takes_the_stricter_of_delay_and_limit() {
-        let limit = |messages, secs| {
-            Some(towerpost_config::RateLimit {
-                messages,
-                per: Duration::from_secs(secs),
-            })
+    fn a_rate_limit_spaces_messages_evenly() {
+        let limit = towerpost_config::RateLimit {
+            messages: 10,
+            per: Duration::from_secs(60),
         };
-        assert_eq!(pacing(Duration::ZERO, None), None);
         assert_eq!(
-            pacing(Duration::ZERO, limit(10, 60)),
-            Some(Pacing {
-                burst: 10,
-                interval: Duration::from_secs(6)
-            })
-        );
-        assert_eq!(
-            pacing(Duration::from_secs(1), None),
-            Some(Pacing {
-                burst: 1,
-                interval: Duration::from_secs(1)
-            })
-        );
-        assert_eq!(
-            pacing(Duration::from_secs(1), limit(10, 60)),
-            Some(Pacing {
+            pacing(limit),
+            Pacing {
                 burst: 1,
                 interval: Duration::from_secs(6)
-            })
+            }
         );
     }
 }

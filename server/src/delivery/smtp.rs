@@ -686,7 +686,10 @@ impl SmtpClient {
             tls: true,
         };
         // RFC 3207 §4.2: what the server said before TLS is forgotten.
-        self.ehlo(&mut session).await?;
+        if let Err(f) = self.ehlo(&mut session).await {
+            tokio::spawn(quit(session));
+            return Err(f);
+        }
         Ok(session)
     }
 
@@ -926,8 +929,12 @@ async fn reset(session: &mut Session, timeout: Duration) -> bool {
             .is_ok_and(|r| r.is_positive())
 }
 
-/// The header section of stored content: up to the first empty line.
+/// The header section of stored content: up to the first empty line (none
+/// when the content starts with one).
 fn header_section(content: &[u8]) -> &[u8] {
+    if content.starts_with(b"\r\n") {
+        return b"";
+    }
     memchr::memmem::find(content, b"\r\n\r\n").map_or(content, |i| &content[..i + 2])
 }
 
