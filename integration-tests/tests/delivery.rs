@@ -752,3 +752,65 @@ fn a_destination_that_refuses_sessions_is_left_alone_for_a_while() {
         "{tried} connections for 12 messages (initial concurrency 5, one failed cohort)"
     );
 }
+
+/// A next hop that refuses every recipient but answers the pipelined DATA
+/// with 354 anyway (RFC 2920 says it should not): the client ends the
+/// empty content with "." before RSET, or RSET would be read as content.
+#[test]
+fn a_354_after_every_recipient_was_refused_gets_an_empty_message() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let Ok((mut out, _)) = listener.accept() else {
+            return;
+        };
+        let _ = out.set_read_timeout(Some(Duration::from_secs(20)));
+        let mut input = BufReader::new(out.try_clone().unwrap());
+        let _ = out.write_all(b"220 lax.test ESMTP\r\n");
+        let mut in_data = false;
+        let mut line = String::new();
+        while input.read_line(&mut line).unwrap_or(0) > 0 {
+            let text = line.trim_end().to_owned();
+            line.clear();
+            log.lock().unwrap().push(text.clone());
+            let verb = text.to_ascii_uppercase();
+            let reply: &[u8] = if in_data {
+                if text != "." {
+                    continue;
+                }
+                in_data = false;
+                b"554 5.5.1 no valid recipients\r\n"
+            } else if verb.starts_with("EHLO") {
+                b"250-lax.test\r\n250 PIPELINING\r\n"
+            } else if verb.starts_with("RCPT") {
+                b"550 5.1.1 no such user\r\n"
+            } else if verb.starts_with("DATA") {
+                in_data = true;
+                b"354 go ahead\r\n"
+            } else if verb.starts_with("QUIT") {
+                let _ = out.write_all(b"221 bye\r\n");
+                return;
+            } else {
+                b"250 ok\r\n"
+            };
+            let _ = out.write_all(reply);
+        }
+    });
+    let server = Server::start(&format!("{FAST}\nrelayhost = \"[127.0.0.1]:{port}\""));
+    let id = send(&server, "a@example.test", &["nobody@direct.test"], "lax");
+    server.wait_for_log(&format!("{id}: to=<nobody@direct.test>"));
+    server.wait_for_log("dsn=5.1.1, status=bounced");
+    wait_until(
+        "RSET after the empty message",
+        Duration::from_secs(10),
+        || {
+            let seen = seen.lock().unwrap();
+            let dot = seen.iter().position(|l| l == ".");
+            let rset = seen.iter().position(|l| l.eq_ignore_ascii_case("RSET"));
+            matches!((dot, rset), (Some(d), Some(r)) if d < r)
+        },
+    );
+}

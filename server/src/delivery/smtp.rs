@@ -855,7 +855,26 @@ impl SmtpClient {
         }
         if accepted == 0 {
             if f.pipelining {
-                let _ = read_reply(session, s.data_init_timeout).await;
+                // The DATA went out with the recipients. A server that
+                // answers it with 354 anyway (against RFC 2920 §3.1) now
+                // reads content: end it empty, or RSET would be content.
+                match read_reply(session, s.data_init_timeout).await {
+                    Ok(r) if r.code() == 354 => {
+                        let ended = send(session, b".\r\n", s.data_xfer_timeout).await.is_ok()
+                            && read_reply(session, s.data_done_timeout).await.is_ok();
+                        if !ended {
+                            let none = Failure::soft("4.0.0", "no recipient accepted".into());
+                            return (fill(outcomes, &none), false);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return (
+                            fill(outcomes, &lost(session, e, "receiving the DATA reply")),
+                            false,
+                        );
+                    }
+                }
             }
             let reusable = reset(session, s.helo_timeout).await;
             let none = Failure::soft("4.0.0", "no recipient accepted".into());
