@@ -134,3 +134,46 @@ fn config_check_refuses_an_open_relay_naming_the_key() {
         "{stderr}"
     );
 }
+
+/// The README's first command runs towerpost with a relative
+/// `queue_directory` (`spool`, the default): creating it must work from
+/// any working directory (the parent of `spool` is "", which is not a
+/// directory one can open and fsync).
+#[test]
+fn serve_creates_a_relative_queue_directory() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("towerpost.toml"),
+        "myhostname = \"mx.towerpost.test\"\nqueue_directory = \"spool\"\n\
+         [[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(towerpost_bin())
+        .args(["--config", "towerpost.toml", "serve"])
+        .current_dir(dir.path())
+        .env_remove("TOWERPOST_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    for line in lines.by_ref().map_while(Result::ok).take(50) {
+        if let Some(rest) = line.split(" listener smtp on ").nth(1) {
+            addr = Some(rest.trim().to_owned());
+            break;
+        }
+        assert!(!line.contains("fatal"), "{line}");
+    }
+    let addr = addr.expect("the listener started").parse().unwrap();
+    let mut c = integration_tests::Client::connect(addr);
+    let reply = c.send_mail(
+        "a@example.test",
+        &["b@example.test"],
+        "Subject: x\r\n\r\ny\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(dir.path().join("spool/queue/shard-000.redb").exists());
+}

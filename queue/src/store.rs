@@ -430,8 +430,25 @@ pub(crate) struct Damaged {
 }
 
 pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), QueueError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A relative name's parent is "" (the working directory), not None.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| QueueError::directory(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_of_a_relative_name_is_the_working_directory() {
+        // "spool" (the default queue_directory) has parent "", which is
+        // not a directory one can open.
+        sync_parent_dir(Path::new("spool")).unwrap();
+        sync_parent_dir(Path::new("./spool")).unwrap();
+    }
 }
