@@ -252,18 +252,13 @@ impl ShardStore {
                                 Ok(Applied::Missing)
                             }
                             Some(raw) => {
-                                envelope.remove(id.as_u64()).map_err(storage)?;
-                                quarantine_envelope
-                                    .insert(id.as_u64(), raw.as_slice())
-                                    .map_err(storage)?;
-                                let body = content
-                                    .remove(id.as_u64())
-                                    .map_err(storage)?
-                                    .map(|v| v.value().to_vec())
-                                    .unwrap_or_default();
-                                quarantine_content
-                                    .insert(id.as_u64(), body.as_slice())
-                                    .map_err(storage)?;
+                                move_record(
+                                    id.as_u64(),
+                                    &raw,
+                                    [&mut envelope, &mut content],
+                                    [&mut quarantine_envelope, &mut quarantine_content],
+                                )
+                                .map_err(storage)?;
                                 Ok(Applied::Done)
                             }
                         }
@@ -275,18 +270,13 @@ impl ShardStore {
                             .map(|v| v.value().to_vec());
                         match raw {
                             Some(raw) if serde_json::from_slice::<Envelope>(&raw).is_ok() => {
-                                quarantine_envelope.remove(id.as_u64()).map_err(storage)?;
-                                let body = quarantine_content
-                                    .remove(id.as_u64())
-                                    .map_err(storage)?
-                                    .map(|v| v.value().to_vec())
-                                    .unwrap_or_default();
-                                envelope
-                                    .insert(id.as_u64(), raw.as_slice())
-                                    .map_err(storage)?;
-                                content
-                                    .insert(id.as_u64(), body.as_slice())
-                                    .map_err(storage)?;
+                                move_record(
+                                    id.as_u64(),
+                                    &raw,
+                                    [&mut quarantine_envelope, &mut quarantine_content],
+                                    [&mut envelope, &mut content],
+                                )
+                                .map_err(storage)?;
                                 Ok(Applied::Done)
                             }
                             _ => Ok(Applied::Missing),
@@ -412,6 +402,27 @@ impl ShardStore {
             Ok(t.get(id.as_u64())?.map(|v| v.value().to_vec()))
         })
     }
+}
+
+/// A table of records by queue id.
+type RecordTable<'txn> = redb::Table<'txn, u64, &'static [u8]>;
+
+/// Moves a record (its envelope `raw` and its content) from one pair of
+/// tables (envelope, content) to another: into quarantine and back.
+fn move_record(
+    id: u64,
+    raw: &[u8],
+    [from_envelope, from_content]: [&mut RecordTable<'_>; 2],
+    [to_envelope, to_content]: [&mut RecordTable<'_>; 2],
+) -> Result<(), redb::StorageError> {
+    from_envelope.remove(id)?;
+    let body = from_content
+        .remove(id)?
+        .map(|v| v.value().to_vec())
+        .unwrap_or_default();
+    to_envelope.insert(id, raw)?;
+    to_content.insert(id, body.as_slice())?;
+    Ok(())
 }
 
 /// `envelope` with its state set to hold.

@@ -294,6 +294,17 @@ async fn start(
     (queue, manager)
 }
 
+/// The ids in the queue, in order.
+async fn queued_ids(queue: &Queue) -> Vec<QueueId> {
+    queue
+        .entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 fn rcpts(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -550,13 +561,7 @@ async fn a_damaged_record_is_quarantined_and_the_rest_served() {
     queue.shutdown().await;
 
     let queue = Queue::open(settings.clone()).await.unwrap();
-    let ids: Vec<_> = queue
-        .entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = queued_ids(&queue).await;
     assert_eq!(ids, [good]);
     let q = queue.quarantined().await.unwrap();
     assert_eq!(q.len(), 1);
@@ -575,13 +580,7 @@ async fn a_damaged_record_is_quarantined_and_the_rest_served() {
     store.put_quarantined(later, &readable, b"z\r\n");
     drop(store);
     let queue = Queue::open(settings).await.unwrap();
-    let ids: Vec<_> = queue
-        .entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = queued_ids(&queue).await;
     assert_eq!(ids, [good, later]);
     assert_eq!(queue.content(later).await.unwrap().unwrap(), b"z\r\n");
     let q = queue.quarantined().await.unwrap();
@@ -592,24 +591,16 @@ async fn a_damaged_record_is_quarantined_and_the_rest_served() {
 // ---------------------------------------------------------------------------
 // The model-based test.
 
-/// A small deterministic generator (xorshift64*): the test must replay
-/// exactly from its seed.
-struct Rng(u64);
+/// The model's choices: fastrand, seeded, so a run replays exactly.
+struct Rng(fastrand::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.usize(..n)
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        (!items.is_empty()).then(|| &items[self.below(items.len())])
+        self.0.choice(items)
     }
 }
 
@@ -635,6 +626,16 @@ struct Msg {
     /// A commit failed while it was queued: it may be delivered again
     /// (at least once, not exactly once).
     duplicates_allowed: bool,
+}
+
+impl Msg {
+    /// The recipients still to be delivered.
+    fn queued(&self) -> impl Iterator<Item = &String> {
+        self.rcpts
+            .iter()
+            .filter(|(_, r)| matches!(r, Rcpt::Queued { .. }))
+            .map(|(a, _)| a)
+    }
 }
 
 #[derive(Default)]
@@ -722,12 +723,7 @@ impl Model {
             if !m.duplicates_allowed {
                 continue;
             }
-            let queued: HashSet<&String> = m
-                .rcpts
-                .iter()
-                .filter(|(_, r)| matches!(r, Rcpt::Queued { .. }))
-                .map(|(a, _)| a)
-                .collect();
+            let queued: HashSet<&String> = m.queued().collect();
             if stored.get(id).map_or(queued.is_empty(), |s| *s == queued) {
                 m.duplicates_allowed = false;
             }
@@ -752,12 +748,7 @@ impl Model {
             }
         }
         for (id, m) in &self.msgs {
-            let queued: Vec<&String> = m
-                .rcpts
-                .iter()
-                .filter(|(_, r)| matches!(r, Rcpt::Queued { .. }))
-                .map(|(a, _)| a)
-                .collect();
+            let queued: Vec<&String> = m.queued().collect();
             let Some(e) = stored.get(id) else {
                 if !m.deleted && !queued.is_empty() {
                     return Err(format!("{id}: lost with {queued:?} undelivered"));
@@ -785,7 +776,7 @@ impl Model {
 }
 
 async fn run_model(seed: u64, steps: usize) -> Result<(), String> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(fastrand::Rng::with_seed(seed));
     let mut h = Harness::new(2).await;
     let mut model = Model::default();
     let mut trail = Vec::new();
