@@ -40,7 +40,13 @@ impl EnvVars {
             {
                 continue;
             }
+            // Variable names are upper case; a key spelled with capitals
+            // (`smtp_tls_CAfile`, as in Postfix) keeps its spelling.
             let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+            let key = crate::keys::KEYS
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(&key))
+                .map_or(key, |k| (*k).to_owned());
             vars.insert(key, (name.to_owned(), value.as_ref().to_owned()));
         }
         EnvVars { vars }
@@ -95,9 +101,10 @@ mod tests {
             ("TOWERPOST_", "x"),
             ("PATH", "/bin"),
             ("towerpost_mail_name", "relay"),
+            ("TOWERPOST_SMTP_TLS_CAFILE", "/etc/ssl/ca.pem"),
         ]);
         let keys: Vec<&str> = env.vars.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["mail_name", "message_size_limit"]);
+        assert_eq!(keys, ["mail_name", "message_size_limit", "smtp_tls_CAfile"]);
         assert_eq!(
             env.var_name("message_size_limit"),
             Some("TOWERPOST_MESSAGE_SIZE_LIMIT")

@@ -45,11 +45,14 @@ pub(crate) const KEYS: &[&str] = &[
     "smtp_data_xfer_timeout",
     "smtp_helo_timeout",
     "smtp_mail_timeout",
+    "smtp_mta_sts_enable",
     "smtp_rcpt_timeout",
     "smtp_sasl_auth_enable",
     "smtp_sasl_password_maps",
     "smtp_sasl_security_options",
     "smtp_sasl_tls_security_options",
+    "smtp_tls_CAfile",
+    "smtp_tls_policy_maps",
     "smtp_tls_security_level",
     "smtpd_banner",
     "smtpd_client_auth_rate_limit",
@@ -435,6 +438,9 @@ impl Provider for Defaults {
         );
         put("smtp_sasl_tls_security_options", vec!["noanonymous"].into());
         put("transport_maps", Dict::new().into());
+        put("smtp_tls_policy_maps", Dict::new().into());
+        put("smtp_tls_CAfile", "".into());
+        put("smtp_mta_sts_enable", true.into());
         let mut transports = Dict::new();
         for (name, kind) in BUILTIN_TRANSPORTS {
             let mut table = Dict::new();

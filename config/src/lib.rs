@@ -57,6 +57,7 @@ mod flush;
 mod keys;
 mod restrictions;
 mod sasl;
+mod tls_policy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -75,6 +76,7 @@ pub use crate::error::ConfigError;
 pub use crate::flush::{UserPattern, UserRule};
 pub use crate::restrictions::Restriction;
 pub use crate::sasl::{Login, PasswordMap, SaslSecurityOption, SmtpdTlsLevel};
+pub use crate::tls_policy::{TlsMatch, TlsPolicy, TlsPolicyMap};
 
 use crate::env::{ENV_NAME, EnvVars};
 use crate::error::{Origin, Problem, ProblemKind};
@@ -262,9 +264,22 @@ pub struct Config {
     /// not route to a transport. A declared transport. Default `smtp`.
     pub default_transport: String,
     /// `smtp_tls_security_level`: TLS use of the SMTP client. Default
-    /// [`SmtpTlsLevel::May`] (as Postfix 3.11); `dane`, `secure` and
-    /// `fingerprint` are not supported.
+    /// [`SmtpTlsLevel::May`] (as Postfix 3.11); `dane` and `fingerprint`
+    /// are not supported.
     pub smtp_tls_security_level: SmtpTlsLevel,
+    /// `smtp_tls_policy_maps` (a `[smtp_tls_policy_maps]` table):
+    /// per-destination TLS policy, which wins over the transport's level
+    /// and over MTA-STS ([`TlsPolicyMap`]). Default: none. Only settable
+    /// in the file.
+    pub smtp_tls_policy_maps: TlsPolicyMap,
+    /// `smtp_tls_CAfile`: a PEM file of CA certificates the SMTP client
+    /// trusts in addition to the web PKI roots, for `verify`, `secure` and
+    /// MTA-STS (a private next hop's CA). Default unset.
+    pub smtp_tls_cafile: Option<PathBuf>,
+    /// `smtp_mta_sts_enable`: honour the MTA-STS policies (RFC 8461) that
+    /// recipient domains publish, for MX-lookup destinations without an
+    /// `smtp_tls_policy_maps` entry. Default true.
+    pub smtp_mta_sts_enable: bool,
     /// `defer_transports`: transports that do not deliver until the queue is
     /// flushed explicitly (such as on ETRN). Declared transports. Default:
     /// none.
@@ -950,6 +965,9 @@ impl Config {
             relayhost: None,
             default_transport: DEFAULT_TRANSPORT.to_owned(),
             smtp_tls_security_level: SmtpTlsLevel::default(),
+            smtp_tls_policy_maps: TlsPolicyMap::default(),
+            smtp_tls_cafile: None,
+            smtp_mta_sts_enable: true,
             defer_transports: Vec::new(),
             fast_flush_domains: Vec::new(),
             fast_flush_refresh_time: Duration::from_secs(DEFAULT_FAST_FLUSH_REFRESH_SECS),
@@ -1124,6 +1142,9 @@ impl Config {
             relayhost,
             default_transport,
             smtp_tls_security_level,
+            smtp_tls_policy_maps,
+            smtp_tls_cafile,
+            smtp_mta_sts_enable,
             defer_transports,
             fast_flush_domains,
             fast_flush_refresh_time,
@@ -1281,6 +1302,14 @@ impl Config {
                 "smtp_tls_security_level",
                 Setting::Word(smtp_tls_security_level.as_str()),
             ),
+            (
+                "smtp_tls_policy_maps",
+                Setting::Table(inline_table(smtp_tls_policy_maps.iter().map(
+                    |(destination, policy)| (destination, toml_string(&policy.to_string())),
+                ))),
+            ),
+            ("smtp_tls_CAfile", Setting::Path(smtp_tls_cafile.as_deref())),
+            ("smtp_mta_sts_enable", Setting::Bool(*smtp_mta_sts_enable)),
             ("defer_transports", Setting::List(defer_transports.clone())),
             (
                 "fast_flush_domains",
@@ -1847,6 +1876,27 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     field!(disable_mime_output_conversion, convert::boolean);
     field!(relayhost, convert::relayhost);
     field!(smtp_tls_security_level, convert::smtp_tls_level);
+    field!(smtp_mta_sts_enable, convert::boolean);
+    if let Some(entry) = entries.get("smtp_tls_CAfile") {
+        match convert::optional_path(&entry.value) {
+            Ok(path) => config.smtp_tls_cafile = path,
+            Err(message) => {
+                problems.push(Problem::value(&entry.origin, "smtp_tls_CAfile", message));
+                failed.insert("smtp_tls_CAfile");
+            }
+        }
+    }
+    if let Some(entry) = entries
+        .get("smtp_tls_policy_maps")
+        .filter(|e| file_only(e, "smtp_tls_policy_maps", problems))
+    {
+        match tls_policy::tls_policy_maps(&entry.value, &entry.origin, problems) {
+            Some(maps) => config.smtp_tls_policy_maps = maps,
+            None => {
+                failed.insert("smtp_tls_policy_maps");
+            }
+        }
+    }
     // The default `$mynetworks` is not checked again when mynetworks is
     // invalid; that is reported already.
     let exceptions_default = entries

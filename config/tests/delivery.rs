@@ -880,3 +880,51 @@ fn destination_pacing_is_set_by_default_and_per_transport() {
         "{err}"
     );
 }
+
+#[test]
+fn outbound_tls_policy_keys_are_read_from_file_and_environment() {
+    let config = load(
+        "smtp_tls_CAfile = \"/etc/towerpost/private-ca.pem\"\n\
+         smtp_mta_sts_enable = \"no\"\n\
+         [smtp_tls_policy_maps]\n\
+         \"example.com\" = \"secure match=mx.example.com\"\n\
+         \"[relay.example.net]:submission\" = \"encrypt\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.smtp_tls_cafile.as_deref(),
+        Some(std::path::Path::new("/etc/towerpost/private-ca.pem"))
+    );
+    assert!(!config.smtp_mta_sts_enable);
+    let policies: Vec<(&str, String)> = config
+        .smtp_tls_policy_maps
+        .iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            ("[relay.example.net]:587", "encrypt".to_owned()),
+            ("example.com", "secure match=mx.example.com".to_owned()),
+        ]
+    );
+    // Defaults: MTA-STS on, no CA file, no policies.
+    let config = load("").unwrap();
+    assert!(config.smtp_mta_sts_enable);
+    assert!(config.smtp_tls_cafile.is_none());
+    assert!(config.smtp_tls_policy_maps.is_empty());
+    // The environment spells the key in capitals; it still arrives.
+    let config = common::load_env("", &[("TOWERPOST_SMTP_TLS_CAFILE", "/ca.pem")]).unwrap();
+    assert_eq!(
+        config.smtp_tls_cafile.as_deref(),
+        Some(std::path::Path::new("/ca.pem"))
+    );
+    // A lower-case spelling in the file is a typo with a suggestion.
+    let text = error_text("smtp_tls_cafile = \"/ca.pem\"");
+    assert!(text.contains("did you mean 'smtp_tls_CAfile'"), "{text}");
+    let text = error_text("[smtp_tls_policy_maps]\n\"example.com\" = \"verify ciphers=high\"");
+    assert!(
+        text.contains("key 'smtp_tls_policy_maps': entry \"example.com\": attribute \"ciphers\""),
+        "{text}"
+    );
+}

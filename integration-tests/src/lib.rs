@@ -112,8 +112,9 @@ impl Server {
     }
 
     /// Starts a server with listeners given as (name, tls mode). When one
-    /// uses TLS, a self-signed certificate for `mx.towerpost.test` is made
-    /// and configured.
+    /// uses TLS and `extra_config` names no `smtpd_tls_cert_file`, a
+    /// self-signed certificate for `mx.towerpost.test` is made and
+    /// configured.
     pub fn start_with(extra_config: &str, listeners: &[(&str, &str)]) -> Server {
         let listeners: Vec<(&str, &str, &str)> =
             listeners.iter().map(|(n, tls)| (*n, *tls, "")).collect();
@@ -129,7 +130,9 @@ impl Server {
             let spool = dir.path().join("spool");
             config.push_str(&format!("queue_directory = \"{}\"\n", spool.display()));
         }
-        if listeners.iter().any(|(_, tls, _)| *tls != "none") {
+        if listeners.iter().any(|(_, tls, _)| *tls != "none")
+            && !extra_config.contains("smtpd_tls_cert_file")
+        {
             let (cert, key) = write_certificate(dir.path());
             config.push_str(&format!(
                 "smtpd_tls_cert_file = \"{}\"\nsmtpd_tls_key_file = \"{}\"\n",

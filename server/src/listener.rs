@@ -51,6 +51,9 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The delivery agents could not be set up (`smtp_tls_CAfile`).
+    #[error("{0}")]
+    Delivery(String),
 }
 
 /// Runs the server until `shutdown` is cancelled, then shuts down
@@ -79,6 +82,7 @@ pub(crate) async fn serve_with(
     if let Some(certs) = &certs {
         tokio::spawn(certs.clone().watch(shutdown.clone()));
     }
+    let transports = crate::delivery::transports(&config).map_err(ServeError::Delivery)?;
     let queue = Queue::open(QueueSettings {
         directory: config.queue_directory.clone(),
         shards: config.queue_shard_count,
@@ -87,7 +91,7 @@ pub(crate) async fn serve_with(
     let manager = QueueManager::start(
         queue.clone(),
         crate::delivery::manager_settings(&config),
-        crate::delivery::transports(&config),
+        transports,
         crate::delivery::router(&config),
     )
     .await?;

@@ -1,6 +1,8 @@
 //! Delivery agents and routing, built from the configuration.
 
+mod dns;
 mod downgrade;
+mod mta_sts;
 mod sasl;
 mod smtp;
 mod tls;
@@ -14,13 +16,29 @@ use std::task::{Context, Poll};
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
-use towerpost_config::{Config, Nexthop, SmtpTlsLevel, TransportKind};
+use towerpost_config::{Config, Nexthop, TransportKind};
 use towerpost_queue::{
     DeliveryReport, DeliveryRequest, ManagerSettings, Outcome, Pacing, Router, Transport,
 };
 
+pub use mta_sts::{MtaSts, MtaStsSettings};
 pub use sasl::ClientSasl;
 pub use smtp::{SmtpClient, SmtpClientSettings, TlsLevel};
+pub use tls::Trust;
+
+/// The name of the MTA-STS policy cache in `queue_directory`.
+pub const MTA_STS_CACHE_FILE: &str = "mta-sts.json";
+
+/// Where delivery reaches the outside world, for tests that stand in for
+/// it on loopback: name servers instead of `/etc/resolv.conf`, and the
+/// MTA-STS policy host's port instead of 443.
+#[derive(Debug, Clone, Default)]
+pub struct Outside {
+    /// Name servers to ask; empty for the system's.
+    pub name_servers: Vec<std::net::SocketAddr>,
+    /// The HTTPS port of MTA-STS policy hosts; `None` for 443.
+    pub https_port: Option<u16>,
+}
 
 /// The queue manager's settings from the configuration.
 pub fn manager_settings(config: &Config) -> ManagerSettings {
@@ -74,8 +92,45 @@ pub fn router(config: &Config) -> Router {
 }
 
 /// Every declared transport as a delivery agent with its limits.
-pub fn transports(config: &Config) -> HashMap<String, Transport> {
-    config
+///
+/// Fails when `smtp_tls_CAfile` cannot be read (the text names the key and
+/// the file).
+pub fn transports(config: &Config) -> Result<HashMap<String, Transport>, String> {
+    transports_in(config, &Outside::default())
+}
+
+/// [`transports`] reaching the outside world as `outside` says.
+pub fn transports_in(
+    config: &Config,
+    outside: &Outside,
+) -> Result<HashMap<String, Transport>, String> {
+    let trust = Trust::new(&ca_certificates(config)?)
+        .map_err(|e| ca_file_error(config, &e))?;
+    let mta_sts = if config.smtp_mta_sts_enable {
+        let settings = MtaStsSettings {
+            cache_file: config.queue_directory.join(MTA_STS_CACHE_FILE),
+            https_port: outside.https_port.unwrap_or(443),
+        };
+        Some(Arc::new(MtaSts::open(
+            &settings,
+            dns::Dns::new(&outside.name_servers),
+            &trust,
+        )?))
+    } else {
+        None
+    };
+    let sasl = config
+        .smtp_sasl_password_maps
+        .clone()
+        .filter(|_| config.smtp_sasl_auth_enable)
+        .map(|passwords| {
+            ClientSasl::new(
+                passwords,
+                config.smtp_sasl_security_options.clone(),
+                config.smtp_sasl_tls_security_options.clone(),
+            )
+        });
+    let transports = config
         .transport
         .iter()
         .map(|(name, t)| {
@@ -92,24 +147,12 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
                         data_done_timeout: config.smtp_data_done_timeout,
                         cache_time_limit: config.smtp_connection_cache_time_limit,
                         mime_output_conversion: !config.disable_mime_output_conversion,
-                        tls: match t.tls_security_level {
-                            SmtpTlsLevel::None => TlsLevel::None,
-                            SmtpTlsLevel::May => TlsLevel::May,
-                            SmtpTlsLevel::Encrypt => TlsLevel::Encrypt,
-                            SmtpTlsLevel::Verify => TlsLevel::Verify,
-                            SmtpTlsLevel::Secure => TlsLevel::Secure,
-                        },
-                        sasl: config
-                            .smtp_sasl_password_maps
-                            .clone()
-                            .filter(|_| config.smtp_sasl_auth_enable)
-                            .map(|passwords| {
-                                ClientSasl::new(
-                                    passwords,
-                                    config.smtp_sasl_security_options.clone(),
-                                    config.smtp_sasl_tls_security_options.clone(),
-                                )
-                            }),
+                        tls: TlsLevel::from(t.tls_security_level),
+                        tls_policy_maps: config.smtp_tls_policy_maps.clone(),
+                        trust: trust.clone(),
+                        mta_sts: mta_sts.clone(),
+                        name_servers: outside.name_servers.clone(),
+                        sasl: sasl.clone(),
                     }))
                 }
                 TransportKind::Discard => BoxCloneSyncService::new(Fixed(FixedKind::Discard)),
@@ -129,7 +172,34 @@ pub fn transports(config: &Config) -> HashMap<String, Transport> {
             };
             (name.clone(), transport)
         })
-        .collect()
+        .collect();
+    Ok(transports)
+}
+
+/// The certificates of `smtp_tls_CAfile`, if set.
+fn ca_certificates(
+    config: &Config,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = &config.smtp_tls_cafile else {
+        return Ok(Vec::new());
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ca_file_error(config, &e.to_string()))?;
+    if certs.is_empty() {
+        return Err(ca_file_error(config, "no certificate in the file"));
+    }
+    Ok(certs)
+}
+
+fn ca_file_error(config: &Config, e: &str) -> String {
+    let path = config
+        .smtp_tls_cafile
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""));
+    format!("smtp_tls_CAfile: {}: {e}", path.display())
 }
 
 /// A rate limit as a pace: one message every unit/N, evenly spaced (no

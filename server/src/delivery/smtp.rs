@@ -24,7 +24,16 @@ use tokio::net::TcpStream;
 use tower::BoxError;
 use tower_service::Service;
 use towerpost_protocol::{Reply, ReplyParser};
+use rustls::pki_types::ServerName;
+use towerpost_config::{Nexthop, TlsMatch, TlsPolicyMap};
 use towerpost_queue::{DeliveryReport, DeliveryRequest, Outcome};
+
+use super::dns::Dns;
+use super::mta_sts::MtaSts;
+use super::tls::{Check, TlsPlan, Trust};
+
+/// Where an MTA-STS `testing` handshake records a certificate failure.
+type Observed = Arc<Mutex<Option<String>>>;
 
 /// Client settings (Postfix's `smtp_*` parameters).
 #[derive(Debug, Clone)]
@@ -49,6 +58,16 @@ pub struct SmtpClientSettings {
     pub cache_time_limit: Duration,
     /// `smtp_tls_security_level` for this transport.
     pub tls: TlsLevel,
+    /// `smtp_tls_policy_maps`: per-destination levels, which win.
+    pub tls_policy_maps: TlsPolicyMap,
+    /// The trust anchors of `verify`, `secure` and MTA-STS.
+    pub trust: Trust,
+    /// MTA-STS policies, when `smtp_mta_sts_enable` (one cache for all
+    /// transports).
+    pub mta_sts: Option<Arc<MtaSts>>,
+    /// Name servers to ask instead of the system's (tests); empty for the
+    /// system's.
+    pub name_servers: Vec<SocketAddr>,
     /// `smtp_sasl_auth_enable` with its password map and security options.
     pub sasl: Option<super::sasl::ClientSasl>,
     /// Not `disable_mime_output_conversion`: convert 8-bit content to
@@ -226,16 +245,16 @@ impl Cache {
 pub struct SmtpClient {
     settings: Arc<SmtpClientSettings>,
     cache: Arc<Mutex<Cache>>,
-    resolver: Arc<tokio::sync::OnceCell<Option<hickory_resolver::TokioResolver>>>,
+    dns: Dns,
 }
 
 impl SmtpClient {
     /// A client with an empty session cache.
     pub fn new(settings: SmtpClientSettings) -> Self {
         Self {
-            settings: Arc::new(settings),
+            dns: Dns::new(&settings.name_servers),
             cache: Arc::new(Mutex::new(Cache::default())),
-            resolver: Arc::new(tokio::sync::OnceCell::new()),
+            settings: Arc::new(settings),
         }
     }
 
@@ -405,30 +424,46 @@ impl SmtpClient {
         }
     }
 
-    async fn resolver(&self) -> Option<&hickory_resolver::TokioResolver> {
-        self.resolver
-            .get_or_init(|| async {
-                match hickory_resolver::TokioResolver::builder_tokio().and_then(|b| b.build()) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        tracing::warn!(target: "towerpost::smtp", "no DNS resolver: {e}");
-                        None
-                    }
-                }
-            })
-            .await
-            .as_ref()
+    /// How this delivery uses TLS: an `smtp_tls_policy_maps` entry, else
+    /// the destination's MTA-STS policy (MX-lookup destinations only),
+    /// else the transport's level.
+    async fn tls_plan(&self, nexthop: &str) -> TlsPlan {
+        let s = &self.settings;
+        let (host, port, mx) = parse_nexthop(nexthop);
+        let typed = Nexthop {
+            host: host.to_ascii_lowercase(),
+            port: (port != 25).then_some(port),
+            mx_lookup: mx,
+        };
+        if let Some(policy) = s.tls_policy_maps.lookup(&typed) {
+            return TlsPlan::policy_map(policy);
+        }
+        if let Some(sts) = &s.mta_sts
+            && mx
+            && host.parse::<IpAddr>().is_err()
+            && host.contains('.')
+            && let Some(policy) = sts.policy(&typed.host).await
+            && policy.mode != super::mta_sts::Mode::None
+        {
+            return TlsPlan::with_mta_sts(s.tls, typed.host, policy);
+        }
+        TlsPlan::transport(s.tls)
     }
 
     /// The hosts to try, in order: MX targets by preference, or the host.
-    async fn hosts(&self, nexthop: &str) -> Result<(Vec<(String, SocketAddr)>, u16), Failure> {
+    /// Under an enforced MTA-STS policy only MX hosts it names are used.
+    async fn hosts(
+        &self,
+        nexthop: &str,
+        plan: &TlsPlan,
+    ) -> Result<(Vec<(String, SocketAddr)>, u16), Failure> {
         let (host, port, mx) = parse_nexthop(nexthop);
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok((vec![(host.clone(), SocketAddr::new(ip, port))], port));
         }
         let mut names = vec![host.clone()];
         if mx {
-            let Some(resolver) = self.resolver().await else {
+            let Some(resolver) = self.dns.resolver().await else {
                 return Err(Failure::soft(
                     "4.4.3",
                     format!(
@@ -474,11 +509,38 @@ impl SmtpClient {
                 }
             }
         }
+        if let Some((domain, policy)) = plan.enforced().or(plan.testing()) {
+            let (allowed, refused): (Vec<String>, Vec<String>) =
+                names.into_iter().partition(|n| policy.allows(n));
+            if !refused.is_empty() {
+                let enforced = plan.enforced().is_some();
+                tracing::info!(target: "towerpost::smtp",
+                    "MTA-STS policy of {domain} ({}) does not name MX host {}{}",
+                    if enforced { "enforce" } else { "testing" },
+                    refused.join(", "),
+                    if enforced { "; not used" } else { "; used anyway in testing mode" });
+            }
+            names = if plan.enforced().is_some() {
+                allowed
+            } else {
+                allowed.into_iter().chain(refused).collect()
+            };
+            if names.is_empty() {
+                return Err(Failure::soft(
+                    "4.7.5",
+                    format!("MTA-STS policy of {domain} names none of its MX hosts"),
+                ));
+            }
+        }
         let mut out = Vec::new();
         for name in names {
-            if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port)).await {
-                out.extend(addrs.map(|a| (name.clone(), a)));
-            }
+            out.extend(
+                self.dns
+                    .addresses(&name, port)
+                    .await
+                    .into_iter()
+                    .map(|a| (name.clone(), a)),
+            );
             if out.len() >= 5 {
                 break; // smtp_mx_address_limit
             }
@@ -498,10 +560,11 @@ impl SmtpClient {
     /// Connects, reads the greeting, says EHLO, and does STARTTLS when the
     /// security level asks for it. Tries the next address on failure.
     async fn connect(&self, nexthop: &str) -> Result<Session, Failure> {
-        let (hosts, _) = self.hosts(nexthop).await?;
+        let plan = self.tls_plan(nexthop).await;
+        let (hosts, _) = self.hosts(nexthop, &plan).await?;
         let mut last = None;
         for (host, addr) in hosts {
-            match self.open(nexthop, &host, addr).await {
+            match self.open(nexthop, &host, addr, &plan).await {
                 Ok(s) => return Ok(s),
                 Err(f) => {
                     tracing::info!(target: "towerpost::smtp", "{}", f.reason);
@@ -515,7 +578,13 @@ impl SmtpClient {
         Err(last.unwrap_or_else(|| Failure::soft("4.4.1", "no usable address".into())))
     }
 
-    async fn open(&self, nexthop: &str, host: &str, addr: SocketAddr) -> Result<Session, Failure> {
+    async fn open(
+        &self,
+        nexthop: &str,
+        host: &str,
+        addr: SocketAddr,
+        plan: &TlsPlan,
+    ) -> Result<Session, Failure> {
         let s = &self.settings;
         let stream = match tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
@@ -566,7 +635,7 @@ impl SmtpClient {
         if let Err(f) = self.ehlo(&mut session).await {
             return give_up(session, f);
         }
-        let want_tls = match s.tls {
+        let want_tls = match plan.level {
             TlsLevel::None => false,
             TlsLevel::May => session.features.starttls,
             TlsLevel::Encrypt | TlsLevel::Verify | TlsLevel::Secure => {
@@ -574,7 +643,8 @@ impl SmtpClient {
                     let f = Failure::soft(
                         "4.7.4",
                         format!(
-                            "TLS is required, but was not offered by host {}[{}]",
+                            "{}TLS is required, but was not offered by host {}[{}]",
+                            plan.reason_prefix(),
                             host,
                             addr.ip()
                         ),
@@ -585,7 +655,14 @@ impl SmtpClient {
             }
         };
         if want_tls {
-            session = self.starttls(session, nexthop).await?;
+            session = self.starttls(session, nexthop, plan).await?;
+        }
+        if let Some((domain, _)) = plan.testing()
+            && !session.tls
+        {
+            tracing::info!(target: "towerpost::smtp",
+                "MTA-STS policy of {domain} (testing): enforce would defer: no TLS with {host}[{}]",
+                addr.ip());
         }
         if let Some(sasl) = &s.sasl
             && let Err(f) = sasl
@@ -625,7 +702,38 @@ impl SmtpClient {
         Ok(())
     }
 
-    async fn starttls(&self, mut session: Session, nexthop: &str) -> Result<Session, Failure> {
+    /// The certificate check for a handshake with `host` under `plan`.
+    fn check(&self, plan: &TlsPlan, nexthop: &str, host: &str) -> (Check, Option<Observed>) {
+        let names = |matches: &[TlsMatch]| -> Vec<ServerName<'static>> {
+            matches
+                .iter()
+                .map(|m| match m {
+                    TlsMatch::Hostname => host.to_owned(),
+                    TlsMatch::Nexthop => parse_nexthop(nexthop).0,
+                    TlsMatch::Name(n) => n.clone(),
+                })
+                .filter_map(|n| ServerName::try_from(n).ok())
+                .collect()
+        };
+        match plan.level {
+            TlsLevel::Verify | TlsLevel::Secure => (Check::Names(names(&plan.matches)), None),
+            _ if plan.testing().is_some() => {
+                let slot = Observed::default();
+                (
+                    Check::Observe(names(&[TlsMatch::Hostname]), slot.clone()),
+                    Some(slot),
+                )
+            }
+            _ => (Check::Unverified, None),
+        }
+    }
+
+    async fn starttls(
+        &self,
+        mut session: Session,
+        nexthop: &str,
+        plan: &TlsPlan,
+    ) -> Result<Session, Failure> {
         let t = self.settings.helo_timeout;
         send(&mut session, b"STARTTLS\r\n", t)
             .await
@@ -634,7 +742,7 @@ impl SmtpClient {
             .await
             .map_err(|e| stage_failure(&session, e, "receiving the STARTTLS reply"))?;
         if reply.code() != 220 {
-            if self.settings.tls == TlsLevel::May {
+            if plan.level == TlsLevel::May {
                 return Ok(session); // opportunistic: carry on in plaintext
             }
             let f = reply_failure(&session, &reply, "STARTTLS", false);
@@ -647,24 +755,26 @@ impl SmtpClient {
             stream, host, peer, ..
         } = session;
         let raw = stream.into_inner();
-        let connector = super::tls::connector(self.settings.tls);
         // `secure` checks the certificate against the next hop as
         // configured (relayhost, transport_maps), never against a name
         // that DNS (an MX record) supplied; `verify` takes the host name.
-        let verified_name = match self.settings.tls {
-            TlsLevel::Secure => parse_nexthop(nexthop).0,
-            _ => host.clone(),
-        };
-        let name = match rustls::pki_types::ServerName::try_from(verified_name) {
+        let (check, observed) = self.check(plan, nexthop, &host);
+        let connector = self.settings.trust.connector(check);
+        // SNI is the name of the host connected to.
+        let sni = match ServerName::try_from(host.clone()) {
             Ok(n) => n,
-            Err(_) => rustls::pki_types::ServerName::IpAddress(peer.ip().into()),
+            Err(_) => ServerName::IpAddress(peer.ip().into()),
         };
-        let tls = match tokio::time::timeout(t, connector.connect(name, raw)).await {
+        let tls = match tokio::time::timeout(t, connector.connect(sni, raw)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 return Err(Failure::soft(
                     "4.7.5",
-                    format!("TLS handshake with {host}[{}] failed: {e}", peer.ip()),
+                    format!(
+                        "{}TLS handshake with {host}[{}] failed: {e}",
+                        plan.reason_prefix(),
+                        peer.ip()
+                    ),
                 ));
             }
             Err(_) => {
@@ -677,6 +787,16 @@ impl SmtpClient {
                 ));
             }
         };
+        if let (Some((domain, _)), Some(observed)) = (plan.testing(), observed) {
+            match observed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(e) => tracing::info!(target: "towerpost::smtp",
+                    "MTA-STS policy of {domain} (testing): enforce would defer: \
+                     certificate of {host}[{}] not verified: {e}", peer.ip()),
+                None => tracing::info!(target: "towerpost::smtp",
+                    "MTA-STS policy of {domain} (testing): certificate of {host}[{}] verified",
+                    peer.ip()),
+            }
+        }
         let mut session = Session {
             stream: BufReader::new(Box::new(tls)),
             host,
