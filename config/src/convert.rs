@@ -12,7 +12,7 @@ use figment::value::{Dict, Value};
 use ipnet::IpNet;
 
 use crate::error::{Origin, Problem};
-use crate::keys::{KEYS, LISTENER_KEYS, TRANSPORT_KEYS, suggest};
+use crate::keys::{LISTENER_KEYS, TRANSPORT_KEYS, keys, suggest};
 use crate::{
     BareNewline, Listener, ListenerOverrides, Nexthop, Route, SmtpTlsLevel, TlsMode,
     TransportConfig, TransportKind,
@@ -421,7 +421,7 @@ pub(crate) fn listeners(
         };
         for key in table.keys() {
             if !LISTENER_KEYS.contains(&key.as_str()) {
-                let hint = if KEYS.contains(&key.as_str()) {
+                let hint = if keys().contains(&key.as_str()) {
                     " (top-level keys must come before the first [[listener]] table)".to_owned()
                 } else {
                     suggest(key, LISTENER_KEYS)
@@ -773,7 +773,7 @@ pub(crate) fn transports(
         let before = problems.len();
         for k in table.keys() {
             if !TRANSPORT_KEYS.contains(&k.as_str()) {
-                let hint = if KEYS.contains(&k.as_str()) {
+                let hint = if keys().contains(&k.as_str()) {
                     " (top-level keys must come before the first [transport.NAME] table)".to_owned()
                 } else {
                     suggest(k, TRANSPORT_KEYS)

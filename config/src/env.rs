@@ -43,7 +43,7 @@ impl EnvVars {
             // Variable names are upper case; a key spelled with capitals
             // (`smtp_tls_CAfile`, as in Postfix) keeps its spelling.
             let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
-            let key = crate::keys::KEYS
+            let key = crate::keys::keys()
                 .iter()
                 .find(|k| k.eq_ignore_ascii_case(&key))
                 .map_or(key, |k| (*k).to_owned());

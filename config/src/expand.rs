@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use figment::value::Value;
 
 use crate::error::{Origin, Problem};
-use crate::keys::{KEYS, domain_of, suggest};
+use crate::keys::{domain_of, keys, suggest};
 
 /// One merged top-level value and where it came from.
 #[derive(Debug, Clone)]
@@ -227,7 +227,7 @@ impl Expander<'_> {
     fn text_of(&mut self, key: &str, name: &str) -> Option<String> {
         let origin = &self.entries[key].origin;
         if !self.entries.contains_key(name) {
-            let hint = suggest(name, KEYS)
+            let hint = suggest(name, keys())
                 .map(|s| format!(" (did you mean '${s}'?)"))
                 .unwrap_or_default();
             self.problems.push(Problem::reference(

@@ -54,9 +54,12 @@ mod env;
 mod error;
 mod expand;
 mod flush;
+mod key_macro;
 mod keys;
 mod restrictions;
 mod sasl;
+mod show;
+mod table;
 mod tls_policy;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,7 +71,6 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use figment::value::Value;
-use ipnet::IpNet;
 
 pub use crate::access::{AccessAction, AccessTable};
 pub use crate::address_map::AddressMap;
@@ -81,10 +83,10 @@ pub use crate::tls_policy::{TlsMatch, TlsPolicy, TlsPolicyMap};
 use crate::env::{ENV_NAME, EnvVars};
 use crate::error::{Origin, Problem, ProblemKind};
 use crate::expand::{Entry, expand_all, expand_with};
-use crate::keys::{
-    BUILTIN_TRANSPORTS, DEFAULT_BANNER, Defaults, KEYS, domain_of, suggest, system_hostname,
-};
-use crate::restrictions::ListKind;
+use crate::keys::{BUILTIN_TRANSPORTS, DEFAULT_BANNER, Defaults, domain_of, keys, suggest};
+use crate::show::{Setting, inline_table, toml_string};
+pub use crate::table::Config;
+pub(crate) use crate::table::{TABLE, default_values};
 
 /// The prefix of the environment variables that set keys.
 pub const ENV_PREFIX: &str = "TOWERPOST_";
@@ -92,344 +94,6 @@ pub const ENV_PREFIX: &str = "TOWERPOST_";
 /// The environment variable naming the configuration file. It is read by the
 /// command line, not by [`Config::load`], and is not a key.
 pub const CONFIG_ENV_VAR: &str = "TOWERPOST_CONFIG";
-
-/// The validated settings. Field names are the configuration keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// `myhostname`: the host name of this system, used in the banner and
-    /// HELO. Default: the system host name.
-    pub myhostname: String,
-    /// `mydomain`: the domain of this system. Default: `myhostname` without
-    /// its first label, or `localdomain` when it has a single label.
-    pub mydomain: String,
-    /// `mail_name`: the mail system name in the banner. Default `towerpost`.
-    pub mail_name: String,
-    /// `smtpd_banner`: the text after `220` in the greeting. Default
-    /// `$myhostname ESMTP $mail_name`.
-    pub smtpd_banner: String,
-    /// `mynetworks`: trusted client networks. Default `127.0.0.0/8` and
-    /// `[::1]/128`.
-    pub mynetworks: Vec<IpNet>,
-    /// `relay_domains`: domains this relay accepts mail for, lower-cased; a
-    /// leading dot (`.example.com`) means subdomains. Default: none.
-    pub relay_domains: Vec<String>,
-    /// `queue_directory`: where the queue lives. Default `spool`, relative
-    /// to the working directory.
-    pub queue_directory: PathBuf,
-    /// `queue_shard_count` (towerpost): number of queue shards, 1 to 256.
-    /// Default 2.
-    pub queue_shard_count: usize,
-    /// `message_size_limit`: the maximal message size in bytes; 0 means
-    /// unlimited. Default 10240000.
-    pub message_size_limit: u64,
-    /// `smtpd_recipient_limit`: the maximal number of recipients of one
-    /// message. Default 1000.
-    pub smtpd_recipient_limit: usize,
-    /// `smtpd_timeout`: how long to wait for a client command or data.
-    /// Default 300 s.
-    pub smtpd_timeout: Duration,
-    /// `smtpd_helo_required`: whether HELO/EHLO must come before MAIL.
-    /// Default false.
-    pub smtpd_helo_required: bool,
-    /// `smtpd_hard_error_limit`: errors after which the connection is closed.
-    /// Default 20.
-    pub smtpd_hard_error_limit: usize,
-    /// `smtpd_soft_error_limit`: errors after which each reply is delayed by
-    /// `smtpd_error_sleep_time`. Default 10.
-    pub smtpd_soft_error_limit: usize,
-    /// `smtpd_error_sleep_time`: the delay once the soft error limit is
-    /// reached. Default 1 s.
-    pub smtpd_error_sleep_time: Duration,
-    /// `smtpd_junk_command_limit`: NOOP/RSET/VRFY/ETRN commands allowed
-    /// before they count as errors. Default 100.
-    pub smtpd_junk_command_limit: usize,
-    /// `smtpd_forbid_bare_newline`: what to do with a bare LF. Default
-    /// [`BareNewline::Normalize`]; Postfix's `no` is refused.
-    pub smtpd_forbid_bare_newline: BareNewline,
-    /// `smtpd_forbid_unauth_pipelining`: whether to reject clients that send
-    /// commands ahead without PIPELINING. Default true.
-    pub smtpd_forbid_unauth_pipelining: bool,
-    /// `smtpd_command_line_limit` (towerpost): the maximal command line
-    /// length in bytes including CRLF; at least 512 (RFC 5321). Default 512.
-    pub smtpd_command_line_limit: usize,
-    /// `smtpd_text_line_limit` (towerpost): the maximal length of a message
-    /// text line in bytes including CRLF; at least 1000 (RFC 5321). Default
-    /// 1000.
-    pub smtpd_text_line_limit: usize,
-    /// `smtpd_shutdown_grace_time` (towerpost): how long in-flight
-    /// transactions may finish after SIGTERM. Default 30 s.
-    pub smtpd_shutdown_grace_time: Duration,
-    /// `smtpd_tls_cert_file`: the PEM certificate chain. Default unset.
-    pub smtpd_tls_cert_file: Option<PathBuf>,
-    /// `smtpd_tls_key_file`: the PEM private key. Default unset.
-    pub smtpd_tls_key_file: Option<PathBuf>,
-    /// `listener` (`[[listener]]` tables): the sockets to listen on. Default:
-    /// one listener `smtp` on `127.0.0.1:2525` without TLS. Names and
-    /// addresses (except port 0) are unique; there is at least one.
-    pub listener: Vec<Listener>,
-    /// `queue_run_delay`: the time between scans of the deferred queue.
-    /// Greater than zero. Default 300 s.
-    pub queue_run_delay: Duration,
-    /// `minimal_backoff_time`: the minimal time between attempts to deliver
-    /// a deferred message. At most `maximal_backoff_time`. Default 300 s.
-    pub minimal_backoff_time: Duration,
-    /// `maximal_backoff_time`: the maximal time between attempts to deliver
-    /// a deferred message. Default 4000 s.
-    pub maximal_backoff_time: Duration,
-    /// `maximal_queue_lifetime`: how long a message may stay queued before
-    /// it is returned as undeliverable; zero means a single delivery attempt.
-    /// Default 5 days.
-    pub maximal_queue_lifetime: Duration,
-    /// `bounce_queue_lifetime`: the same for bounce messages (null sender).
-    /// Default 5 days.
-    pub bounce_queue_lifetime: Duration,
-    /// `delay_warning_time`: after how long the sender is told that a message
-    /// is delayed; zero means never. Default 0 (no warnings).
-    pub delay_warning_time: Duration,
-    /// `smtp_connect_timeout`: the time limit for connecting to a remote
-    /// server. Greater than zero. Default 30 s.
-    pub smtp_connect_timeout: Duration,
-    /// `smtp_helo_timeout`: the time limit for the greeting and the reply to
-    /// HELO/EHLO. Greater than zero. Default 300 s.
-    pub smtp_helo_timeout: Duration,
-    /// `smtp_mail_timeout`: the time limit for the reply to MAIL FROM.
-    /// Greater than zero. Default 300 s.
-    pub smtp_mail_timeout: Duration,
-    /// `smtp_rcpt_timeout`: the time limit for the reply to RCPT TO. Greater
-    /// than zero. Default 300 s.
-    pub smtp_rcpt_timeout: Duration,
-    /// `smtp_data_init_timeout`: the time limit for the reply to DATA.
-    /// Greater than zero. Default 120 s.
-    pub smtp_data_init_timeout: Duration,
-    /// `smtp_data_xfer_timeout`: the time limit for sending message content.
-    /// Greater than zero. Default 180 s.
-    pub smtp_data_xfer_timeout: Duration,
-    /// `smtp_data_done_timeout`: the time limit for the reply to the final
-    /// `.`. Greater than zero. Default 600 s.
-    pub smtp_data_done_timeout: Duration,
-    /// `smtp_connection_cache_time_limit`: how long an unused connection to a
-    /// remote server is kept open for reuse. Greater than zero. Default 2 s.
-    pub smtp_connection_cache_time_limit: Duration,
-    /// `qmgr_message_active_limit`: the maximal number of messages in the
-    /// active queue. At least 1. Default 20000.
-    pub qmgr_message_active_limit: usize,
-    /// `default_destination_concurrency_limit`: the default maximal number of
-    /// parallel deliveries to one destination, for transports that do not
-    /// set `destination_concurrency_limit`. At least 1. Default 20.
-    pub default_destination_concurrency_limit: usize,
-    /// `initial_destination_concurrency`: the number of parallel
-    /// deliveries a destination starts with; it grows by one with each
-    /// delivery that reaches the next hop, up to the destination
-    /// concurrency limit, and shrinks by one with each failure to connect.
-    /// At least 1. Default 5.
-    pub initial_destination_concurrency: usize,
-    /// `default_destination_concurrency_failed_cohort_limit`: after this
-    /// many failed pseudo-cohorts (a window's worth of failed connections)
-    /// with no success between, a destination is dead: its mail is deferred
-    /// without attempts for `minimal_backoff_time`. 0: never. Default 1.
-    pub default_destination_concurrency_failed_cohort_limit: u32,
-    /// `default_destination_rate_delay`: the pause after one delivery to a
-    /// destination by one transport ends before the next starts (Postfix's
-    /// name and meaning; a value above zero also limits that destination to
-    /// one delivery at a time).
-    /// Default 0: no pause.
-    pub default_destination_rate_delay: Duration,
-    /// `default_destination_rate_limit` (towerpost): at most this many
-    /// messages per time unit to one destination by one transport, as
-    /// `"N/unit"` such as `"600/1h"` (one every unit/N, evenly spaced), so
-    /// a relay stays below a big receiver's throttling. Default `0`:
-    /// none. Route such a receiver to a transport of its own in
-    /// `transport_maps` to give it its own limit.
-    pub default_destination_rate_limit: Option<RateLimit>,
-    /// `default_destination_recipient_limit`: the default maximal number of
-    /// recipients per delivery, for transports that do not set
-    /// `destination_recipient_limit`. At least 1. Default 50.
-    pub default_destination_recipient_limit: usize,
-    /// `bounce_size_limit`: the maximal amount of original message text, in
-    /// bytes, returned in a non-delivery notification. Default 50000.
-    pub bounce_size_limit: u64,
-    /// `soft_bounce`: a safety net that keeps mail queued instead of
-    /// returning it: permanent (5xx) delivery errors are treated as temporary
-    /// (4xx). Default false.
-    pub soft_bounce: bool,
-    /// `disable_mime_output_conversion`: send 8-bit content unchanged to a
-    /// next hop that does not offer 8BITMIME, instead of converting it to
-    /// quoted-printable (RFC 6152 §3). Default false.
-    pub disable_mime_output_conversion: bool,
-    /// `relayhost`: the next hop for mail that `transport_maps` does not
-    /// route, such as `[relay.example.com]:587`. Default unset (`""`): mail
-    /// goes to the MX hosts of the recipient domain.
-    pub relayhost: Option<Nexthop>,
-    /// `default_transport`: the transport for mail that `transport_maps` does
-    /// not route to a transport. A declared transport. Default `smtp`.
-    pub default_transport: String,
-    /// `smtp_tls_security_level`: TLS use of the SMTP client. Default
-    /// [`SmtpTlsLevel::May`] (as Postfix 3.11); `dane` and `fingerprint`
-    /// are not supported.
-    pub smtp_tls_security_level: SmtpTlsLevel,
-    /// `smtp_tls_policy_maps` (a `[smtp_tls_policy_maps]` table):
-    /// per-destination TLS policy, which wins over the transport's level
-    /// and over MTA-STS ([`TlsPolicyMap`]). Default: none. Only settable
-    /// in the file.
-    pub smtp_tls_policy_maps: TlsPolicyMap,
-    /// `smtp_tls_CAfile`: a PEM file of CA certificates the SMTP client
-    /// trusts in addition to the web PKI roots, for `verify`, `secure` and
-    /// MTA-STS (a private next hop's CA). Default unset.
-    pub smtp_tls_cafile: Option<PathBuf>,
-    /// `smtp_mta_sts_enable`: honour the MTA-STS policies (RFC 8461) that
-    /// recipient domains publish, for MX-lookup destinations without an
-    /// `smtp_tls_policy_maps` entry. Default true.
-    pub smtp_mta_sts_enable: bool,
-    /// `defer_transports`: transports that do not deliver until the queue is
-    /// flushed explicitly (such as on ETRN). Declared transports. Default:
-    /// none.
-    pub defer_transports: Vec<String>,
-    /// `fast_flush_domains`: the domains whose deferred mail the fast flush
-    /// service indexes, so that ETRN and `sendmail -qR` can flush it; see
-    /// [`Config::fast_flush_eligible`]. Lower-cased domains without a
-    /// trailing dot (each also matches its subdomains), `.domain` (subdomains
-    /// only) and address literals such as `[192.0.2.1]`. Default
-    /// `$relay_domains` (so none by default, as Postfix 3.0 and later).
-    pub fast_flush_domains: Vec<String>,
-    /// `fast_flush_refresh_time`: after how long a fast flush logfile with
-    /// no delivery requests is refreshed. Greater than zero. Default 12 h.
-    pub fast_flush_refresh_time: Duration,
-    /// `fast_flush_purge_time`: after how long an unused fast flush logfile
-    /// is deleted. Greater than zero. Default 7 days.
-    pub fast_flush_purge_time: Duration,
-    /// `smtpd_etrn_restrictions`: the restrictions applied to ETRN, in
-    /// order, in Postfix syntax (`permit_mynetworks, check_etrn_access
-    /// /etc/x, reject`). Access tables are read when the configuration is
-    /// loaded. Default: none (every client may use ETRN).
-    pub smtpd_etrn_restrictions: Vec<Restriction>,
-    /// `authorized_flush_users`: who may flush the queue (`postqueue -f`,
-    /// `-s`, `-i`); see [`Config::flush_user_allowed`]. User names,
-    /// `static:anyone` and `/file/name` (read when the configuration is
-    /// loaded), each possibly negated with `!`. Default `static:anyone`.
-    pub authorized_flush_users: Vec<UserRule>,
-    /// `transport_maps` (a `[transport_maps]` table): routes by recipient
-    /// domain, as in Postfix's transport(5). Keys are lower-cased patterns:
-    /// a domain, `.domain` (its subdomains only) or `*` (any domain); values
-    /// are `transport:nexthop` with either part empty. See [`Config::route`].
-    /// Default: none. Only settable in the file.
-    pub transport_maps: BTreeMap<String, Route>,
-    /// `transport` (`[transport.NAME]` tables): the delivery transports, by
-    /// name, with effective limits. The built-in `smtp`, `relay` (type
-    /// smtp), `discard` and `error` are always present and can be changed by
-    /// a table of the same name. Only settable in the file.
-    pub transport: BTreeMap<String, TransportConfig>,
-    /// `smtpd_client_connection_count_limit`: the maximal number of
-    /// simultaneous connections from one client; 0 means no limit. Default
-    /// 50.
-    pub smtpd_client_connection_count_limit: usize,
-    /// `smtpd_client_connection_rate_limit`: the maximal number of
-    /// connections from one client per `anvil_rate_time_unit`; 0 means no
-    /// limit. Default 0.
-    pub smtpd_client_connection_rate_limit: u32,
-    /// `smtpd_client_message_rate_limit`: the maximal number of MAIL FROM
-    /// requests from one client per `anvil_rate_time_unit`; 0 means no
-    /// limit. Default 0.
-    pub smtpd_client_message_rate_limit: u32,
-    /// `smtpd_client_recipient_rate_limit`: the maximal number of RCPT TO
-    /// and VRFY requests from one client per `anvil_rate_time_unit`; 0 means
-    /// no limit. Default 0.
-    pub smtpd_client_recipient_rate_limit: u32,
-    /// `smtpd_client_new_tls_session_rate_limit`: the maximal number of new
-    /// (uncached) TLS sessions of one client per `anvil_rate_time_unit`; 0
-    /// means no limit. Default 0.
-    pub smtpd_client_new_tls_session_rate_limit: u32,
-    /// `smtpd_client_auth_rate_limit`: the maximal number of AUTH commands
-    /// from one client per `anvil_rate_time_unit`; 0 means no limit.
-    /// Default 0.
-    pub smtpd_client_auth_rate_limit: u32,
-    /// `anvil_rate_time_unit`: the length of the fixed window of the client
-    /// rate limits. Greater than zero. Default 60 s.
-    pub anvil_rate_time_unit: Duration,
-    /// `smtpd_client_event_limit_exceptions`: clients exempt from the
-    /// connection count and rate limits, in the syntax of `mynetworks`.
-    /// Default `$mynetworks`.
-    pub smtpd_client_event_limit_exceptions: Vec<IpNet>,
-    /// `smtpd_client_ipv4_prefix_length`: IPv4 clients are counted together
-    /// by network of this prefix length, 1 to 32. Default 32 (each address
-    /// on its own).
-    pub smtpd_client_ipv4_prefix_length: u8,
-    /// `smtpd_client_ipv6_prefix_length`: IPv6 clients are counted together
-    /// by network of this prefix length, 1 to 128. Default 84.
-    pub smtpd_client_ipv6_prefix_length: u8,
-    /// `smtpd_client_restrictions`: restrictions on the client, applied at
-    /// RCPT (`smtpd_delay_reject`). Default: none.
-    pub smtpd_client_restrictions: Vec<Restriction>,
-    /// `smtpd_helo_restrictions`: restrictions on the HELO/EHLO name,
-    /// applied at RCPT. Default: none.
-    pub smtpd_helo_restrictions: Vec<Restriction>,
-    /// `smtpd_sender_restrictions`: restrictions on the MAIL FROM address,
-    /// applied at RCPT. Default: none.
-    pub smtpd_sender_restrictions: Vec<Restriction>,
-    /// `smtpd_relay_restrictions`: the relay decision at RCPT, before
-    /// `smtpd_recipient_restrictions`. Default `permit_mynetworks,
-    /// permit_sasl_authenticated, defer_unauth_destination` (Postfix 2.10
-    /// and later).
-    pub smtpd_relay_restrictions: Vec<Restriction>,
-    /// `smtpd_recipient_restrictions`: restrictions on RCPT TO. Default:
-    /// none. With `smtpd_relay_restrictions`, one of the two must refuse
-    /// unauthorized relaying (Postfix's rule), or the configuration is
-    /// refused.
-    pub smtpd_recipient_restrictions: Vec<Restriction>,
-    /// `smtpd_delay_reject`: apply client, HELO and sender restrictions at
-    /// RCPT. Only `yes` (the default) is supported.
-    pub smtpd_delay_reject: bool,
-    /// `smtpd_reject_unlisted_recipient`: refuse recipients of relay
-    /// domains that `relay_recipient_maps` does not list, even without
-    /// `reject_unlisted_recipient` in a list. Default true.
-    pub smtpd_reject_unlisted_recipient: bool,
-    /// `relay_recipient_maps`: the valid recipients of `relay_domains`
-    /// ([`AddressMap`]); unset means every address is valid. Default unset.
-    pub relay_recipient_maps: Option<AddressMap>,
-    /// `smtpd_sender_login_maps`: which SASL logins own which sender
-    /// addresses ([`AddressMap`], the value a list of logins), for
-    /// `reject_sender_login_mismatch`. Default unset.
-    pub smtpd_sender_login_maps: Option<AddressMap>,
-    /// `unknown_address_reject_code`: the reply code when
-    /// `reject_unknown_sender_domain` or `reject_unknown_recipient_domain`
-    /// finds that a domain does not exist. Default 450 (as Postfix; set
-    /// 550 once the setup is trusted).
-    pub unknown_address_reject_code: u16,
-    /// `smtpd_sasl_auth_enable`: offer and accept AUTH (RFC 4954). Default
-    /// false; usually set per listener.
-    pub smtpd_sasl_auth_enable: bool,
-    /// `smtpd_tls_auth_only`: offer and accept AUTH only under TLS.
-    /// Default **true** (Postfix: no): PLAIN and LOGIN send the password
-    /// as it is, so plaintext AUTH must be asked for explicitly, on a
-    /// listener whose traffic never leaves the host. Implied by
-    /// `smtpd_tls_security_level = encrypt`.
-    pub smtpd_tls_auth_only: bool,
-    /// `smtpd_tls_security_level`: `none`, `may` or `encrypt` (every
-    /// command but EHLO, HELO, STARTTLS, NOOP and QUIT needs TLS first).
-    /// Default `none`; a `starttls` listener is `may` unless set.
-    pub smtpd_tls_security_level: SmtpdTlsLevel,
-    /// `smtpd_sasl_password_file` (towerpost): the file of users and
-    /// argon2id password hashes that AUTH checks, managed by `towerpost
-    /// passwd`. Default unset; required when AUTH is enabled anywhere.
-    pub smtpd_sasl_password_file: Option<PathBuf>,
-    /// `smtpd_tls_chain_files`: PEM files, each a private key with its
-    /// certificate chain, chosen by SNI; the first is the default. Used
-    /// instead of `smtpd_tls_cert_file`/`smtpd_tls_key_file`. Default none.
-    pub smtpd_tls_chain_files: Vec<PathBuf>,
-    /// `smtp_sasl_auth_enable`: the SMTP client authenticates to next hops
-    /// that `smtp_sasl_password_maps` has a login for. Default false.
-    pub smtp_sasl_auth_enable: bool,
-    /// `smtp_sasl_password_maps`: logins by next hop ([`PasswordMap`]).
-    /// Default unset.
-    pub smtp_sasl_password_maps: Option<PasswordMap>,
-    /// `smtp_sasl_security_options`: what the SMTP client's AUTH must
-    /// avoid without TLS. Default `noplaintext, noanonymous` (as Postfix):
-    /// no password over an unencrypted connection.
-    pub smtp_sasl_security_options: Vec<SaslSecurityOption>,
-    /// `smtp_sasl_tls_security_options`: the same under TLS. Default
-    /// `noanonymous` (Postfix's default is `$smtp_sasl_security_options`,
-    /// which with PLAIN and LOGIN would never authenticate).
-    pub smtp_sasl_tls_security_options: Vec<SaslSecurityOption>,
-}
 
 /// One `[[listener]]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -751,7 +415,7 @@ fn rate_text(rate: Option<&RateLimit>) -> String {
 impl Default for Config {
     /// The built-in defaults, with the system host name.
     fn default() -> Self {
-        Config::builtin(system_hostname())
+        load(None, EnvVars::default()).expect("the built-in defaults are valid")
     }
 }
 
@@ -781,13 +445,15 @@ impl Config {
     /// configuration's values: with `myhostname = "mx.example.com"`,
     /// `mydomain = "example.com"` and the default banner are not listed.
     pub fn non_default_settings(&self) -> Vec<(String, String)> {
-        let mut defaults = Config::builtin(system_hostname());
-        defaults.mydomain = domain_of(&self.myhostname);
-        defaults.smtpd_banner =
-            expand_with(DEFAULT_BANNER, |k| self.setting(k)?.plain()).unwrap_or_default();
-        defaults.fast_flush_domains =
-            flush::flush_domains(&Value::from(self.relay_domains.join(", "))).unwrap_or_default();
-        defaults.smtpd_client_event_limit_exceptions = self.mynetworks.clone();
+        let defaults = Config {
+            mydomain: domain_of(&self.myhostname),
+            smtpd_banner: expand_with(DEFAULT_BANNER, |k| self.setting(k)?.plain())
+                .unwrap_or_default(),
+            fast_flush_domains: flush::flush_domains(&Value::from(self.relay_domains.join(", ")))
+                .unwrap_or_default(),
+            smtpd_client_event_limit_exceptions: self.mynetworks.clone(),
+            ..Config::default()
+        };
         let defaults: BTreeMap<&str, String> = defaults
             .settings()
             .into_iter()
@@ -801,6 +467,79 @@ impl Config {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         out.sort();
+        out
+    }
+
+    /// Every effective setting, as (key, value-rendered-as-TOML) pairs
+    /// sorted by key (like `postconf`).
+    pub fn all_settings(&self) -> Vec<(String, String)> {
+        self.settings()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.toml()))
+            .collect()
+    }
+
+    /// The built-in defaults, rendered as [`Config::all_settings`] does
+    /// (like `postconf -d`).
+    pub fn default_settings() -> Vec<(String, String)> {
+        Config::default().all_settings()
+    }
+
+    /// One effective setting rendered as TOML (like `postconf KEY`);
+    /// `None` for an unknown key.
+    pub fn setting_toml(&self, key: &str) -> Option<String> {
+        self.setting(key).map(|s| s.toml())
+    }
+
+    /// The names of every top-level key, sorted.
+    pub fn key_names() -> &'static [&'static str] {
+        keys()
+    }
+
+    /// The known key closest to an unknown `key`, if it looks like a typo.
+    pub fn suggest_key(key: &str) -> Option<&'static str> {
+        suggest(key, keys())
+    }
+
+    /// The key reference as a Markdown table (docs/config-reference.md):
+    /// every key with its default and its documentation, from the key
+    /// table.
+    pub fn reference_markdown() -> String {
+        let defaults = Config::default();
+        let raw: BTreeMap<&str, Value> = default_values().into_iter().collect();
+        let mut rows: Vec<(&str, String, String)> = TABLE
+            .iter()
+            .map(|k| {
+                let default = match (k.shown, raw.get(k.key)) {
+                    (Some(shown), _) => shown.to_owned(),
+                    // A default that refers to other keys is shown as written.
+                    (None, Some(Value::String(_, text))) if text.contains('$') => {
+                        format!("`{text}`")
+                    }
+                    _ => defaults
+                        .setting_toml(k.key)
+                        .map(|t| format!("`{t}`"))
+                        .unwrap_or_default(),
+                };
+                let doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+                (k.key, default, doc)
+            })
+            .collect();
+        rows.sort();
+        let mut out = String::from(
+            "# Configuration keys\n\n\
+             Generated from `config/src/table.rs` by `towerpost config reference`; \
+             do not edit by hand (the config tests fail when it is out of date).\n\n\
+             | key | default | meaning |\n|---|---|---|\n",
+        );
+        for (key, default, doc) in rows {
+            let cell = |s: &str| s.replace('|', "\\|");
+            out.push_str(&format!(
+                "| `{key}` | {} | {} |\n",
+                cell(&default),
+                cell(&doc)
+            ));
+        }
         out
     }
 
@@ -903,131 +642,6 @@ impl Config {
             .collect()
     }
 
-    /// The built-in defaults for a given host name.
-    fn builtin(myhostname: String) -> Config {
-        use crate::keys::*;
-        let mut config = Config {
-            mydomain: domain_of(&myhostname),
-            myhostname,
-            mail_name: DEFAULT_MAIL_NAME.to_owned(),
-            smtpd_banner: String::new(),
-            mynetworks: Vec::new(),
-            relay_domains: Vec::new(),
-            queue_directory: PathBuf::from(DEFAULT_QUEUE_DIRECTORY),
-            queue_shard_count: DEFAULT_QUEUE_SHARD_COUNT,
-            message_size_limit: DEFAULT_MESSAGE_SIZE_LIMIT,
-            smtpd_recipient_limit: DEFAULT_RECIPIENT_LIMIT,
-            smtpd_timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
-            smtpd_helo_required: false,
-            smtpd_hard_error_limit: DEFAULT_HARD_ERROR_LIMIT,
-            smtpd_soft_error_limit: DEFAULT_SOFT_ERROR_LIMIT,
-            smtpd_error_sleep_time: Duration::from_secs(DEFAULT_ERROR_SLEEP_SECS),
-            smtpd_junk_command_limit: DEFAULT_JUNK_COMMAND_LIMIT,
-            smtpd_forbid_bare_newline: BareNewline::Normalize,
-            smtpd_forbid_unauth_pipelining: true,
-            smtpd_command_line_limit: MIN_COMMAND_LINE_LIMIT,
-            smtpd_text_line_limit: MIN_TEXT_LINE_LIMIT,
-            smtpd_shutdown_grace_time: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
-            smtpd_tls_cert_file: None,
-            smtpd_tls_key_file: None,
-            listener: vec![Listener {
-                name: DEFAULT_LISTENER.0.to_owned(),
-                address: SocketAddr::from(([127, 0, 0, 1], 2525)),
-                tls: TlsMode::None,
-                overrides: ListenerOverrides::default(),
-            }],
-            queue_run_delay: Duration::from_secs(DEFAULT_QUEUE_RUN_DELAY_SECS),
-            minimal_backoff_time: Duration::from_secs(DEFAULT_MINIMAL_BACKOFF_SECS),
-            maximal_backoff_time: Duration::from_secs(DEFAULT_MAXIMAL_BACKOFF_SECS),
-            maximal_queue_lifetime: Duration::from_secs(DEFAULT_QUEUE_LIFETIME_SECS),
-            bounce_queue_lifetime: Duration::from_secs(DEFAULT_QUEUE_LIFETIME_SECS),
-            delay_warning_time: Duration::from_secs(DEFAULT_DELAY_WARNING_SECS),
-            smtp_connect_timeout: Duration::from_secs(DEFAULT_SMTP_CONNECT_TIMEOUT_SECS),
-            smtp_helo_timeout: Duration::from_secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS),
-            smtp_mail_timeout: Duration::from_secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS),
-            smtp_rcpt_timeout: Duration::from_secs(DEFAULT_SMTP_COMMAND_TIMEOUT_SECS),
-            smtp_data_init_timeout: Duration::from_secs(DEFAULT_SMTP_DATA_INIT_TIMEOUT_SECS),
-            smtp_data_xfer_timeout: Duration::from_secs(DEFAULT_SMTP_DATA_XFER_TIMEOUT_SECS),
-            smtp_data_done_timeout: Duration::from_secs(DEFAULT_SMTP_DATA_DONE_TIMEOUT_SECS),
-            smtp_connection_cache_time_limit: Duration::from_secs(
-                DEFAULT_SMTP_CACHE_TIME_LIMIT_SECS,
-            ),
-            qmgr_message_active_limit: DEFAULT_MESSAGE_ACTIVE_LIMIT,
-            default_destination_concurrency_limit: DEFAULT_DESTINATION_CONCURRENCY_LIMIT,
-            default_destination_recipient_limit: DEFAULT_DESTINATION_RECIPIENT_LIMIT,
-            default_destination_rate_delay: Duration::ZERO,
-            default_destination_rate_limit: None,
-            initial_destination_concurrency: 5,
-            default_destination_concurrency_failed_cohort_limit: 1,
-            bounce_size_limit: DEFAULT_BOUNCE_SIZE_LIMIT,
-            soft_bounce: false,
-            disable_mime_output_conversion: false,
-            relayhost: None,
-            default_transport: DEFAULT_TRANSPORT.to_owned(),
-            smtp_tls_security_level: SmtpTlsLevel::default(),
-            smtp_tls_policy_maps: TlsPolicyMap::default(),
-            smtp_tls_cafile: None,
-            smtp_mta_sts_enable: true,
-            defer_transports: Vec::new(),
-            fast_flush_domains: Vec::new(),
-            fast_flush_refresh_time: Duration::from_secs(DEFAULT_FAST_FLUSH_REFRESH_SECS),
-            fast_flush_purge_time: Duration::from_secs(DEFAULT_FAST_FLUSH_PURGE_SECS),
-            smtpd_etrn_restrictions: Vec::new(),
-            authorized_flush_users: vec![UserRule {
-                exclude: false,
-                pattern: UserPattern::Anyone,
-            }],
-            transport_maps: BTreeMap::new(),
-            transport: BTreeMap::new(),
-            smtpd_client_connection_count_limit: DEFAULT_CLIENT_CONNECTION_COUNT_LIMIT,
-            smtpd_client_connection_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
-            smtpd_client_message_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
-            smtpd_client_recipient_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
-            smtpd_client_new_tls_session_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
-            smtpd_client_auth_rate_limit: DEFAULT_CLIENT_RATE_LIMIT,
-            anvil_rate_time_unit: Duration::from_secs(DEFAULT_ANVIL_RATE_TIME_UNIT_SECS),
-            smtpd_client_event_limit_exceptions: Vec::new(),
-            smtpd_client_ipv4_prefix_length: DEFAULT_CLIENT_IPV4_PREFIX_LENGTH,
-            smtpd_client_ipv6_prefix_length: DEFAULT_CLIENT_IPV6_PREFIX_LENGTH,
-            smtpd_client_restrictions: Vec::new(),
-            smtpd_helo_restrictions: Vec::new(),
-            smtpd_sender_restrictions: Vec::new(),
-            smtpd_relay_restrictions: vec![
-                Restriction::PermitMynetworks,
-                Restriction::PermitSaslAuthenticated,
-                Restriction::DeferUnauthDestination,
-            ],
-            smtpd_recipient_restrictions: Vec::new(),
-            smtpd_delay_reject: true,
-            smtpd_reject_unlisted_recipient: true,
-            relay_recipient_maps: None,
-            smtpd_sender_login_maps: None,
-            unknown_address_reject_code: DEFAULT_UNKNOWN_ADDRESS_REJECT_CODE,
-            smtpd_sasl_auth_enable: false,
-            smtpd_tls_auth_only: true,
-            smtpd_tls_security_level: SmtpdTlsLevel::None,
-            smtpd_sasl_password_file: None,
-            smtpd_tls_chain_files: Vec::new(),
-            smtp_sasl_auth_enable: false,
-            smtp_sasl_password_maps: None,
-            smtp_sasl_security_options: vec![
-                SaslSecurityOption::NoPlaintext,
-                SaslSecurityOption::NoAnonymous,
-            ],
-            smtp_sasl_tls_security_options: vec![SaslSecurityOption::NoAnonymous],
-        };
-        config.transport = config.builtin_transports();
-        config.mynetworks = DEFAULT_MYNETWORKS
-            .iter()
-            .filter_map(|n| convert::networks(&Value::from(*n)).ok())
-            .flatten()
-            .collect();
-        config.smtpd_client_event_limit_exceptions = config.mynetworks.clone();
-        config.smtpd_banner =
-            expand_with(DEFAULT_BANNER, |k| config.setting(k)?.plain()).unwrap_or_default();
-        config
-    }
-
     /// The transports that differ from the built-in ones, as an inline TOML
     /// table; only the keys that differ from this configuration's defaults
     /// are given.
@@ -1086,537 +700,6 @@ impl Config {
             .into_iter()
             .find_map(|(k, v)| (k == key).then_some(v))
     }
-
-    /// Every setting by key, in key order.
-    fn settings(&self) -> Vec<(&'static str, Setting<'_>)> {
-        // Destructured so that a new field cannot be forgotten here.
-        let Config {
-            myhostname,
-            mydomain,
-            mail_name,
-            smtpd_banner,
-            mynetworks,
-            relay_domains,
-            queue_directory,
-            queue_shard_count,
-            message_size_limit,
-            smtpd_recipient_limit,
-            smtpd_timeout,
-            smtpd_helo_required,
-            smtpd_hard_error_limit,
-            smtpd_soft_error_limit,
-            smtpd_error_sleep_time,
-            smtpd_junk_command_limit,
-            smtpd_forbid_bare_newline,
-            smtpd_forbid_unauth_pipelining,
-            smtpd_command_line_limit,
-            smtpd_text_line_limit,
-            smtpd_shutdown_grace_time,
-            smtpd_tls_cert_file,
-            smtpd_tls_key_file,
-            listener,
-            queue_run_delay,
-            minimal_backoff_time,
-            maximal_backoff_time,
-            maximal_queue_lifetime,
-            bounce_queue_lifetime,
-            delay_warning_time,
-            smtp_connect_timeout,
-            smtp_helo_timeout,
-            smtp_mail_timeout,
-            smtp_rcpt_timeout,
-            smtp_data_init_timeout,
-            smtp_data_xfer_timeout,
-            smtp_data_done_timeout,
-            smtp_connection_cache_time_limit,
-            qmgr_message_active_limit,
-            default_destination_concurrency_limit,
-            default_destination_recipient_limit,
-            default_destination_rate_delay,
-            default_destination_rate_limit,
-            initial_destination_concurrency,
-            default_destination_concurrency_failed_cohort_limit,
-            bounce_size_limit,
-            soft_bounce,
-            disable_mime_output_conversion,
-            relayhost,
-            default_transport,
-            smtp_tls_security_level,
-            smtp_tls_policy_maps,
-            smtp_tls_cafile,
-            smtp_mta_sts_enable,
-            defer_transports,
-            fast_flush_domains,
-            fast_flush_refresh_time,
-            fast_flush_purge_time,
-            smtpd_etrn_restrictions,
-            authorized_flush_users,
-            transport_maps,
-            transport,
-            smtpd_client_connection_count_limit,
-            smtpd_client_connection_rate_limit,
-            smtpd_client_message_rate_limit,
-            smtpd_client_recipient_rate_limit,
-            smtpd_client_new_tls_session_rate_limit,
-            smtpd_client_auth_rate_limit,
-            anvil_rate_time_unit,
-            smtpd_client_event_limit_exceptions,
-            smtpd_client_ipv4_prefix_length,
-            smtpd_client_ipv6_prefix_length,
-            smtpd_client_restrictions,
-            smtpd_helo_restrictions,
-            smtpd_sender_restrictions,
-            smtpd_relay_restrictions,
-            smtpd_recipient_restrictions,
-            smtpd_delay_reject,
-            smtpd_reject_unlisted_recipient,
-            relay_recipient_maps,
-            smtpd_sender_login_maps,
-            unknown_address_reject_code,
-            smtpd_sasl_auth_enable,
-            smtpd_tls_auth_only,
-            smtpd_tls_security_level,
-            smtpd_sasl_password_file,
-            smtpd_tls_chain_files,
-            smtp_sasl_auth_enable,
-            smtp_sasl_password_maps,
-            smtp_sasl_security_options,
-            smtp_sasl_tls_security_options,
-        } = self;
-        let restrictions = |list: &[Restriction]| Setting::List(render_restrictions(list));
-        let options = |list: &[SaslSecurityOption]| {
-            Setting::List(list.iter().map(|o| o.as_str().to_owned()).collect())
-        };
-        let duration = |d: &Duration| Setting::Duration(*d);
-        let count = |n: &usize| Setting::Int(*n as u64);
-        let rate = |n: &u32| Setting::Int(u64::from(*n));
-        let prefix = |n: &u8| Setting::Int(u64::from(*n));
-        let networks = |nets: &[IpNet]| Setting::List(nets.iter().map(postfix_network).collect());
-        let mut settings = vec![
-            ("myhostname", Setting::Text(myhostname)),
-            ("mydomain", Setting::Text(mydomain)),
-            ("mail_name", Setting::Text(mail_name)),
-            ("smtpd_banner", Setting::Text(smtpd_banner)),
-            ("mynetworks", networks(mynetworks)),
-            ("relay_domains", Setting::List(relay_domains.clone())),
-            ("queue_directory", Setting::Path(Some(queue_directory))),
-            ("queue_shard_count", count(queue_shard_count)),
-            ("message_size_limit", Setting::Int(*message_size_limit)),
-            ("smtpd_recipient_limit", count(smtpd_recipient_limit)),
-            ("smtpd_timeout", Setting::Duration(*smtpd_timeout)),
-            ("smtpd_helo_required", Setting::Bool(*smtpd_helo_required)),
-            ("smtpd_hard_error_limit", count(smtpd_hard_error_limit)),
-            ("smtpd_soft_error_limit", count(smtpd_soft_error_limit)),
-            (
-                "smtpd_error_sleep_time",
-                Setting::Duration(*smtpd_error_sleep_time),
-            ),
-            ("smtpd_junk_command_limit", count(smtpd_junk_command_limit)),
-            (
-                "smtpd_forbid_bare_newline",
-                Setting::Word(smtpd_forbid_bare_newline.as_str()),
-            ),
-            (
-                "smtpd_forbid_unauth_pipelining",
-                Setting::Bool(*smtpd_forbid_unauth_pipelining),
-            ),
-            ("smtpd_command_line_limit", count(smtpd_command_line_limit)),
-            ("smtpd_text_line_limit", count(smtpd_text_line_limit)),
-            (
-                "smtpd_shutdown_grace_time",
-                Setting::Duration(*smtpd_shutdown_grace_time),
-            ),
-            (
-                "smtpd_tls_cert_file",
-                Setting::Path(smtpd_tls_cert_file.as_deref()),
-            ),
-            (
-                "smtpd_tls_key_file",
-                Setting::Path(smtpd_tls_key_file.as_deref()),
-            ),
-            ("listener", Setting::Listeners(listener)),
-            ("queue_run_delay", duration(queue_run_delay)),
-            ("minimal_backoff_time", duration(minimal_backoff_time)),
-            ("maximal_backoff_time", duration(maximal_backoff_time)),
-            ("maximal_queue_lifetime", duration(maximal_queue_lifetime)),
-            ("bounce_queue_lifetime", duration(bounce_queue_lifetime)),
-            ("delay_warning_time", duration(delay_warning_time)),
-            ("smtp_connect_timeout", duration(smtp_connect_timeout)),
-            ("smtp_helo_timeout", duration(smtp_helo_timeout)),
-            ("smtp_mail_timeout", duration(smtp_mail_timeout)),
-            ("smtp_rcpt_timeout", duration(smtp_rcpt_timeout)),
-            ("smtp_data_init_timeout", duration(smtp_data_init_timeout)),
-            ("smtp_data_xfer_timeout", duration(smtp_data_xfer_timeout)),
-            ("smtp_data_done_timeout", duration(smtp_data_done_timeout)),
-            (
-                "smtp_connection_cache_time_limit",
-                duration(smtp_connection_cache_time_limit),
-            ),
-            (
-                "qmgr_message_active_limit",
-                count(qmgr_message_active_limit),
-            ),
-            (
-                "default_destination_concurrency_limit",
-                count(default_destination_concurrency_limit),
-            ),
-            (
-                "default_destination_recipient_limit",
-                count(default_destination_recipient_limit),
-            ),
-            (
-                "default_destination_rate_delay",
-                duration(default_destination_rate_delay),
-            ),
-            (
-                "initial_destination_concurrency",
-                count(initial_destination_concurrency),
-            ),
-            (
-                "default_destination_concurrency_failed_cohort_limit",
-                Setting::Int(u64::from(
-                    *default_destination_concurrency_failed_cohort_limit,
-                )),
-            ),
-            (
-                "default_destination_rate_limit",
-                Setting::Rendered(rate_text(default_destination_rate_limit.as_ref())),
-            ),
-            ("bounce_size_limit", Setting::Int(*bounce_size_limit)),
-            ("soft_bounce", Setting::Bool(*soft_bounce)),
-            (
-                "disable_mime_output_conversion",
-                Setting::Bool(*disable_mime_output_conversion),
-            ),
-            (
-                "relayhost",
-                Setting::Rendered(
-                    relayhost
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                ),
-            ),
-            ("default_transport", Setting::Text(default_transport)),
-            (
-                "smtp_tls_security_level",
-                Setting::Word(smtp_tls_security_level.as_str()),
-            ),
-            (
-                "smtp_tls_policy_maps",
-                Setting::Table(inline_table(smtp_tls_policy_maps.iter().map(
-                    |(destination, policy)| (destination, toml_string(&policy.to_string())),
-                ))),
-            ),
-            ("smtp_tls_CAfile", Setting::Path(smtp_tls_cafile.as_deref())),
-            ("smtp_mta_sts_enable", Setting::Bool(*smtp_mta_sts_enable)),
-            ("defer_transports", Setting::List(defer_transports.clone())),
-            (
-                "fast_flush_domains",
-                Setting::List(fast_flush_domains.clone()),
-            ),
-            ("fast_flush_refresh_time", duration(fast_flush_refresh_time)),
-            ("fast_flush_purge_time", duration(fast_flush_purge_time)),
-            (
-                "smtpd_etrn_restrictions",
-                Setting::List(render_restrictions(smtpd_etrn_restrictions)),
-            ),
-            (
-                "authorized_flush_users",
-                Setting::List(
-                    authorized_flush_users
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
-                ),
-            ),
-            (
-                "transport_maps",
-                Setting::Table(inline_table(transport_maps.iter().map(
-                    |(pattern, route)| (pattern.as_str(), toml_string(&route.to_string())),
-                ))),
-            ),
-            (
-                "transport",
-                Setting::Table(self.render_transports(transport)),
-            ),
-            (
-                "smtpd_client_connection_count_limit",
-                count(smtpd_client_connection_count_limit),
-            ),
-            (
-                "smtpd_client_connection_rate_limit",
-                rate(smtpd_client_connection_rate_limit),
-            ),
-            (
-                "smtpd_client_message_rate_limit",
-                rate(smtpd_client_message_rate_limit),
-            ),
-            (
-                "smtpd_client_recipient_rate_limit",
-                rate(smtpd_client_recipient_rate_limit),
-            ),
-            (
-                "smtpd_client_new_tls_session_rate_limit",
-                rate(smtpd_client_new_tls_session_rate_limit),
-            ),
-            (
-                "smtpd_client_auth_rate_limit",
-                rate(smtpd_client_auth_rate_limit),
-            ),
-            ("anvil_rate_time_unit", duration(anvil_rate_time_unit)),
-            (
-                "smtpd_client_event_limit_exceptions",
-                networks(smtpd_client_event_limit_exceptions),
-            ),
-            (
-                "smtpd_client_ipv4_prefix_length",
-                prefix(smtpd_client_ipv4_prefix_length),
-            ),
-            (
-                "smtpd_client_ipv6_prefix_length",
-                prefix(smtpd_client_ipv6_prefix_length),
-            ),
-            (
-                "smtpd_client_restrictions",
-                restrictions(smtpd_client_restrictions),
-            ),
-            (
-                "smtpd_helo_restrictions",
-                restrictions(smtpd_helo_restrictions),
-            ),
-            (
-                "smtpd_sender_restrictions",
-                restrictions(smtpd_sender_restrictions),
-            ),
-            (
-                "smtpd_relay_restrictions",
-                restrictions(smtpd_relay_restrictions),
-            ),
-            (
-                "smtpd_recipient_restrictions",
-                restrictions(smtpd_recipient_restrictions),
-            ),
-            ("smtpd_delay_reject", Setting::Bool(*smtpd_delay_reject)),
-            (
-                "smtpd_reject_unlisted_recipient",
-                Setting::Bool(*smtpd_reject_unlisted_recipient),
-            ),
-            (
-                "relay_recipient_maps",
-                Setting::Path(relay_recipient_maps.as_ref().map(|m| m.path.as_path())),
-            ),
-            (
-                "smtpd_sender_login_maps",
-                Setting::Path(smtpd_sender_login_maps.as_ref().map(|m| m.path.as_path())),
-            ),
-            (
-                "unknown_address_reject_code",
-                Setting::Int(u64::from(*unknown_address_reject_code)),
-            ),
-            (
-                "smtpd_sasl_auth_enable",
-                Setting::Bool(*smtpd_sasl_auth_enable),
-            ),
-            ("smtpd_tls_auth_only", Setting::Bool(*smtpd_tls_auth_only)),
-            (
-                "smtpd_tls_security_level",
-                Setting::Word(smtpd_tls_security_level.as_str()),
-            ),
-            (
-                "smtpd_sasl_password_file",
-                Setting::Path(smtpd_sasl_password_file.as_deref()),
-            ),
-            (
-                "smtpd_tls_chain_files",
-                Setting::List(
-                    smtpd_tls_chain_files
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect(),
-                ),
-            ),
-            (
-                "smtp_sasl_auth_enable",
-                Setting::Bool(*smtp_sasl_auth_enable),
-            ),
-            (
-                "smtp_sasl_password_maps",
-                Setting::Path(smtp_sasl_password_maps.as_ref().map(|m| m.path.as_path())),
-            ),
-            (
-                "smtp_sasl_security_options",
-                options(smtp_sasl_security_options),
-            ),
-            (
-                "smtp_sasl_tls_security_options",
-                options(smtp_sasl_tls_security_options),
-            ),
-        ];
-        settings.sort_by_key(|(k, _)| *k);
-        settings
-    }
-}
-
-/// A restriction list in configuration syntax.
-fn render_restrictions(list: &[Restriction]) -> Vec<String> {
-    list.iter().map(ToString::to_string).collect()
-}
-
-/// Postfix's spelling of a network: IPv6 in brackets.
-fn postfix_network(net: &IpNet) -> String {
-    match net {
-        IpNet::V4(net) => net.to_string(),
-        IpNet::V6(net) => format!("[{}]/{}", net.addr(), net.prefix_len()),
-    }
-}
-
-/// A typed setting, for rendering.
-enum Setting<'a> {
-    Text(&'a str),
-    List(Vec<String>),
-    Int(u64),
-    Bool(bool),
-    Duration(Duration),
-    Path(Option<&'a Path>),
-    Word(&'static str),
-    /// Text rendered from a typed value.
-    Rendered(String),
-    Listeners(&'a [Listener]),
-    /// An inline TOML table, already rendered.
-    Table(String),
-}
-
-impl Setting<'_> {
-    /// The value as TOML.
-    fn toml(&self) -> String {
-        match self {
-            Setting::Text(s) => toml_string(s),
-            Setting::List(items) => {
-                let items: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
-                format!("[{}]", items.join(", "))
-            }
-            Setting::Int(n) => n.to_string(),
-            Setting::Bool(b) => b.to_string(),
-            Setting::Duration(d) => toml_string(&humantime::format_duration(*d).to_string()),
-            Setting::Path(p) => {
-                toml_string(&p.map(|p| p.display().to_string()).unwrap_or_default())
-            }
-            Setting::Word(w) => toml_string(w),
-            Setting::Rendered(s) => toml_string(s),
-            Setting::Table(table) => table.clone(),
-            Setting::Listeners(listeners) => {
-                let tables: Vec<String> = listeners
-                    .iter()
-                    .map(|l| {
-                        let mut fields = vec![
-                            ("name", toml_string(&l.name)),
-                            ("address", toml_string(&l.address.to_string())),
-                            ("tls", toml_string(l.tls.as_str())),
-                        ];
-                        fields.extend(render_overrides(&l.overrides));
-                        inline_table(fields)
-                    })
-                    .collect();
-                format!("[{}]", tables.join(", "))
-            }
-        }
-    }
-
-    /// The value as text inside another value (`$name`); `None` for tables.
-    fn plain(&self) -> Option<String> {
-        Some(match self {
-            Setting::Text(s) => (*s).to_owned(),
-            Setting::List(items) => items.join(", "),
-            Setting::Int(n) => n.to_string(),
-            Setting::Bool(b) => if *b { "yes" } else { "no" }.to_owned(),
-            Setting::Duration(d) => humantime::format_duration(*d).to_string(),
-            Setting::Path(p) => p.map(|p| p.display().to_string()).unwrap_or_default(),
-            Setting::Word(w) => (*w).to_owned(),
-            Setting::Rendered(s) => s.clone(),
-            Setting::Listeners(_) | Setting::Table(_) => return None,
-        })
-    }
-}
-
-/// The overrides a listener sets, as (key, TOML value) pairs.
-fn render_overrides(o: &ListenerOverrides) -> Vec<(&'static str, String)> {
-    let list = |l: &[Restriction]| {
-        let items: Vec<String> = render_restrictions(l)
-            .iter()
-            .map(|i| toml_string(i))
-            .collect();
-        format!("[{}]", items.join(", "))
-    };
-    let mut out = Vec::new();
-    if let Some(b) = o.smtpd_sasl_auth_enable {
-        out.push(("smtpd_sasl_auth_enable", b.to_string()));
-    }
-    if let Some(b) = o.smtpd_tls_auth_only {
-        out.push(("smtpd_tls_auth_only", b.to_string()));
-    }
-    if let Some(level) = o.smtpd_tls_security_level {
-        out.push(("smtpd_tls_security_level", toml_string(level.as_str())));
-    }
-    for (key, value) in [
-        ("smtpd_client_restrictions", &o.smtpd_client_restrictions),
-        ("smtpd_helo_restrictions", &o.smtpd_helo_restrictions),
-        ("smtpd_sender_restrictions", &o.smtpd_sender_restrictions),
-        ("smtpd_relay_restrictions", &o.smtpd_relay_restrictions),
-        (
-            "smtpd_recipient_restrictions",
-            &o.smtpd_recipient_restrictions,
-        ),
-    ] {
-        if let Some(value) = value {
-            out.push((key, list(value)));
-        }
-    }
-    out
-}
-
-/// An inline TOML table of (key, rendered value) pairs; keys are quoted
-/// unless they are bare keys.
-fn inline_table<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
-    let fields: Vec<String> = fields
-        .into_iter()
-        .map(|(key, value)| {
-            let bare = !key.is_empty()
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            let key = if bare {
-                key.to_owned()
-            } else {
-                toml_string(key)
-            };
-            format!("{key} = {value}")
-        })
-        .collect();
-    if fields.is_empty() {
-        "{}".to_owned()
-    } else {
-        format!("{{ {} }}", fields.join(", "))
-    }
-}
-
-/// A TOML basic string.
-fn toml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The whole pipeline: merge, check keys, expand, validate.
@@ -1673,7 +756,7 @@ fn load(file: Option<&Path>, env: EnvVars) -> Result<Config, ConfigError> {
     let mut entries = BTreeMap::new();
     for (key, value) in merged {
         let origin = origin_for(figment.get_metadata(value.tag()), &key);
-        if KEYS.contains(&key.as_str()) {
+        if keys().contains(&key.as_str()) {
             entries.insert(
                 key,
                 Entry {
@@ -1683,7 +766,7 @@ fn load(file: Option<&Path>, env: EnvVars) -> Result<Config, ConfigError> {
                 },
             );
         } else {
-            let hint = suggest(&key, KEYS)
+            let hint = suggest(&key, keys())
                 .map(|s| match origin {
                     Origin::Env(_) => {
                         format!(" (did you mean {ENV_PREFIX}{}?)", s.to_ascii_uppercase())
@@ -1719,14 +802,12 @@ fn load(file: Option<&Path>, env: EnvVars) -> Result<Config, ConfigError> {
 /// each invalid value. Entries missing from `entries` have already been
 /// reported.
 fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> Config {
-    use crate::keys::{MIN_COMMAND_LINE_LIMIT, MIN_TEXT_LINE_LIMIT};
-
-    let mut config = Config::builtin("localhost".to_owned());
-    let mut failed: BTreeSet<&str> = KEYS
+    let mut failed: BTreeSet<&'static str> = keys()
         .iter()
         .copied()
         .filter(|k| !entries.contains_key(*k))
         .collect();
+    let mut config = Config::from_entries(entries, problems, &mut failed);
 
     macro_rules! field {
         ($field:ident, $convert:expr) => {{
@@ -1743,31 +824,6 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
         }};
     }
 
-    // The same, for conversions that report several problems.
-    macro_rules! field_problems {
-        ($field:ident, $convert:expr) => {{
-            let key = stringify!($field);
-            if let Some(entry) = entries.get(key) {
-                match $convert(&entry.value) {
-                    Ok(value) => config.$field = value,
-                    Err(messages) => {
-                        failed.insert(key);
-                        for message in messages {
-                            problems.push(Problem::value(&entry.origin, key, message));
-                        }
-                    }
-                }
-            }
-        }};
-    }
-
-    let any = usize::MAX;
-    field!(myhostname, convert::host_name);
-    field!(mydomain, convert::host_name);
-    field!(mail_name, convert::text);
-    field!(smtpd_banner, convert::text);
-    field!(mynetworks, convert::networks);
-    field!(relay_domains, convert::domains);
     // The default `$relay_domains` is not checked again when relay_domains
     // is invalid; that is reported already.
     let flush_default = entries
@@ -1777,114 +833,6 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
         failed.insert("fast_flush_domains");
     } else {
         field!(fast_flush_domains, flush::flush_domains);
-    }
-    field!(fast_flush_refresh_time, convert::positive_duration);
-    field!(fast_flush_purge_time, convert::positive_duration);
-    field_problems!(smtpd_etrn_restrictions, |v| restrictions::restrictions(
-        v,
-        ListKind::Etrn
-    ));
-    let smtpd_list = |v: &Value| restrictions::restrictions(v, ListKind::Smtpd);
-    field_problems!(smtpd_client_restrictions, smtpd_list);
-    field_problems!(smtpd_helo_restrictions, smtpd_list);
-    field_problems!(smtpd_sender_restrictions, smtpd_list);
-    field_problems!(smtpd_relay_restrictions, smtpd_list);
-    field_problems!(smtpd_recipient_restrictions, smtpd_list);
-    field!(smtpd_delay_reject, |v| match convert::boolean(v) {
-        Ok(true) => Ok(true),
-        Ok(false) => Err(
-            "only yes is supported: client, HELO and sender restrictions are applied at RCPT, \
-             where the reply can name the recipient"
-                .to_owned()
-        ),
-        Err(e) => Err(e),
-    });
-    field!(smtpd_reject_unlisted_recipient, convert::boolean);
-    field_problems!(relay_recipient_maps, address_map);
-    field_problems!(smtpd_sender_login_maps, address_map);
-    field!(unknown_address_reject_code, |v| convert::narrow(
-        v, 400u16, 599
-    ));
-    field!(smtpd_sasl_auth_enable, convert::boolean);
-    field!(smtpd_tls_auth_only, convert::boolean);
-    field!(smtpd_tls_security_level, sasl::smtpd_tls_level);
-    field!(smtpd_sasl_password_file, convert::optional_path);
-    field!(smtpd_tls_chain_files, convert::paths);
-    field!(smtp_sasl_auth_enable, convert::boolean);
-    field!(smtp_sasl_password_maps, sasl::password_map);
-    field!(smtp_sasl_security_options, sasl::security_options);
-    field!(smtp_sasl_tls_security_options, sasl::security_options);
-    field_problems!(authorized_flush_users, flush::flush_users);
-    field!(queue_directory, convert::path);
-    field!(queue_shard_count, |v| convert::count(v, 1, 256));
-    field!(message_size_limit, |v| convert::integer(v, 0, u64::MAX));
-    field!(smtpd_recipient_limit, |v| convert::count(v, 1, any));
-    field!(smtpd_timeout, convert::positive_duration);
-    field!(smtpd_helo_required, convert::boolean);
-    field!(smtpd_hard_error_limit, |v| convert::count(v, 1, any));
-    field!(smtpd_soft_error_limit, |v| convert::count(v, 0, any));
-    field!(smtpd_error_sleep_time, convert::duration);
-    field!(smtpd_junk_command_limit, |v| convert::count(v, 1, any));
-    field!(smtpd_forbid_bare_newline, convert::bare_newline);
-    field!(smtpd_forbid_unauth_pipelining, convert::boolean);
-    field!(smtpd_command_line_limit, |v| convert::count(
-        v,
-        MIN_COMMAND_LINE_LIMIT,
-        any
-    ));
-    field!(smtpd_text_line_limit, |v| convert::count(
-        v,
-        MIN_TEXT_LINE_LIMIT,
-        any
-    ));
-    field!(smtpd_shutdown_grace_time, convert::duration);
-    field!(smtpd_tls_cert_file, convert::optional_path);
-    field!(smtpd_tls_key_file, convert::optional_path);
-    field!(queue_run_delay, convert::positive_duration);
-    field!(minimal_backoff_time, convert::positive_duration);
-    field!(maximal_backoff_time, convert::positive_duration);
-    field!(maximal_queue_lifetime, convert::duration_or_zero);
-    field!(bounce_queue_lifetime, convert::duration_or_zero);
-    field!(delay_warning_time, convert::duration_or_zero);
-    field!(smtp_connect_timeout, convert::positive_duration);
-    field!(smtp_helo_timeout, convert::positive_duration);
-    field!(smtp_mail_timeout, convert::positive_duration);
-    field!(smtp_rcpt_timeout, convert::positive_duration);
-    field!(smtp_data_init_timeout, convert::positive_duration);
-    field!(smtp_data_xfer_timeout, convert::positive_duration);
-    field!(smtp_data_done_timeout, convert::positive_duration);
-    field!(smtp_connection_cache_time_limit, convert::positive_duration);
-    field!(qmgr_message_active_limit, |v| convert::count(v, 1, any));
-    field!(default_destination_concurrency_limit, |v| convert::count(
-        v, 1, any
-    ));
-    field!(default_destination_recipient_limit, |v| convert::count(
-        v, 1, any
-    ));
-    field!(default_destination_rate_delay, convert::duration_or_zero);
-    field!(initial_destination_concurrency, |v| convert::count(
-        v,
-        1,
-        usize::MAX
-    ));
-    field!(default_destination_concurrency_failed_cohort_limit, |v| {
-        convert::integer(v, 0, u64::from(u32::MAX)).map(|n| n as u32)
-    });
-    field!(default_destination_rate_limit, convert::rate_limit);
-    field!(bounce_size_limit, |v| convert::integer(v, 0, u64::MAX));
-    field!(soft_bounce, convert::boolean);
-    field!(disable_mime_output_conversion, convert::boolean);
-    field!(relayhost, convert::relayhost);
-    field!(smtp_tls_security_level, convert::smtp_tls_level);
-    field!(smtp_mta_sts_enable, convert::boolean);
-    if let Some(entry) = entries.get("smtp_tls_CAfile") {
-        match convert::optional_path(&entry.value) {
-            Ok(path) => config.smtp_tls_cafile = path,
-            Err(message) => {
-                problems.push(Problem::value(&entry.origin, "smtp_tls_CAfile", message));
-                failed.insert("smtp_tls_CAfile");
-            }
-        }
     }
     if let Some(entry) = entries
         .get("smtp_tls_policy_maps")
@@ -1907,22 +855,6 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
     } else {
         field!(smtpd_client_event_limit_exceptions, convert::networks);
     }
-    field!(smtpd_client_connection_count_limit, |v| convert::count(
-        v, 0, any
-    ));
-    let rate = |v: &Value| convert::narrow(v, 0, u32::MAX);
-    field!(smtpd_client_connection_rate_limit, rate);
-    field!(smtpd_client_message_rate_limit, rate);
-    field!(smtpd_client_recipient_rate_limit, rate);
-    field!(smtpd_client_new_tls_session_rate_limit, rate);
-    field!(smtpd_client_auth_rate_limit, rate);
-    field!(anvil_rate_time_unit, convert::positive_duration);
-    field!(smtpd_client_ipv4_prefix_length, |v| convert::narrow(
-        v, 1u8, 32
-    ));
-    field!(smtpd_client_ipv6_prefix_length, |v| convert::narrow(
-        v, 1u8, 128
-    ));
 
     // Transports first: the other keys name them. Their defaults come from
     // the keys above (built-in defaults where those failed; that failure is
@@ -2049,7 +981,7 @@ fn validate(entries: &BTreeMap<String, Entry>, problems: &mut Vec<Problem>) -> C
 }
 
 /// `relay_recipient_maps` and `smtpd_sender_login_maps`: a file, or empty.
-fn address_map(value: &Value) -> Result<Option<AddressMap>, Vec<String>> {
+pub(crate) fn address_map_value(value: &Value) -> Result<Option<AddressMap>, Vec<String>> {
     let path = convert::optional_path(value).map_err(|m| vec![m])?;
     let Some(path) = path else {
         return Ok(None);
@@ -2158,8 +1090,8 @@ mod tests {
     #[test]
     fn settings_cover_every_key() {
         let config = Config::default();
-        let keys: Vec<&str> = config.settings().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, KEYS);
+        let shown: Vec<&str> = config.settings().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(shown, keys());
     }
 
     #[test]
@@ -2186,7 +1118,8 @@ mod tests {
 
     #[test]
     fn default_banner_uses_hostname_and_mail_name() {
-        let config = Config::builtin("mx.example.com".to_owned());
+        let config =
+            Config::load_with_env(None, &[("TOWERPOST_MYHOSTNAME", "mx.example.com")]).unwrap();
         assert_eq!(config.smtpd_banner, "mx.example.com ESMTP towerpost");
         assert_eq!(config.mydomain, "example.com");
     }

@@ -165,9 +165,11 @@ fn destination_key(key: &str) -> Result<String, String> {
         return if is_domain(parent) {
             Ok(format!(".{}", parent.to_lowercase()))
         } else {
-            Err("expected a domain, \".domain\" (its subdomains) or a next hop such as \
+            Err(
+                "expected a domain, \".domain\" (its subdomains) or a next hop such as \
                  \"[mail.example.com]:587\" as the key"
-                .to_owned())
+                    .to_owned(),
+            )
         };
     }
     nexthop(key).map(|n| n.to_string())
@@ -249,7 +251,10 @@ mod tests {
         let level = |s: &str| m.lookup(&hop(s)).map(|p| p.level);
         assert_eq!(level("example.com"), Some(SmtpTlsLevel::Secure));
         assert_eq!(level("a.b.example.com"), Some(SmtpTlsLevel::Verify));
-        assert_eq!(level("[relay.example.net]:587"), Some(SmtpTlsLevel::Encrypt));
+        assert_eq!(
+            level("[relay.example.net]:587"),
+            Some(SmtpTlsLevel::Encrypt)
+        );
         // Brackets and ports are part of the key, as in Postfix.
         assert_eq!(level("[relay.example.net]"), None);
         assert_eq!(level("[a.example.com]"), None);

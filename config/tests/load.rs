@@ -565,3 +565,23 @@ fn non_default_settings_render_as_toml() {
 fn default_config_has_no_non_default_settings() {
     assert!(Config::default().non_default_settings().is_empty());
 }
+
+/// docs/config-reference.md is generated from the key table; it must list
+/// every key. `TOWERPOST_BLESS=1 cargo test -p towerpost-config` rewrites it.
+#[test]
+fn the_key_reference_in_docs_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config-reference.md");
+    let generated = towerpost_config::Config::reference_markdown();
+    for key in towerpost_config::Config::key_names() {
+        assert!(generated.contains(&format!("| `{key}` |")), "{key} missing");
+    }
+    if std::env::var_os("TOWERPOST_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "docs/config-reference.md is out of date: run `TOWERPOST_BLESS=1 cargo test -p \
+         towerpost-config --test load the_key_reference`"
+    );
+}

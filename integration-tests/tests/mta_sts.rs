@@ -51,9 +51,10 @@ impl Ca {
 
     /// A certificate for `names` and its key, PEM.
     fn leaf(&self, names: &[&str]) -> (String, String) {
-        let params =
-            rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                .unwrap();
+        let params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -108,8 +109,14 @@ fn policies() -> HashMap<String, String> {
     HashMap::from([
         ("good.test".to_owned(), policy("enforce", "mx.good.test")),
         ("bad.test".to_owned(), policy("enforce", "*.bad.test")),
-        ("testing.test".to_owned(), policy("testing", "mx.testing.test")),
-        ("elsewhere.test".to_owned(), policy("enforce", "mx.other.test")),
+        (
+            "testing.test".to_owned(),
+            policy("testing", "mx.testing.test"),
+        ),
+        (
+            "elsewhere.test".to_owned(),
+            policy("enforce", "mx.other.test"),
+        ),
     ])
 }
 
@@ -320,7 +327,10 @@ fn hop(domain: &str, server: &Server) -> String {
 }
 
 fn assert_sent(outcome: &Outcome, log: &str) {
-    assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}\n{log}");
+    assert!(
+        matches!(outcome, Outcome::Sent { .. }),
+        "{outcome:?}\n{log}"
+    );
 }
 
 fn deferred_reason(outcome: &Outcome, log: &str) -> String {
@@ -360,13 +370,23 @@ fn enforce_mode_refuses_a_next_hop_whose_certificate_does_not_match() {
     let connections_before = good.log().matches("connect from").count();
     let (outcome, log) = world.deliver(&transports, &hop("elsewhere.test", &good));
     let reason = deferred_reason(&outcome, &log);
-    assert_eq!(reason, "MTA-STS policy of elsewhere.test names none of its MX hosts");
+    assert_eq!(
+        reason,
+        "MTA-STS policy of elsewhere.test names none of its MX hosts"
+    );
     assert!(
         log.contains("does not name MX host mx.elsewhere.test; not used"),
         "{log}"
     );
-    assert_eq!(good.log().matches("connect from").count(), connections_before);
-    assert_eq!(world.fetches.load(Ordering::SeqCst), 3, "one fetch per domain");
+    assert_eq!(
+        good.log().matches("connect from").count(),
+        connections_before
+    );
+    assert_eq!(
+        world.fetches.load(Ordering::SeqCst),
+        3,
+        "one fetch per domain"
+    );
 }
 
 #[test]
@@ -403,8 +423,15 @@ fn the_policy_cache_survives_a_restart() {
     let transports = world.transports("");
     let (outcome, log) = world.deliver(&transports, &hop("bad.test", &wrong));
     let reason = deferred_reason(&outcome, &log);
-    assert!(reason.starts_with("MTA-STS policy of bad.test: TLS handshake"), "{reason}");
-    assert_eq!(world.fetches.load(Ordering::SeqCst), 1, "served from the cache");
+    assert!(
+        reason.starts_with("MTA-STS policy of bad.test: TLS handshake"),
+        "{reason}"
+    );
+    assert_eq!(
+        world.fetches.load(Ordering::SeqCst),
+        1,
+        "served from the cache"
+    );
     assert!(wrong.queue().is_empty());
     drop(transports);
 
@@ -415,7 +442,10 @@ fn the_policy_cache_survives_a_restart() {
     let transports = world.transports("");
     let (outcome, log) = world.deliver(&transports, &hop("bad.test", &wrong));
     assert_sent(&outcome, &log);
-    assert!(log.contains("MTA-STS policy fetch for bad.test failed"), "{log}");
+    assert!(
+        log.contains("MTA-STS policy fetch for bad.test failed"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -455,17 +485,23 @@ fn policy_maps_pin_a_private_next_hop_to_its_certificate_names() {
         ))
     };
     let client = relay("relay.internal.test");
-    let reply = client.client().send_mail("a@client.test", &["b@good.test"], "Subject: x\r\n\r\nx\r\n");
+    let reply =
+        client
+            .client()
+            .send_mail("a@client.test", &["b@good.test"], "Subject: x\r\n\r\nx\r\n");
     let id = integration_tests::queued_id(&reply);
-    client.wait_for_log(&format!("{id}: to=<b@good.test>, relay=127.0.0.1[127.0.0.1]:{port}"));
+    client.wait_for_log(&format!(
+        "{id}: to=<b@good.test>, relay=127.0.0.1[127.0.0.1]:{port}"
+    ));
     client.wait_for_log("status=sent");
 
     let client = relay("other.internal.test:nexthop");
-    let reply = client.client().send_mail("a@client.test", &["b@good.test"], "Subject: x\r\n\r\nx\r\n");
+    let reply =
+        client
+            .client()
+            .send_mail("a@client.test", &["b@good.test"], "Subject: x\r\n\r\nx\r\n");
     let id = integration_tests::queued_id(&reply);
-    client.wait_for_log(&format!(
-        "{id}: to=<b@good.test>, relay=none, delay="
-    ));
+    client.wait_for_log(&format!("{id}: to=<b@good.test>, relay=none, delay="));
     client.wait_for_log(
         "dsn=4.7.5, status=deferred (smtp_tls_policy_maps: TLS handshake with 127.0.0.1[127.0.0.1] failed: invalid peer certificate",
     );

@@ -110,8 +110,18 @@ enum PasswdCmd {
 enum ConfigCmd {
     /// Check the configuration and report every problem.
     Check,
-    /// Print the settings that differ from the defaults (like `postconf -n`).
-    Show,
+    /// Print the settings that differ from the defaults (like `postconf
+    /// -n`); with KEYs, those settings (like `postconf KEY`); with `-d`,
+    /// the built-in defaults (like `postconf -d`).
+    Show {
+        /// Show the built-in defaults instead of the effective values.
+        #[arg(short = 'd', long = "defaults")]
+        defaults: bool,
+        /// The keys to show.
+        keys: Vec<String>,
+    },
+    /// Print the key reference (docs/config-reference.md) as Markdown.
+    Reference,
 }
 
 #[derive(Subcommand)]
@@ -189,11 +199,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Config {
-            action: ConfigCmd::Show,
+            action: ConfigCmd::Show { defaults, keys },
+        } => show_settings(&config, *defaults, keys),
+        Cmd::Config {
+            action: ConfigCmd::Reference,
         } => {
-            for (key, value) in config.non_default_settings() {
-                println!("{key} = {value}");
-            }
+            print!("{}", Config::reference_markdown());
             ExitCode::SUCCESS
         }
         Cmd::Serve => run_async(serve(config)),
@@ -700,4 +711,36 @@ async fn offline(
     let response = control::execute(&queue, request).await;
     queue.shutdown().await;
     Ok(response)
+}
+
+/// `config show [-d] [KEY…]`, as `postconf [-d] [-n] [KEY…]`: the
+/// non-default settings, every default, or the named keys.
+fn show_settings(config: &Config, defaults: bool, keys: &[String]) -> ExitCode {
+    let shown = if defaults {
+        Config::default_settings()
+    } else if keys.is_empty() {
+        config.non_default_settings()
+    } else {
+        config.all_settings()
+    };
+    if keys.is_empty() {
+        for (key, value) in shown {
+            println!("{key} = {value}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut status = ExitCode::SUCCESS;
+    for key in keys {
+        match shown.iter().find(|(k, _)| k == key) {
+            Some((key, value)) => println!("{key} = {value}"),
+            None => {
+                let hint = Config::suggest_key(key)
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                eprintln!("towerpost: unknown key '{key}'{hint}");
+                status = ExitCode::from(EX_USAGE);
+            }
+        }
+    }
+    status
 }

@@ -53,7 +53,9 @@ impl Dns {
                     .build()
                 };
                 built
-                    .inspect_err(|e| tracing::warn!(target: "towerpost::smtp", "no DNS resolver: {e}"))
+                    .inspect_err(
+                        |e| tracing::warn!(target: "towerpost::smtp", "no DNS resolver: {e}"),
+                    )
                     .ok()
             })
             .await
@@ -66,7 +68,8 @@ impl Dns {
         if let Some(resolver) = self.resolver().await
             && let Ok(lookup) = resolver.lookup_ip(name).await
         {
-            let found: Vec<SocketAddr> = lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+            let found: Vec<SocketAddr> =
+                lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
             if !found.is_empty() {
                 return found;
             }

@@ -104,8 +104,7 @@ pub fn transports_in(
     config: &Config,
     outside: &Outside,
 ) -> Result<HashMap<String, Transport>, String> {
-    let trust = Trust::new(&ca_certificates(config)?)
-        .map_err(|e| ca_file_error(config, &e))?;
+    let trust = Trust::new(&ca_certificates(config)?).map_err(|e| ca_file_error(config, &e))?;
     let mta_sts = if config.smtp_mta_sts_enable {
         let settings = MtaStsSettings {
             cache_file: config.queue_directory.join(MTA_STS_CACHE_FILE),

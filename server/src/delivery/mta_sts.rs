@@ -61,12 +61,14 @@ impl Policy {
     /// (RFC 8461 §4.1: a wildcard stands for exactly one label).
     pub(crate) fn allows(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.mx.iter().any(|pattern| match pattern.strip_prefix("*.") {
-            Some(suffix) => host
-                .split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
-            None => host == *pattern,
-        })
+        self.mx
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(suffix) => host
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+                None => host == *pattern,
+            })
     }
 
     fn expires(&self) -> u64 {
@@ -320,12 +322,16 @@ impl MtaSts {
             .next()
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/plain"))
         {
-            return Err(format!("{url}: media type {content_type:?}, not text/plain"));
+            return Err(format!(
+                "{url}: media type {content_type:?}, not text/plain"
+            ));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
             if body.len() + chunk.len() > POLICY_SIZE_LIMIT {
-                return Err(format!("{url}: policy larger than {POLICY_SIZE_LIMIT} bytes"));
+                return Err(format!(
+                    "{url}: policy larger than {POLICY_SIZE_LIMIT} bytes"
+                ));
             }
             body.extend_from_slice(&chunk);
         }
@@ -418,15 +424,25 @@ mod tests {
         assert_eq!(p.max_age, 604_800);
         assert_eq!(p.expires(), 604_900);
         // LF line ends too.
-        let p = parse_policy("version: STSv1\nmode: testing\nmx: a.test\nmax_age: 5\n", "i", 0);
+        let p = parse_policy(
+            "version: STSv1\nmode: testing\nmx: a.test\nmax_age: 5\n",
+            "i",
+            0,
+        );
         assert_eq!(p.unwrap().mode, Mode::Testing);
         // none needs no mx.
         assert!(parse_policy("version: STSv1\nmode: none\nmax_age: 5\n", "i", 0).is_ok());
         for (bad, why) in [
             ("mode: enforce\nmx: a.test\nmax_age: 5\n", "version"),
-            ("version: STSv1\nmode: strict\nmx: a.test\nmax_age: 5\n", "mode"),
+            (
+                "version: STSv1\nmode: strict\nmx: a.test\nmax_age: 5\n",
+                "mode",
+            ),
             ("version: STSv1\nmode: enforce\nmax_age: 5\n", "no mx"),
-            ("version: STSv1\nmode: enforce\nmx: a.test\nmax_age: 31557601\n", "max_age"),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.test\nmax_age: 31557601\n",
+                "max_age",
+            ),
             ("version: STSv1\nmode: enforce\nmx: a.test\n", "max_age"),
             ("version: STSv1\ngarbage\n", "not a key"),
         ] {

@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tower::BoxError;
 use tower_service::Service;
-use towerpost_protocol::{Reply, ReplyParser};
-use rustls::pki_types::ServerName;
 use towerpost_config::{Nexthop, TlsMatch, TlsPolicyMap};
+use towerpost_protocol::{Reply, ReplyParser};
 use towerpost_queue::{DeliveryReport, DeliveryRequest, Outcome};
 
 use super::dns::Dns;
