@@ -87,10 +87,12 @@ impl TlsPolicyMap {
     /// The policy for a next hop: the exact entry, then (for an MX-lookup
     /// destination) `.parent` entries from the closest parent up.
     pub fn lookup(&self, nexthop: &Nexthop) -> Option<&TlsPolicy> {
+        let nexthop = without_default_port(nexthop.clone());
         if let Some(policy) = self.entries.get(&nexthop.to_string()) {
             return Some(policy);
         }
-        if !nexthop.mx_lookup {
+        // As Postfix: parent domains only for a bare domain.
+        if !nexthop.mx_lookup || nexthop.port.is_some() {
             return None;
         }
         let host = &nexthop.host;
@@ -110,6 +112,14 @@ impl TlsPolicyMap {
 }
 
 const KEY: &str = "smtp_tls_policy_maps";
+
+/// Port 25 is the default: `[relay]:25` and `[relay]` are one destination.
+fn without_default_port(mut nexthop: Nexthop) -> Nexthop {
+    if nexthop.port == Some(25) {
+        nexthop.port = None;
+    }
+    nexthop
+}
 
 /// Parses the `[smtp_tls_policy_maps]` table; problems are pushed with
 /// `origin`, and `None` is returned if there were any.
@@ -172,7 +182,7 @@ fn destination_key(key: &str) -> Result<String, String> {
             )
         };
     }
-    nexthop(key).map(|n| n.to_string())
+    nexthop(key).map(|n| without_default_port(n).to_string())
 }
 
 /// The value: a level, then attributes. Only `match=` is supported: rustls

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_server::proto::rr::rdata::{A, MX, SOA, TXT};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use integration_tests::Server;
@@ -128,6 +128,7 @@ struct World {
     https: SocketAddr,
     fetches: Arc<AtomicUsize>,
     https_task: Option<tokio::task::JoinHandle<()>>,
+    zone: Arc<InMemoryZoneHandler>,
     _dns_server: hickory_server::Server<Catalog>,
     rt: tokio::runtime::Runtime,
     log: Arc<Mutex<Vec<u8>>>,
@@ -142,11 +143,12 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new();
         std::fs::write(dir.path().join("ca.pem"), &ca.pem).unwrap();
+        let zone = Arc::new(zone());
         let (dns_server, dns) = rt.block_on(async {
             let mut catalog = Catalog::new();
             catalog.upsert(
                 LowerName::from(Name::from_ascii("test.").unwrap()),
-                vec![Arc::new(zone())],
+                vec![zone.clone()],
             );
             let mut server = hickory_server::Server::new(catalog);
             let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -165,6 +167,7 @@ impl World {
             https,
             fetches,
             https_task: Some(https_task),
+            zone,
             _dns_server: dns_server,
             rt,
             log: Arc::default(),
@@ -232,6 +235,38 @@ impl World {
         });
         let log = String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned();
         (report.outcomes[0].clone(), log)
+    }
+
+    /// Replaces `domain`'s `_mta-sts` TXT record.
+    fn set_record(&self, domain: &str, text: &str) {
+        let name = Name::from_ascii(format!("_mta-sts.{domain}.")).unwrap();
+        self.rt.block_on(async {
+            self.zone
+                .records_mut()
+                .await
+                .remove(&RrKey::new(LowerName::from(&name), RecordType::TXT));
+            let txt = TXT::new(vec![text.to_owned()]);
+            assert!(
+                self.zone
+                    .upsert(Record::from_rdata(name, 60, RData::TXT(txt)), 2)
+                    .await
+            );
+        });
+    }
+
+    /// Waits (running the client's tasks) until the cache file names
+    /// `domain`; the file is written at most once a second.
+    fn wait_for_cache(&self, domain: &str) -> String {
+        for _ in 0..100 {
+            let cache =
+                std::fs::read_to_string(self.path("spool/mta-sts.json")).unwrap_or_default();
+            if cache.contains(&format!("\"{domain}\"")) {
+                return cache;
+            }
+            self.rt
+                .block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+        }
+        panic!("the MTA-STS cache never listed {domain}");
     }
 
     fn stop_policy_host(&mut self) {
@@ -390,6 +425,21 @@ fn enforce_mode_refuses_a_next_hop_whose_certificate_does_not_match() {
 }
 
 #[test]
+fn enforce_mode_never_falls_back_to_plain_text() {
+    let world = World::new();
+    let plain = Server::start("relay_domains = \"good.test\"");
+    let transports = world.transports("");
+    let (outcome, log) = world.deliver(&transports, &hop("good.test", &plain));
+    let reason = deferred_reason(&outcome, &log);
+    assert_eq!(
+        reason,
+        "MTA-STS policy of good.test: TLS is required, but was not offered by host \
+         mx.good.test[127.0.0.1]"
+    );
+    assert!(plain.queue().is_empty());
+}
+
+#[test]
 fn testing_mode_delivers_and_logs_what_enforcing_would_refuse() {
     let world = World::new();
     let wrong = next_hop(world.dir.path(), &world.ca, &["wrong.test"]);
@@ -414,9 +464,8 @@ fn the_policy_cache_survives_a_restart() {
     let transports = world.transports("");
     let (outcome, log) = world.deliver(&transports, &hop("bad.test", &wrong));
     deferred_reason(&outcome, &log);
+    world.wait_for_cache("bad.test");
     drop(transports);
-    let cache = std::fs::read_to_string(world.path("spool/mta-sts.json")).unwrap();
-    assert!(cache.contains("\"bad.test\""), "{cache}");
 
     // "Restart" with the policy host gone: the cached policy still applies.
     world.stop_policy_host();
@@ -432,6 +481,27 @@ fn the_policy_cache_survives_a_restart() {
         1,
         "served from the cache"
     );
+    drop(transports);
+
+    // A new id whose policy cannot be fetched, or a record that is gone:
+    // the cached policy stays in force (RFC 8461 §5.1), so an attacker who
+    // blocks DNS or the policy host cannot downgrade delivery.
+    world.set_record("bad.test", "v=STSv1; id=20261203;");
+    let transports = world.transports("");
+    let (outcome, log) = world.deliver(&transports, &hop("bad.test", &wrong));
+    let reason = deferred_reason(&outcome, &log);
+    assert!(
+        reason.starts_with("MTA-STS policy of bad.test: TLS handshake"),
+        "{reason}"
+    );
+    assert!(
+        log.contains("MTA-STS policy fetch for bad.test failed")
+            && log.contains("using the cached policy"),
+        "{log}"
+    );
+    world.set_record("bad.test", "v=spf1 -all");
+    let (outcome, log) = world.deliver(&transports, &hop("bad.test", &wrong));
+    deferred_reason(&outcome, &log);
     assert!(wrong.queue().is_empty());
     drop(transports);
 
@@ -439,6 +509,7 @@ fn the_policy_cache_survives_a_restart() {
     // (RFC 8461 §5.1), so the same delivery goes through: the cache was
     // what kept the policy.
     std::fs::remove_file(world.path("spool/mta-sts.json")).unwrap();
+    world.set_record("bad.test", "v=STSv1; id=20261204;");
     let transports = world.transports("");
     let (outcome, log) = world.deliver(&transports, &hop("bad.test", &wrong));
     assert_sent(&outcome, &log);
@@ -454,7 +525,7 @@ fn a_policy_map_entry_wins_over_mta_sts() {
     let wrong = next_hop(world.dir.path(), &world.ca, &["wrong.test"]);
     // The key is the next hop as routed: here with the test's port.
     let transports = world.transports(&format!(
-        "[smtp_tls_policy_maps]\n\".bad.test\" = \"none\"\n\"{}\" = \"may\"",
+        "[smtp_tls_policy_maps]\n\"{}\" = \"may\"",
         hop("bad.test", &wrong)
     ));
     let (outcome, log) = world.deliver(&transports, &hop("bad.test", &wrong));

@@ -62,25 +62,24 @@ impl Dns {
             .as_ref()
     }
 
-    /// The addresses of `name` at `port`: DNS first, then the system's
-    /// resolver (`/etc/hosts`, nsswitch) when DNS has none.
+    /// The addresses of `name` at `port`: the system's resolver
+    /// (getaddrinfo: `/etc/hosts`, nsswitch, RFC 6724 order and
+    /// `/etc/gai.conf`), or DNS alone when name servers were given.
     pub(crate) async fn addresses(&self, name: &str, port: u16) -> Vec<SocketAddr> {
-        if let Some(resolver) = self.resolver().await
-            && let Ok(lookup) = resolver.lookup_ip(name).await
-        {
-            let found: Vec<SocketAddr> =
-                lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
-            if !found.is_empty() {
-                return found;
-            }
+        if self.servers.is_empty() {
+            return tokio::net::lookup_host((name, port))
+                .await
+                .map(Iterator::collect)
+                .unwrap_or_default();
         }
-        if !self.servers.is_empty() {
-            return Vec::new(); // explicit name servers: no system fallback
+        match self.resolver().await {
+            Some(resolver) => resolver
+                .lookup_ip(name)
+                .await
+                .map(|lookup| lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
         }
-        tokio::net::lookup_host((name, port))
-            .await
-            .map(Iterator::collect)
-            .unwrap_or_default()
     }
 
     /// The TXT strings of `name`, each record's strings concatenated

@@ -29,6 +29,19 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 const CACHE_LIMIT: usize = 10_000;
 /// The cache file's format version.
 const CACHE_VERSION: u32 = 1;
+/// §3.3: a cached policy is refreshed (fetched again even though its id
+/// is unchanged) once it is this old, or half its `max_age`, whichever
+/// comes first, so that it does not lapse while DNS or the policy host
+/// are blocked.
+const REFRESH_AFTER: u64 = 24 * 3600;
+/// After a failed fetch, the domain's policy host is not asked again for
+/// this long (deliveries meanwhile go on with what is cached, or none).
+const RETRY_FETCH_AFTER: u64 = 300;
+/// At most this many `mx:` patterns of at most 253 bytes: a policy is
+/// a short list of host names, and it is held in memory for a year.
+const MX_PATTERN_LIMIT: usize = 100;
+/// The cache file is written at most once per this many milliseconds.
+const WRITE_DELAY_MS: u64 = 1000;
 
 /// A policy's mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +67,10 @@ pub(crate) struct Policy {
     pub(crate) max_age: u64,
     /// When it was fetched, in seconds since the epoch.
     pub(crate) fetched: u64,
+    /// When it was last used, in seconds since the epoch: the cache,
+    /// when full, drops the policy used least recently.
+    #[serde(default)]
+    pub(crate) used: u64,
 }
 
 impl Policy {
@@ -73,6 +90,11 @@ impl Policy {
 
     fn expires(&self) -> u64 {
         self.fetched.saturating_add(self.max_age)
+    }
+
+    /// Whether it should be fetched again although its id is current.
+    fn needs_refresh(&self, now: u64) -> bool {
+        now.saturating_sub(self.fetched) >= REFRESH_AFTER.min(self.max_age / 2)
     }
 
     fn summary(&self) -> String {
@@ -134,7 +156,15 @@ pub(crate) fn parse_policy(text: &str, id: &str, fetched: u64) -> Result<Policy,
             "max_age" => {
                 max_age.get_or_insert(value.to_owned());
             }
-            "mx" => mx.push(value.to_ascii_lowercase()),
+            "mx" => {
+                let pattern = value.trim_end_matches('.').to_ascii_lowercase();
+                if pattern.len() > 253 || mx.len() >= MX_PATTERN_LIMIT {
+                    return Err(format!(
+                        "more than {MX_PATTERN_LIMIT} mx patterns, or one longer than 253 bytes"
+                    ));
+                }
+                mx.push(pattern);
+            }
             _ => {} // extensions are ignored
         }
     }
@@ -161,6 +191,7 @@ pub(crate) fn parse_policy(text: &str, id: &str, fetched: u64) -> Result<Policy,
         mx,
         max_age,
         fetched,
+        used: fetched,
     })
 }
 
@@ -174,20 +205,35 @@ pub struct MtaStsSettings {
 }
 
 /// The cache file's contents.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CacheFile {
     version: u32,
     policies: HashMap<String, Policy>,
+}
+
+/// The same, borrowed for writing.
+#[derive(Serialize)]
+struct CacheFileRef<'a> {
+    version: u32,
+    policies: &'a HashMap<String, Policy>,
+}
+
+/// What the cache holds: policies, and when each failed policy host may
+/// be asked again.
+#[derive(Default)]
+struct Cache {
+    policies: HashMap<String, Policy>,
+    failed: HashMap<String, u64>,
+    /// A write of the file is scheduled.
+    write_pending: bool,
 }
 
 /// The MTA-STS resolver and policy cache, shared by every SMTP transport.
 pub struct MtaSts {
     dns: Dns,
     http: reqwest::Client,
-    cache: Mutex<HashMap<String, Policy>>,
+    cache: std::sync::Arc<Mutex<Cache>>,
     cache_file: PathBuf,
-    /// Serialises writes of the cache file, in snapshot order.
-    writing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for MtaSts {
@@ -248,9 +294,11 @@ impl MtaSts {
         Ok(MtaSts {
             dns,
             http,
-            cache: Mutex::new(cache),
+            cache: std::sync::Arc::new(Mutex::new(Cache {
+                policies: cache,
+                ..Cache::default()
+            })),
             cache_file: settings.cache_file.clone(),
-            writing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -258,13 +306,19 @@ impl MtaSts {
     /// returned too; it means no policy).
     pub(crate) async fn policy(&self, domain: &str) -> Option<Policy> {
         let now = now();
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(domain)
-            .filter(|p| p.expires() > now)
-            .cloned();
+        let (cached, may_fetch) = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cached = cache
+                .policies
+                .get_mut(domain)
+                .filter(|p| p.expires() > now)
+                .map(|p| {
+                    p.used = now;
+                    p.clone()
+                });
+            let may_fetch = cache.failed.get(domain).is_none_or(|&until| until <= now);
+            (cached, may_fetch)
+        };
         let id = match self.dns.txt(&format!("_mta-sts.{domain}")).await {
             Ok(records) => record_id(&records),
             Err(e) => {
@@ -273,25 +327,38 @@ impl MtaSts {
                 None
             }
         };
+        // No record (or no answer): a cached policy stays in force until
+        // it expires (§5.1); an attacker who blocks DNS gains nothing.
         let Some(id) = id else {
             return cached;
         };
         if let Some(c) = &cached
             && c.id == id
+            && !c.needs_refresh(now)
         {
+            return cached;
+        }
+        if !may_fetch {
             return cached;
         }
         match self.fetch(domain, &id, now).await {
             Ok(policy) => {
                 tracing::info!(target: "towerpost::smtp",
                     "MTA-STS policy for {domain}: {}", policy.summary());
-                self.store(domain, policy.clone()).await;
+                self.store(domain, policy.clone());
                 Some(policy)
             }
             Err(e) => {
                 tracing::warn!(target: "towerpost::smtp",
                     "MTA-STS policy fetch for {domain} failed: {e}{}",
                     if cached.is_some() { "; using the cached policy" } else { "" });
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                cache.failed.retain(|_, until| *until > now);
+                if cache.failed.len() < CACHE_LIMIT {
+                    cache
+                        .failed
+                        .insert(domain.to_owned(), now + RETRY_FETCH_AFTER);
+                }
                 cached
             }
         }
@@ -339,35 +406,56 @@ impl MtaSts {
         parse_policy(&text, id, now).map_err(|e| format!("{url}: {e}"))
     }
 
-    /// Caches a policy and writes the cache file (a failed write is
-    /// logged: the in-memory cache still serves).
-    async fn store(&self, domain: &str, policy: Policy) {
-        let _writing = self.writing.lock().await;
-        let json = {
+    /// Caches a policy and schedules a write of the cache file. Writes
+    /// are coalesced (at most one per second) and a failed one is logged:
+    /// the in-memory cache still serves.
+    fn store(&self, domain: &str, policy: Policy) {
+        let write = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             let now = now();
-            cache.retain(|_, p| p.expires() > now);
-            if cache.len() >= CACHE_LIMIT && !cache.contains_key(domain) {
-                let first = cache
+            cache.failed.remove(domain);
+            cache.policies.retain(|_, p| p.expires() > now);
+            if cache.policies.len() >= CACHE_LIMIT && !cache.policies.contains_key(domain) {
+                // Least recently used first, so that domains nobody sends
+                // to cannot push out the policies in use.
+                let victim = cache
+                    .policies
                     .iter()
-                    .min_by_key(|(_, p)| p.expires())
+                    .min_by_key(|(_, p)| p.used)
                     .map(|(d, _)| d.clone());
-                if let Some(d) = first {
-                    cache.remove(&d);
+                if let Some(d) = victim {
+                    cache.policies.remove(&d);
                 }
             }
-            cache.insert(domain.to_owned(), policy);
-            serde_json::to_vec(&CacheFile {
-                version: CACHE_VERSION,
-                policies: cache.clone(),
-            })
+            cache.policies.insert(domain.to_owned(), policy);
+            !std::mem::replace(&mut cache.write_pending, true)
         };
-        let Ok(json) = json else { return };
-        let path = self.cache_file.clone();
-        let written = tokio::task::spawn_blocking(move || write_atomically(&path, &json)).await;
-        if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
-            tracing::warn!(target: "towerpost::smtp",
-                "{}: cannot write the MTA-STS cache: {e}", self.cache_file.display());
+        if write {
+            let cache = self.cache.clone();
+            let path = self.cache_file.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(WRITE_DELAY_MS)).await;
+                let written = tokio::task::spawn_blocking(move || {
+                    let json = {
+                        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                        cache.write_pending = false;
+                        serde_json::to_vec(&CacheFileRef {
+                            version: CACHE_VERSION,
+                            policies: &cache.policies,
+                        })
+                    };
+                    write_atomically(&path, &json.map_err(std::io::Error::other)?)
+                        .map_err(|e| (path, e))
+                        .map_err(|(path, e)| {
+                            std::io::Error::other(format!("{}: {e}", path.display()))
+                        })
+                })
+                .await;
+                if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+                    tracing::warn!(target: "towerpost::smtp",
+                        "cannot write the MTA-STS cache: {e}");
+                }
+            });
         }
     }
 }
@@ -452,6 +540,33 @@ mod tests {
     }
 
     #[test]
+    fn policies_are_bounded_and_refreshed_before_they_lapse() {
+        let many: String = (0..=MX_PATTERN_LIMIT)
+            .map(|i| format!("mx: m{i}.test\n"))
+            .collect();
+        let text = format!("version: STSv1\nmode: enforce\nmax_age: 86400\n{many}");
+        assert!(
+            parse_policy(&text, "i", 0)
+                .unwrap_err()
+                .contains("more than")
+        );
+        let p = parse_policy(
+            "version: STSv1\nmode: enforce\nmx: a.test.\nmax_age: 604800\n",
+            "i",
+            0,
+        )
+        .unwrap();
+        assert!(p.allows("a.test"), "a trailing dot in a pattern is ignored");
+        // A week-long policy is fetched again after a day, a two-hour one
+        // after an hour, although the id has not changed.
+        assert!(!p.needs_refresh(REFRESH_AFTER - 1));
+        assert!(p.needs_refresh(REFRESH_AFTER));
+        let short = Policy { max_age: 7200, ..p };
+        assert!(!short.needs_refresh(3599));
+        assert!(short.needs_refresh(3600));
+    }
+
+    #[test]
     fn mx_patterns_match_one_label_wildcards() {
         let p = Policy {
             id: "i".into(),
@@ -459,6 +574,7 @@ mod tests {
             mx: vec!["mail.example.com".into(), "*.example.net".into()],
             max_age: 1,
             fetched: 0,
+            used: 0,
         };
         assert!(p.allows("mail.example.com"));
         assert!(p.allows("MAIL.example.com."));

@@ -479,7 +479,9 @@ impl SmtpClient {
                         .filter_map(|record| match &record.data {
                             hickory_resolver::proto::rr::RData::MX(mx) => Some((
                                 mx.preference,
-                                mx.exchange.to_utf8().trim_end_matches('.').to_owned(),
+                                // A-labels: what MTA-STS patterns and
+                                // certificates are written in.
+                                mx.exchange.to_ascii().trim_end_matches('.').to_owned(),
                             )),
                             _ => None,
                         })
@@ -510,21 +512,24 @@ impl SmtpClient {
             }
         }
         if let Some((domain, policy)) = plan.enforced().or(plan.testing()) {
-            let (allowed, refused): (Vec<String>, Vec<String>) =
-                names.into_iter().partition(|n| policy.allows(n));
+            let refused: Vec<&str> = names
+                .iter()
+                .filter(|n| !policy.allows(n))
+                .map(String::as_str)
+                .collect();
+            let enforced = plan.enforced().is_some();
             if !refused.is_empty() {
-                let enforced = plan.enforced().is_some();
                 tracing::info!(target: "towerpost::smtp",
                     "MTA-STS policy of {domain} ({}) does not name MX host {}{}",
                     if enforced { "enforce" } else { "testing" },
                     refused.join(", "),
                     if enforced { "; not used" } else { "; used anyway in testing mode" });
             }
-            names = if plan.enforced().is_some() {
-                allowed
-            } else {
-                allowed.into_iter().chain(refused).collect()
-            };
+            // Testing mode delivers exactly as without a policy, in MX
+            // preference order.
+            if enforced {
+                names.retain(|n| policy.allows(n));
+            }
             if names.is_empty() {
                 return Err(Failure::soft(
                     "4.7.5",
@@ -759,12 +764,16 @@ impl SmtpClient {
         // configured (relayhost, transport_maps), never against a name
         // that DNS (an MX record) supplied; `verify` takes the host name.
         let (check, observed) = self.check(plan, nexthop, &host);
+        // SNI: the first name the certificate is to match (the next hop for
+        // `secure`, the MX host for `verify` and MTA-STS, RFC 8461 §7.1),
+        // else the host connected to.
+        let sni = match &check {
+            Check::Names(names) | Check::Observe(names, _) => names.first().cloned(),
+            Check::Unverified => None,
+        }
+        .or_else(|| ServerName::try_from(host.clone()).ok())
+        .unwrap_or_else(|| ServerName::IpAddress(peer.ip().into()));
         let connector = self.settings.trust.connector(check);
-        // SNI is the name of the host connected to.
-        let sni = match ServerName::try_from(host.clone()) {
-            Ok(n) => n,
-            Err(_) => ServerName::IpAddress(peer.ip().into()),
-        };
         let tls = match tokio::time::timeout(t, connector.connect(sni, raw)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
