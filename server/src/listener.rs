@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use towerpost_config::{Config, TlsMode};
-use towerpost_queue::{Queue, QueueManager, QueueSettings};
+use towerpost_queue::{Queue, QueueManager};
 
 use crate::certs::CertStore;
 use crate::control::ControlServer;
@@ -83,14 +83,10 @@ pub(crate) async fn serve_with(
         tokio::spawn(certs.clone().watch(shutdown.clone()));
     }
     let transports = crate::delivery::transports(&config).map_err(ServeError::Delivery)?;
-    let queue = Queue::open(QueueSettings {
-        directory: config.queue_directory.clone(),
-        shards: config.queue_shard_count,
-    })
-    .await?;
+    let queue = Queue::open(crate::settings::queue_settings(&config)).await?;
     let manager = QueueManager::start(
         queue.clone(),
-        crate::delivery::manager_settings(&config),
+        crate::settings::manager_settings(&config),
         transports,
         crate::delivery::router(&config),
     )
@@ -111,10 +107,7 @@ pub(crate) async fn serve_with(
         &config.queue_directory,
         queue.clone(),
         local_flush,
-        crate::control::SubmitSettings {
-            myhostname: config.myhostname.clone(),
-            message_size_limit: config.message_size_limit,
-        },
+        crate::settings::submit_settings(&config),
     )?;
     let sasl = match &config.smtpd_sasl_password_file {
         Some(path)

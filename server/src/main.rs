@@ -703,11 +703,7 @@ async fn offline(
     config: &Config,
     request: ControlRequest,
 ) -> Result<ControlResponse, towerpost_queue::QueueError> {
-    let queue = towerpost_queue::Queue::open(towerpost_queue::QueueSettings {
-        directory: config.queue_directory.clone(),
-        shards: config.queue_shard_count,
-    })
-    .await?;
+    let queue = towerpost_queue::Queue::open(towerpost::settings::queue_settings(config)).await?;
     let response = control::execute(&queue, request).await;
     queue.shutdown().await;
     Ok(response)

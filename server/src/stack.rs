@@ -11,7 +11,7 @@ use towerpost_queue::Queue;
 use crate::builder::{BoxSmtpService, UserLayer};
 use crate::core::SmtpCore;
 use crate::etrn_restrictions::EtrnRestrictions;
-use crate::rate_limit::{ClientLimits, RateLimitLayer, RateLimitSettings};
+use crate::rate_limit::{ClientLimits, RateLimitLayer};
 use crate::recover::RecoverErrorLayer;
 use crate::restrictions::{DomainCheck, SmtpdRestrictions};
 use crate::session::SmtpService;
@@ -65,20 +65,5 @@ pub fn build_stack(
 
 /// The anvil limits from the configuration.
 pub fn rate_limits(config: &Config) -> RateLimitLayer {
-    ClientLimits::layer(RateLimitSettings {
-        myhostname: config.myhostname.clone(),
-        connection_count: u32::try_from(config.smtpd_client_connection_count_limit)
-            .unwrap_or(u32::MAX),
-        connection_rate: config.smtpd_client_connection_rate_limit,
-        message_rate: config.smtpd_client_message_rate_limit,
-        recipient_rate: config.smtpd_client_recipient_rate_limit,
-        tls_rate: config.smtpd_client_new_tls_session_rate_limit,
-        auth_rate: config.smtpd_client_auth_rate_limit,
-        time_unit: config.anvil_rate_time_unit,
-        exceptions: config.smtpd_client_event_limit_exceptions.clone(),
-        ipv4_prefix: config.smtpd_client_ipv4_prefix_length,
-        ipv6_prefix: config.smtpd_client_ipv6_prefix_length,
-        // As Postfix's anvil: by address, authenticated or not.
-        key_by_sasl_identity: false,
-    })
+    ClientLimits::layer(crate::settings::rate_limit_settings(config))
 }

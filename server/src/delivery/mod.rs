@@ -7,7 +7,7 @@ mod sasl;
 mod smtp;
 mod tls;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,9 +17,7 @@ use tower::BoxError;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 use towerpost_config::{Config, Nexthop, TransportKind};
-use towerpost_queue::{
-    DeliveryReport, DeliveryRequest, ManagerSettings, Outcome, Pacing, Router, Transport,
-};
+use towerpost_queue::{DeliveryReport, DeliveryRequest, Outcome, Pacing, Router, Transport};
 
 pub use mta_sts::{MtaSts, MtaStsSettings};
 pub use sasl::ClientSasl;
@@ -38,29 +36,6 @@ pub struct Outside {
     pub name_servers: Vec<std::net::SocketAddr>,
     /// The HTTPS port of MTA-STS policy hosts; `None` for 443.
     pub https_port: Option<u16>,
-}
-
-/// The queue manager's settings from the configuration.
-pub fn manager_settings(config: &Config) -> ManagerSettings {
-    ManagerSettings {
-        myhostname: config.myhostname.clone(),
-        queue_run_delay: config.queue_run_delay,
-        minimal_backoff_time: config.minimal_backoff_time,
-        maximal_backoff_time: config.maximal_backoff_time,
-        maximal_queue_lifetime: config.maximal_queue_lifetime,
-        bounce_queue_lifetime: config.bounce_queue_lifetime,
-        active_limit: config.qmgr_message_active_limit,
-        bounce_size_limit: config.bounce_size_limit as usize,
-        delay_warning_time: config.delay_warning_time,
-        soft_bounce: config.soft_bounce,
-        defer_transports: config
-            .defer_transports
-            .iter()
-            .cloned()
-            .collect::<HashSet<_>>(),
-        initial_destination_concurrency: config.initial_destination_concurrency,
-        failed_cohort_limit: config.default_destination_concurrency_failed_cohort_limit,
-    }
 }
 
 /// The next hop as text, the form delivery requests carry.
@@ -118,42 +93,19 @@ pub fn transports_in(
     } else {
         None
     };
-    let sasl = config
-        .smtp_sasl_password_maps
-        .clone()
-        .filter(|_| config.smtp_sasl_auth_enable)
-        .map(|passwords| {
-            ClientSasl::new(
-                passwords,
-                config.smtp_sasl_security_options.clone(),
-                config.smtp_sasl_tls_security_options.clone(),
-            )
-        });
+    let shared = crate::settings::SmtpShared {
+        trust,
+        mta_sts,
+        name_servers: outside.name_servers.clone(),
+    };
     let transports = config
         .transport
         .iter()
         .map(|(name, t)| {
             let service = match t.kind {
-                TransportKind::Smtp => {
-                    BoxCloneSyncService::new(SmtpClient::new(SmtpClientSettings {
-                        myhostname: config.myhostname.clone(),
-                        connect_timeout: config.smtp_connect_timeout,
-                        helo_timeout: config.smtp_helo_timeout,
-                        mail_timeout: config.smtp_mail_timeout,
-                        rcpt_timeout: config.smtp_rcpt_timeout,
-                        data_init_timeout: config.smtp_data_init_timeout,
-                        data_xfer_timeout: config.smtp_data_xfer_timeout,
-                        data_done_timeout: config.smtp_data_done_timeout,
-                        cache_time_limit: config.smtp_connection_cache_time_limit,
-                        mime_output_conversion: !config.disable_mime_output_conversion,
-                        tls: TlsLevel::from(t.tls_security_level),
-                        tls_policy_maps: config.smtp_tls_policy_maps.clone(),
-                        trust: trust.clone(),
-                        mta_sts: mta_sts.clone(),
-                        name_servers: outside.name_servers.clone(),
-                        sasl: sasl.clone(),
-                    }))
-                }
+                TransportKind::Smtp => BoxCloneSyncService::new(SmtpClient::new(
+                    crate::settings::smtp_client_settings(config, t, &shared),
+                )),
                 TransportKind::Discard => BoxCloneSyncService::new(Fixed(FixedKind::Discard)),
                 TransportKind::Error => BoxCloneSyncService::new(Fixed(FixedKind::Error)),
             };
