@@ -87,6 +87,29 @@ config_keys! {
     /// text line in bytes including CRLF; at least 1000 (RFC 5321). Default
     /// 1000.
     smtpd_text_line_limit "smtpd_text_line_limit": usize = d(1000u64) => (one |v| convert::count( v, MIN_TEXT_LINE_LIMIT, usize::MAX ));
+    /// `smtpd_session_limit` (towerpost): the most SMTP sessions open at
+    /// once, over all listeners; a client beyond it is told `421 4.3.2`
+    /// and disconnected. Postfix bounds smtpd by its process limit (100);
+    /// an async session costs little, so 500, which also stays clear of
+    /// the usual 1024 file descriptors. Above 80% of it the server is
+    /// under stress (per-record deadlines, `smtpd_timeout` at most 10 s).
+    /// 0: no limit.
+    smtpd_session_limit "smtpd_session_limit": usize = d(500u64) => (one |v| convert::count(v, 0, usize::MAX));
+    /// `smtpd_message_memory_limit` (towerpost): the most message content,
+    /// in bytes, that all sessions together hold while receiving; a
+    /// message that would exceed it is answered `452 4.3.1`, and so is
+    /// MAIL while there is no room (for its `SIZE=`). 0: no limit.
+    /// Default 256 MiB.
+    smtpd_message_memory_limit "smtpd_message_memory_limit": u64 = d(268435456u64) => (one |v| convert::integer(v, 0, u64::MAX));
+    /// `smtpd_per_record_deadline`: `smtpd_timeout` bounds a whole command
+    /// line or DATA/BDAT transfer instead of each read, so a client that
+    /// trickles bytes cannot hold a session. Always on under stress.
+    /// Default no (as Postfix outside stress).
+    smtpd_per_record_deadline "smtpd_per_record_deadline": bool = d(false) => (one convert::boolean);
+    /// `smtpd_min_data_rate`: with per-record deadlines, each byte of DATA
+    /// or BDAT content extends the transfer's deadline by 1/rate seconds
+    /// (Postfix 3.7). At least 1. Default 500 bytes/s.
+    smtpd_min_data_rate "smtpd_min_data_rate": u64 = d(500u64) => (one |v| convert::integer(v, 1, u64::MAX));
     /// `smtpd_shutdown_grace_time` (towerpost): how long in-flight
     /// transactions may finish after SIGTERM. Default 30 s.
     smtpd_shutdown_grace_time "smtpd_shutdown_grace_time": Duration = d("30s") => (one convert::duration);

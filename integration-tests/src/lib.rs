@@ -484,6 +484,40 @@ impl Client {
         self.cmd(".")
     }
 
+    /// A handle on the socket, for writing while reading elsewhere.
+    pub fn stream_clone(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone")
+    }
+
+    /// Whether the server closes the connection within `wait` (anything
+    /// it sends meanwhile is read and dropped).
+    pub fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = std::time::Instant::now() + wait;
+        let mut buf = [0u8; 512];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                let _ = self.stream.set_read_timeout(Some(WAIT));
+                return false;
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.reader.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let _ = self.stream.set_read_timeout(Some(WAIT));
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// Whether the server has closed the connection (reads EOF).
     pub fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];

@@ -14,7 +14,7 @@ use crate::certs::CertStore;
 use crate::control::ControlServer;
 use crate::request::SessionInfo;
 use crate::sasl::{PasswordDb, SharedAuthenticator};
-use crate::session::{Connection, SessionSettings};
+use crate::session::{Connection, ConnectionParts, SessionSettings};
 use crate::settings::session_settings;
 use crate::stack::build_stack;
 use crate::tls::ListenerTls;
@@ -127,6 +127,11 @@ pub(crate) async fn serve_with(
         Arc::new(crate::restrictions::DnsDomainCheck::default());
     let mut accept_loops = JoinSet::new();
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+    let load = crate::settings::session_load(&config);
+    let ids: crate::session::IdSource = {
+        let queue = queue.clone();
+        Arc::new(move || queue.new_id())
+    };
     for l in &config.listener {
         let listener = TcpListener::bind(l.address)
             .await
@@ -159,7 +164,8 @@ pub(crate) async fn serve_with(
                 &user_layers,
             ),
             settings: Arc::new(session_settings(&config, l, sasl.clone())),
-            queue: queue.clone(),
+            ids: ids.clone(),
+            load: load.clone(),
             shutdown: shutdown.clone(),
         };
         accept_loops.spawn(accept_loop(listener, context, sessions.clone()));
@@ -208,7 +214,8 @@ struct ListenerContext {
     tls: Option<ListenerTls>,
     service: crate::session::SmtpService,
     settings: Arc<SessionSettings>,
-    queue: Queue,
+    ids: crate::session::IdSource,
+    load: Arc<crate::session::Load>,
     shutdown: CancellationToken,
 }
 
@@ -219,12 +226,15 @@ impl ListenerContext {
         let info = SessionInfo::new(client, local, &self.name);
         Connection::new(
             stream,
-            self.tls.clone(),
-            info,
-            self.service.clone(),
-            self.settings.clone(),
-            self.queue.clone(),
-            self.shutdown.clone(),
+            ConnectionParts {
+                tls: self.tls.clone(),
+                info,
+                service: self.service.clone(),
+                settings: self.settings.clone(),
+                ids: self.ids.clone(),
+                load: self.load.clone(),
+                shutdown: self.shutdown.clone(),
+            },
         )
     }
 }
@@ -249,10 +259,41 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(slot) = context.load.try_session() else {
+            tokio::spawn(refuse(
+                stream,
+                client,
+                context.settings.myhostname.clone(),
+                context.load.session_limit(),
+            ));
+            continue;
+        };
         let conn = context.connection(stream, client);
         let mut set = sessions.lock().await;
         // Reap finished sessions so the set stays as small as the live ones.
         while set.try_join_next().is_some() {}
-        set.spawn(conn.run());
+        set.spawn(async move {
+            conn.run().await;
+            drop(slot);
+        });
     }
+}
+
+/// Tells a client beyond `smtpd_session_limit` to come back later, and
+/// closes (the greeting a client waits for; RFC 5321 §3.1 allows 421).
+async fn refuse(mut stream: TcpStream, client: SocketAddr, myhostname: String, limit: usize) {
+    use tokio::io::AsyncWriteExt;
+    tracing::warn!(
+        target: "towerpost::smtpd",
+        "too many sessions ({limit}, smtpd_session_limit); refusing {}",
+        format_args!("unknown[{}]", client.ip())
+    );
+    let reply = format!(
+        "421 4.3.2 {myhostname} Service currently unavailable: too many sessions, try again later\r\n"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(reply.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }

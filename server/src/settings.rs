@@ -151,7 +151,17 @@ pub fn session_settings(
         tls_auth_only: policy.tls_auth_only,
         tls_required: policy.tls_security_level == SmtpdTlsLevel::Encrypt
             && listener.tls != TlsMode::Implicit,
+        per_record_deadline: config.smtpd_per_record_deadline,
+        min_data_rate: config.smtpd_min_data_rate,
     }
+}
+
+/// The counters all sessions share.
+pub fn session_load(config: &Config) -> Arc<crate::session::Load> {
+    crate::session::Load::new(
+        config.smtpd_session_limit,
+        config.smtpd_message_memory_limit,
+    )
 }
 
 /// Core service settings from the configuration.

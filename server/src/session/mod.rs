@@ -5,14 +5,17 @@
 //! MAIL command`), so policy layers only ever see commands that make sense
 //! where they are. Everything a client controls is bounded: line lengths by
 //! the protocol crate, message size by `message_size_limit`, time by
-//! `smtpd_timeout`, errors by `smtpd_hard_error_limit`.
+//! `smtpd_timeout` (per read, or per record with `smtpd_per_record_deadline`
+//! and under stress), errors by `smtpd_hard_error_limit`; what all sessions
+//! together hold by [`Load`].
 
+mod load;
 mod received;
 mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,7 +26,7 @@ use towerpost_protocol::{
     BareNewline, BdatDecoder, Command, CommandError, CommandReceiver, ContentIssues, DataDecoder,
     EnhancedCode, Frame, Reply,
 };
-use towerpost_queue::{Queue, QueueId};
+use towerpost_queue::QueueId;
 
 use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
 use crate::sasl::{
@@ -31,12 +34,38 @@ use crate::sasl::{
     decode_plain, encode_base64,
 };
 use crate::tls::{ListenerTls, MaybeTls};
+use load::MemoryHold;
+pub use load::{Load, SessionSlot};
 pub(crate) use received::rfc5322_date;
 use received::write_received;
 use stats::CommandStats;
 
 /// The boxed service stack a connection talks to.
 pub type SmtpService = BoxCloneService<SmtpRequest, Reply, Infallible>;
+
+/// Where queue ids come from (the queue, or a test's counter).
+pub type IdSource = Arc<dyn Fn() -> QueueId + Send + Sync>;
+
+/// `smtpd_timeout` under stress (Postfix's `${stress?{10}:{300}}s`).
+const STRESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a connection needs besides its socket.
+pub struct ConnectionParts {
+    /// Whether STARTTLS is offered or TLS starts with the first byte.
+    pub tls: Option<ListenerTls>,
+    /// The client and listener.
+    pub info: SessionInfo,
+    /// The service stack every command goes through.
+    pub service: SmtpService,
+    /// The listener's settings.
+    pub settings: Arc<SessionSettings>,
+    /// Queue ids for accepted messages.
+    pub ids: IdSource,
+    /// What all sessions share: their count and their message memory.
+    pub load: Arc<Load>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+}
 
 /// Session settings (built from the configuration).
 #[derive(Debug, Clone)]
@@ -72,6 +101,12 @@ pub struct SessionSettings {
     pub tls_auth_only: bool,
     /// `smtpd_tls_security_level = encrypt`: mail commands need TLS first.
     pub tls_required: bool,
+    /// `smtpd_per_record_deadline`: `timeout` bounds a whole command line
+    /// or DATA/BDAT transfer, not each read (always so under stress).
+    pub per_record_deadline: bool,
+    /// `smtpd_min_data_rate`: with deadlines, each byte of DATA or BDAT
+    /// content extends the transfer's deadline by 1/rate seconds.
+    pub min_data_rate: u64,
 }
 
 /// Why the connection ends.
@@ -93,6 +128,8 @@ struct BdatState {
     decoder: BdatDecoder,
     id: QueueId,
     content: Vec<u8>,
+    /// The memory `content` holds.
+    memory: MemoryHold,
     /// A chunk was refused; the rest is discarded until `LAST`.
     failed: bool,
     discarded: u64,
@@ -104,8 +141,11 @@ pub struct Connection<IO> {
     tls: Option<ListenerTls>,
     service: SmtpService,
     settings: Arc<SessionSettings>,
-    queue: Queue,
+    ids: IdSource,
+    load: Arc<Load>,
     shutdown: CancellationToken,
+    /// The deadline of the record being read, when deadlines apply.
+    deadline: Option<Instant>,
     inbuf: BytesMut,
     out: Vec<u8>,
     receiver: CommandReceiver,
@@ -124,17 +164,17 @@ impl<IO> Connection<IO>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// A connection over `io`, served by `service`; `tls` says whether
-    /// STARTTLS is offered or TLS starts with the first byte.
-    pub fn new(
-        io: IO,
-        tls: Option<ListenerTls>,
-        mut info: SessionInfo,
-        service: SmtpService,
-        settings: Arc<SessionSettings>,
-        queue: Queue,
-        shutdown: CancellationToken,
-    ) -> Self {
+    /// A connection over `io`, served by `parts.service`.
+    pub fn new(io: IO, parts: ConnectionParts) -> Self {
+        let ConnectionParts {
+            tls,
+            mut info,
+            service,
+            settings,
+            ids,
+            load,
+            shutdown,
+        } = parts;
         info.starttls_offered = matches!(tls, Some(ListenerTls::StartTls(_)));
         info.auth_offered = settings.sasl.is_some() && !settings.tls_auth_only;
         Self {
@@ -143,8 +183,10 @@ where
             service,
             receiver: CommandReceiver::new(settings.command_line_limit),
             settings,
-            queue,
+            ids,
+            load,
             shutdown,
+            deadline: None,
             inbuf: BytesMut::with_capacity(4096),
             out: Vec::with_capacity(1024),
             info: Arc::new(info),
@@ -323,6 +365,13 @@ where
                 let Command::Mail { from, params } = command.clone() else {
                     unreachable!("matched above")
                 };
+                // What the session itself can tell: no room for the message
+                // among those being received.
+                if !self.load.has_room_for(params.size.unwrap_or(1)) {
+                    let reply = insufficient_resources();
+                    self.log_reject("MAIL", &reply, None);
+                    return self.finish(verb, reply).await;
+                }
                 let reply = self.call(command).await;
                 if reply.is_positive() {
                     self.txn = Some(Arc::new(Transaction {
@@ -694,7 +743,7 @@ where
 
     /// Starts the message content: a queue id, and the `Received:` header.
     fn begin_content(&self) -> (QueueId, Vec<u8>) {
-        let id = self.queue.new_id();
+        let id = (self.ids)();
         let txn = self.txn.as_ref().expect("checked by content_precondition");
         let mut content = Vec::with_capacity(8192);
         write_received(
@@ -726,15 +775,68 @@ where
             self.settings.message_size_limit,
             self.settings.text_line_limit,
         );
+        self.start_transfer();
+        let mut memory = MemoryHold::new(&self.load);
+        let mut out_of_memory = false;
         loop {
             let progress = decoder.feed(&self.inbuf, &mut content);
             self.inbuf.advance(progress.consumed);
+            self.credit_transfer(progress.consumed);
+            if !out_of_memory && !memory.cover(content.len() as u64) {
+                out_of_memory = true;
+            }
+            if out_of_memory {
+                // Read on to the end of the data, keeping nothing.
+                content = Vec::new();
+            }
             if progress.done {
                 break;
             }
             self.read_more(false).await?;
         }
-        Ok(self.end_of_content(id, content, decoder.issues()).await)
+        self.deadline = None;
+        if out_of_memory {
+            let reply = insufficient_resources();
+            self.log_reject("END-OF-MESSAGE", &reply, None);
+            self.reset_transaction();
+            return Ok(reply);
+        }
+        let reply = self.end_of_content(id, content, decoder.issues()).await;
+        drop(memory); // held until the message is queued or refused
+        Ok(reply)
+    }
+
+    /// A DATA or BDAT transfer starts: with deadlines, it has
+    /// `smtpd_timeout` plus what its bytes earn at `smtpd_min_data_rate`.
+    fn start_transfer(&mut self) {
+        self.deadline = self
+            .deadlines()
+            .then(|| Instant::now() + self.effective_timeout());
+    }
+
+    /// `bytes` of content arrived: the transfer's deadline moves on.
+    fn credit_transfer(&mut self, bytes: usize) {
+        let rate = self.settings.min_data_rate;
+        if let Some(deadline) = self.deadline.as_mut()
+            && rate > 0
+            && bytes > 0
+        {
+            *deadline += Duration::from_secs_f64(bytes as f64 / rate as f64);
+        }
+    }
+
+    /// Whether reads are bounded per record rather than per read.
+    fn deadlines(&self) -> bool {
+        self.settings.per_record_deadline || self.load.stressed()
+    }
+
+    /// `smtpd_timeout`, shortened under stress.
+    fn effective_timeout(&self) -> Duration {
+        if self.load.stressed() {
+            self.settings.timeout.min(STRESS_TIMEOUT)
+        } else {
+            self.settings.timeout
+        }
     }
 
     /// The end of DATA or `BDAT … LAST`: refuse the content or queue it.
@@ -783,6 +885,7 @@ where
                         ),
                         id,
                         content,
+                        memory: MemoryHold::new(&self.load),
                         failed: false,
                         discarded: 0,
                     });
@@ -802,13 +905,25 @@ where
         if let Some(b) = self.bdat.as_mut() {
             b.decoder.start_chunk(size);
         }
+        self.start_transfer();
+        let mut out_of_memory = false;
         loop {
-            let used = match (store, self.bdat.as_mut()) {
-                (true, Some(b)) => b.decoder.feed(&self.inbuf, Some(&mut b.content)),
+            let used = match (store && !out_of_memory, self.bdat.as_mut()) {
+                (true, Some(b)) => {
+                    let used = b.decoder.feed(&self.inbuf, Some(&mut b.content));
+                    if !b.memory.cover(b.content.len() as u64) {
+                        out_of_memory = true;
+                        b.content = Vec::new();
+                        skipper = BdatDecoder::new(0, usize::MAX);
+                        skipper.start_chunk(b.decoder.remaining());
+                    }
+                    used
+                }
                 _ => skipper.feed(&self.inbuf, None),
             };
             self.inbuf.advance(used);
-            let remaining = match (store, self.bdat.as_ref()) {
+            self.credit_transfer(used);
+            let remaining = match (store && !out_of_memory, self.bdat.as_ref()) {
                 (true, Some(b)) => b.decoder.remaining(),
                 _ => skipper.remaining(),
             };
@@ -819,9 +934,16 @@ where
                 return Some(close);
             }
         }
+        self.deadline = None;
+        if out_of_memory {
+            refusal = Some(insufficient_resources());
+        }
         if let Some(reply) = refusal {
             if let Some(b) = self.bdat.as_mut() {
+                // The rest is discarded: nothing more is held for it.
                 b.failed = true;
+                b.content = Vec::new();
+                b.memory = MemoryHold::new(&self.load);
             }
             return self.finish("bdat", reply).await;
         }
@@ -956,6 +1078,9 @@ where
     }
 
     async fn next_line(&mut self) -> Result<Input, Close> {
+        // A command line is a record: its deadline starts when we begin
+        // waiting for it.
+        self.deadline = None;
         loop {
             match self.receiver.frame(&self.inbuf) {
                 Frame::Line {
@@ -986,7 +1111,13 @@ where
         if self.flush().await.is_err() {
             return Err(Close::Lost);
         }
-        let timeout = self.settings.timeout;
+        let timeout = if self.deadlines() {
+            let fresh = Instant::now() + self.effective_timeout();
+            let deadline = *self.deadline.get_or_insert(fresh);
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            self.settings.timeout
+        };
         let shutdown = self.shutdown.clone();
         let read = tokio::time::timeout(timeout, self.io.read_buf(&mut self.inbuf));
         tokio::select! {
@@ -1022,6 +1153,16 @@ fn printable(text: &str) -> String {
         .take(100)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
+}
+
+/// Postfix's answer when resources run short (here: the memory that all
+/// sessions' messages may hold, `smtpd_message_memory_limit`).
+fn insufficient_resources() -> Reply {
+    Reply::enhanced(
+        452,
+        EnhancedCode::new(4, 3, 1),
+        "Insufficient system storage",
+    )
 }
 
 fn sync_error() -> Reply {
