@@ -151,7 +151,7 @@ fn idle_client_gets_421_timeout() {
         "421 4.4.2 mx.towerpost.test Error: timeout exceeded"
     );
     assert!(c.is_closed());
-    server.wait_for_log("timeout after command from unknown[127.0.0.1]");
+    server.wait_for_log("timeout after EHLO from unknown[127.0.0.1]");
 }
 
 #[test]
@@ -200,4 +200,23 @@ fn bare_lf_is_normalized_by_default() {
         "Subject: lf\nbody\r\n",
     );
     queued_id(&reply);
+}
+
+#[test]
+fn timeouts_and_lost_connections_name_the_stage_as_postfix_does() {
+    let server = Server::start("smtpd_timeout = \"1s\"");
+    let mut silent = server.client();
+    assert_eq!(
+        silent.read_reply(),
+        "421 4.4.2 mx.towerpost.test Error: timeout exceeded"
+    );
+    server.wait_for_log("timeout after CONNECT from unknown[127.0.0.1]");
+    let mut c = ready(&server);
+    assert_eq!(c.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+    assert_eq!(c.cmd("RCPT TO:<b@example.test>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: cut\r\n");
+    drop(c);
+    server.wait_for_log("lost connection after DATA from unknown[127.0.0.1]");
+    server.wait_for_log("disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1");
 }

@@ -99,7 +99,7 @@ fn a_trickled_command_line_meets_its_deadline() {
     let mut c = ready(&server);
     let lasted = trickle(&mut c, Duration::from_millis(300), Duration::from_secs(20));
     assert!(lasted < Duration::from_secs(6), "held for {lasted:?}");
-    server.wait_for_log("timeout after command from unknown[127.0.0.1]");
+    server.wait_for_log("timeout after EHLO from unknown[127.0.0.1]");
 }
 
 #[test]

@@ -342,6 +342,8 @@ pub enum CommandError {
     BadParameter(&'static str),
     /// An ESMTP parameter we do not support, as given.
     UnsupportedParameter(String),
+    /// An ESMTP parameter given twice; the name is upper-case.
+    DuplicateParameter(&'static str),
     /// A malformed `BDAT`: the octet stream cannot be resynchronised, so the
     /// session must end (RFC 3030 §3).
     BdatSyntax,
@@ -383,6 +385,9 @@ impl CommandError {
             CommandError::BadParameter(text) => Reply::enhanced(501, e(5, 5, 4), *text),
             CommandError::UnsupportedParameter(param) => {
                 Reply::enhanced(555, e(5, 5, 4), format!("Unsupported option: {param}"))
+            }
+            CommandError::DuplicateParameter(name) => {
+                Reply::enhanced(501, e(5, 5, 4), format!("Duplicate {name} parameter"))
             }
             CommandError::BdatSyntax => {
                 Reply::enhanced(521, e(5, 5, 4), "Syntax: BDAT count [LAST]")

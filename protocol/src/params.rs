@@ -71,11 +71,31 @@ const MAX_ENVID: usize = 100;
 /// RFC 3461 ORCPT length limit (the address part, decoded).
 const MAX_ORCPT: usize = 500;
 
+/// The parameters a command may carry once; a second one is refused as
+/// Postfix does (`501 5.5.4 Duplicate RET parameter`), so that no two
+/// layers can read different values of one parameter.
+const ONCE: &[&str] = &[
+    "SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH", "NOTIFY", "ORCPT",
+];
+
+/// Refuses a parameter seen before in the same command.
+fn once(key: &str, seen: &mut u32) -> Result<(), CommandError> {
+    if let Some(i) = ONCE.iter().position(|k| k.eq_ignore_ascii_case(key)) {
+        if *seen & (1 << i) != 0 {
+            return Err(CommandError::DuplicateParameter(ONCE[i]));
+        }
+        *seen |= 1 << i;
+    }
+    Ok(())
+}
+
 impl MailParams {
     pub(crate) fn parse<'a>(params: impl Iterator<Item = &'a str>) -> Result<Self, CommandError> {
         let mut out = MailParams::default();
+        let mut seen = 0;
         for param in params {
             let (key, value) = split_param(param);
+            once(key, &mut seen)?;
             if key.eq_ignore_ascii_case("SIZE") {
                 let v = value.filter(|v| !v.is_empty() && v.len() <= 20);
                 let size = v
@@ -121,8 +141,10 @@ impl MailParams {
 impl RcptParams {
     pub(crate) fn parse<'a>(params: impl Iterator<Item = &'a str>) -> Result<Self, CommandError> {
         let mut out = RcptParams::default();
+        let mut seen = 0;
         for param in params {
             let (key, value) = split_param(param);
+            once(key, &mut seen)?;
             if key.eq_ignore_ascii_case("NOTIFY") {
                 out.notify = Some(
                     value

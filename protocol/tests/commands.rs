@@ -200,6 +200,26 @@ fn bad_commands_get_postfix_replies() {
             "501 5.5.4 Bad RET parameter syntax",
         ),
         (
+            "MAIL FROM:<a@b.test> RET=FULL RET=HDRS",
+            "501 5.5.4 Duplicate RET parameter",
+        ),
+        (
+            "MAIL FROM:<a@b.test> SIZE=1 size=2",
+            "501 5.5.4 Duplicate SIZE parameter",
+        ),
+        (
+            "MAIL FROM:<a@b.test> ENVID=a ENVID=b",
+            "501 5.5.4 Duplicate ENVID parameter",
+        ),
+        (
+            "RCPT TO:<a@b.test> NOTIFY=NEVER NOTIFY=SUCCESS",
+            "501 5.5.4 Duplicate NOTIFY parameter",
+        ),
+        (
+            "RCPT TO:<a@b.test> ORCPT=rfc822;a@b.test ORCPT=rfc822;c@d.test",
+            "501 5.5.4 Duplicate ORCPT parameter",
+        ),
+        (
             "MAIL FROM:<a@b.test> ENVID=a=b",
             "501 5.5.4 Bad ENVID parameter syntax",
         ),

@@ -370,3 +370,25 @@ async fn data_beyond_the_shared_memory_is_refused_and_the_session_goes_on() {
     assert_eq!(s.cmd("MAIL FROM:<a@example.test>").await, "250 2.1.0 Ok");
     assert!(s.seen.lock().unwrap().messages.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn junk_commands_past_the_limit_are_tarpitted() {
+    let mut s = Session::start(
+        SessionSettings {
+            junk_command_limit: 3,
+            soft_error_limit: 2,
+            error_sleep_time: Duration::from_secs(1),
+            ..settings()
+        },
+        load(),
+    );
+    s.reply().await.unwrap();
+    let start = tokio::time::Instant::now();
+    for _ in 0..4 {
+        assert_eq!(s.cmd("NOOP").await, "250 2.0.0 Ok");
+    }
+    assert!(start.elapsed() < Duration::from_secs(1), "no delay yet");
+    // The fifth is the second past the limit: two errors, the soft limit.
+    assert_eq!(s.cmd("NOOP").await, "250 2.0.0 Ok");
+    assert!(start.elapsed() >= Duration::from_secs(1), "tarpitted");
+}

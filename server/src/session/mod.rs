@@ -146,6 +146,9 @@ pub struct Connection<IO> {
     shutdown: CancellationToken,
     /// The deadline of the record being read, when deadlines apply.
     deadline: Option<Instant>,
+    /// Where the session is, for "timeout after EHLO" and "lost
+    /// connection after DATA" as Postfix logs them.
+    stage: &'static str,
     inbuf: BytesMut,
     out: Vec<u8>,
     receiver: CommandReceiver,
@@ -187,6 +190,7 @@ where
             load,
             shutdown,
             deadline: None,
+            stage: "connect",
             inbuf: BytesMut::with_capacity(4096),
             out: Vec::with_capacity(1024),
             info: Arc::new(info),
@@ -205,16 +209,19 @@ where
         let client = self.info.client_name();
         tracing::info!(target: "towerpost::smtpd", "connect from {client}");
         let close = self.session().await;
-        let how = match close {
-            Close::Lost => "lost connection",
-            Close::Done => "disconnect",
-        };
+        if let Close::Lost = close {
+            tracing::info!(
+                target: "towerpost::smtpd",
+                "lost connection after {} from {client}",
+                self.stage.to_ascii_uppercase()
+            );
+        }
         let _ = self.flush().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
         if self.connected {
             let _ = self.call_kind(RequestKind::Disconnect).await;
         }
-        tracing::info!(target: "towerpost::smtpd", "{how} from {client}{}", self.stats);
+        tracing::info!(target: "towerpost::smtpd", "disconnect from {client}{}", self.stats);
     }
 
     async fn session(&mut self) -> Close {
@@ -423,8 +430,12 @@ where
                 }
                 self.stats.record(verb, true);
                 self.push(&reply);
+                self.stage = "data";
                 match self.receive_data().await {
-                    Ok(reply) => self.reply(reply).await,
+                    Ok(reply) => {
+                        self.stage = "end-of-message";
+                        self.reply(reply).await
+                    }
                     Err(close) => Some(close),
                 }
             }
@@ -905,6 +916,7 @@ where
         if let Some(b) = self.bdat.as_mut() {
             b.decoder.start_chunk(size);
         }
+        self.stage = "bdat";
         self.start_transfer();
         let mut out_of_memory = false;
         loop {
@@ -1032,25 +1044,30 @@ where
 
     /// Records the outcome of a command and queues its reply.
     async fn finish(&mut self, verb: &'static str, reply: Reply) -> Option<Close> {
+        self.stage = verb;
         self.stats
             .record(verb, reply.is_positive() || reply.is_intermediate());
         self.reply(reply).await
     }
 
-    /// Queues a reply, applying the error count and the tarpit.
+    /// Queues a reply, applying the error count and the tarpit. As
+    /// Postfix's "sleep-on-anything", once the errors (junk commands past
+    /// `smtpd_junk_command_limit` among them) reach
+    /// `smtpd_soft_error_limit`, every reply waits `smtpd_error_sleep_time`.
     async fn reply(&mut self, reply: Reply) -> Option<Close> {
         if reply.is_error() && !reply.closes_connection() {
             self.errors += 1;
-            if self.errors >= self.settings.soft_error_limit
-                && !self.settings.error_sleep_time.is_zero()
-            {
-                // Flush first, so the delay is felt before the next
-                // command rather than hiding earlier replies.
-                if self.flush().await.is_err() {
-                    return Some(Close::Lost);
-                }
-                tokio::time::sleep(self.settings.error_sleep_time).await;
+        }
+        if !reply.closes_connection()
+            && self.errors >= self.settings.soft_error_limit
+            && !self.settings.error_sleep_time.is_zero()
+        {
+            // Flush first, so the delay is felt before the next command
+            // rather than hiding earlier replies.
+            if self.flush().await.is_err() {
+                return Some(Close::Lost);
             }
+            tokio::time::sleep(self.settings.error_sleep_time).await;
         }
         self.push(&reply);
         reply.closes_connection().then_some(Close::Done)
@@ -1129,7 +1146,7 @@ where
                     tracing::info!(
                         target: "towerpost::smtpd",
                         "timeout after {} from {}",
-                        if idle { "command" } else { "DATA" },
+                        self.stage.to_ascii_uppercase(),
                         self.info.client_name()
                     );
                     self.push(&Reply::enhanced(421, EnhancedCode::new(4, 4, 2), text));
