@@ -87,6 +87,11 @@ config_keys! {
     /// text line in bytes including CRLF; at least 1000 (RFC 5321). Default
     /// 1000.
     smtpd_text_line_limit "smtpd_text_line_limit": usize = d(1000u64) => (one |v| convert::count( v, MIN_TEXT_LINE_LIMIT, usize::MAX ));
+    /// `queue_minfree`: the free space, in bytes, the queue file system
+    /// must keep; MAIL is answered `452 4.3.1 Insufficient system storage`
+    /// when less would remain after the message's `SIZE=`. As Postfix, the
+    /// effective minimum is at least 1.5 × `message_size_limit`. Default 0.
+    queue_minfree "queue_minfree": u64 = d(0u64) => (one |v| convert::integer(v, 0, u64::MAX));
     /// `smtpd_session_limit` (towerpost): the most SMTP sessions open at
     /// once, over all listeners; a client beyond it is told `421 4.3.2`
     /// and disconnected. Postfix bounds smtpd by its process limit (100);

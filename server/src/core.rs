@@ -26,6 +26,10 @@ pub struct CoreSettings {
     pub message_size_limit: u64,
     /// `smtpd_recipient_limit`.
     pub recipient_limit: usize,
+    /// `queue_directory`, whose file system must keep `queue_minfree`.
+    pub queue_directory: std::path::PathBuf,
+    /// The effective `queue_minfree` in bytes (0: no check).
+    pub queue_minfree: u64,
 }
 
 /// Answers SMTP commands that passed every policy layer and stores
@@ -49,6 +53,29 @@ impl SmtpCore {
         }
     }
 
+    /// Whether the queue file system keeps `queue_minfree` after `size`
+    /// more bytes (Postfix's `smtpd_check_queue`). A file system whose
+    /// free space cannot be read is not refused on that account.
+    fn has_space_for(&self, size: u64) -> bool {
+        let s = &self.settings;
+        if s.queue_minfree == 0 && size == 0 {
+            return true;
+        }
+        let Ok(fs) = rustix::fs::statvfs(&s.queue_directory) else {
+            return true;
+        };
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        let enough = free >= s.queue_minfree.saturating_add(size);
+        if !enough {
+            tracing::warn!(
+                target: "towerpost::smtpd",
+                "not enough free space in mail queue: {free} bytes < {} (queue_minfree) + {size} (SIZE)",
+                s.queue_minfree
+            );
+        }
+        enough
+    }
+
     fn answer(
         &self,
         session: &SessionInfo,
@@ -64,6 +91,8 @@ impl SmtpCore {
                 if s.message_size_limit > 0 && params.size.is_some_and(|n| n > s.message_size_limit)
                 {
                     Reply::enhanced(552, e(5, 3, 4), "Message size exceeds fixed limit")
+                } else if !self.has_space_for(params.size.unwrap_or(0)) {
+                    Reply::enhanced(452, e(4, 3, 1), "Insufficient system storage")
                 } else {
                     Reply::enhanced(250, e(2, 1, 0), "Ok")
                 }

@@ -171,5 +171,29 @@ pub fn core_settings(config: &Config) -> CoreSettings {
         banner: config.smtpd_banner.clone(),
         message_size_limit: config.message_size_limit,
         recipient_limit: config.smtpd_recipient_limit,
+        queue_directory: config.queue_directory.clone(),
+        // Postfix: at least 1.5 × message_size_limit.
+        queue_minfree: config
+            .queue_minfree
+            .max(config.message_size_limit.saturating_mul(3) / 2),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_minfree_is_at_least_one_and_a_half_message_size_limits() {
+        let mut config = Config {
+            message_size_limit: 10_000_000,
+            ..Config::default()
+        };
+        assert_eq!(core_settings(&config).queue_minfree, 15_000_000);
+        config.queue_minfree = 50_000_000;
+        assert_eq!(core_settings(&config).queue_minfree, 50_000_000);
+        config.message_size_limit = 0;
+        config.queue_minfree = 0;
+        assert_eq!(core_settings(&config).queue_minfree, 0);
     }
 }
