@@ -110,3 +110,66 @@ fn operations_work_without_a_running_server() {
     server.restart();
     assert_eq!(server.queue()[0]["queue_name"], "hold");
 }
+
+/// A local user cannot take the control socket away from others: idle
+/// connections are capped per uid and closed after 10 s, and root's
+/// `queue list` works meanwhile.
+#[test]
+fn an_unprivileged_user_cannot_exhaust_the_control_socket() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let can = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can || !integration_tests::have_tool("python3") {
+        if std::env::var("REQUIRE_TEST_TOOLS").as_deref() == Ok("1") {
+            panic!("runuser -u nobody and python3 are needed (REQUIRE_TEST_TOOLS=1)");
+        }
+        eprintln!("SKIPPED: cannot run commands as nobody here (needs root)");
+        return;
+    }
+    let server = Server::start("");
+    let dir = server.config_path().parent().unwrap().to_owned();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(server.spool(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = server.spool().join("control.sock");
+    let script = r#"
+import socket, sys, time
+held = []
+for i in range(12):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    held.append(s)
+time.sleep(0.5)
+def answer(s, wait):
+    s.settimeout(wait)
+    try:
+        return s.recv(4096)
+    except socket.timeout:
+        return None
+answers = [answer(s, 0.2) for s in held]
+refused = sum(1 for a in answers if a and b"too many control connections" in a)
+waiting = sum(1 for a in answers if a is None)
+print(refused, waiting, flush=True)
+time.sleep(11)
+closed = sum(1 for s, a in zip(held, answers) if a is None and answer(s, 1) == b"")
+print(closed, flush=True)
+"#;
+    let mut child = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "python3", "-c", script])
+        .arg(&socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "4 8", "refused and admitted connections");
+    // Root is not held up by nobody's connections.
+    let (status, out, err) = server.cli(&["queue", "list"]);
+    assert!(status.success(), "{out}{err}");
+    let second = lines.next().unwrap().unwrap();
+    assert_eq!(second, "8", "idle connections are closed after 10 s");
+    assert!(child.wait().unwrap().success());
+    server.wait_for_log("too many control connections from uid 65534; refused");
+}

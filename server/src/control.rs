@@ -7,6 +7,12 @@
 //! `delete`, `requeue`) is for root and the user the server runs as, as
 //! Postfix's `postsuper` is. The peer is identified by SO_PEERCRED, not by
 //! anything it says.
+//!
+//! Every local user can connect, so connections are bounded
+//! (`control_limits.rs`): 8 per unprivileged uid and 32 for all of them,
+//! the request line within 10 s, a submission within 300 s and within the
+//! message memory SMTP sessions share. Root and the server's user are
+//! never refused.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,7 +28,9 @@ use towerpost_queue::{
     Envelope, Quarantined, Queue, QueueEntry, QueueId, QueueState, RecipientStatus,
 };
 
+use crate::control_limits::{Admission, REQUEST_TIMEOUT, SUBMIT_TIMEOUT};
 use crate::listener::ServeError;
+use crate::session::{Load, MemoryHold};
 use crate::submit::{Submission, submit};
 use std::sync::Arc;
 
@@ -148,6 +156,9 @@ pub struct ControlServer {
     queue: Queue,
     flush: LocalFlush,
     submit: Arc<SubmitSettings>,
+    /// The memory budget submissions share with SMTP sessions.
+    load: Arc<Load>,
+    admission: Arc<Admission>,
 }
 
 /// What local submission needs from the configuration.
@@ -171,6 +182,7 @@ impl ControlServer {
         queue: Queue,
         flush: LocalFlush,
         submit: SubmitSettings,
+        load: Arc<Load>,
     ) -> Result<Self, ServeError> {
         let path = socket_path(queue_directory);
         let err = |source| ServeError::Control {
@@ -193,6 +205,8 @@ impl ControlServer {
             queue,
             flush,
             submit: Arc::new(submit),
+            load,
+            admission: Arc::default(),
         })
     }
 
@@ -205,13 +219,26 @@ impl ControlServer {
             };
             match accepted {
                 Ok((stream, _)) => {
-                    let queue = self.queue.clone();
-                    let flush = self.flush.clone();
-                    let submit = self.submit.clone();
+                    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+                    let Some(admitted) = self.admission.admit(uid, uid.is_some_and(privileged))
+                    else {
+                        tracing::warn!(target: "towerpost::control",
+                            "too many control connections from uid {}; refused",
+                            uid.map_or("unknown".to_owned(), |u| u.to_string()));
+                        tokio::spawn(refuse(stream));
+                        continue;
+                    };
+                    let context = Handling {
+                        queue: self.queue.clone(),
+                        local_flush: self.flush.clone(),
+                        submit: self.submit.clone(),
+                        load: self.load.clone(),
+                    };
                     tokio::spawn(async move {
-                        if let Err(e) = handle(stream, queue, flush, submit).await {
+                        if let Err(e) = handle(stream, uid, context).await {
                             tracing::warn!(target: "towerpost::control", "control request: {e}");
                         }
+                        drop(admitted);
                     });
                 }
                 Err(e) => {
@@ -310,17 +337,73 @@ async fn flush(
     }
 }
 
-async fn handle(
-    stream: UnixStream,
+/// What handling one request needs.
+struct Handling {
     queue: Queue,
     local_flush: LocalFlush,
-    submit_settings: Arc<SubmitSettings>,
-) -> std::io::Result<()> {
-    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+    submit: Arc<SubmitSettings>,
+    load: Arc<Load>,
+}
+
+/// Answers a connection over the limits with an error, and closes.
+async fn refuse(stream: UnixStream) {
+    let response = ControlResponse::Error("too many control connections; try again later".into());
+    let Ok(mut out) = serde_json::to_vec(&response) else {
+        return;
+    };
+    out.push(b'\n');
+    let (_, mut write) = stream.into_split();
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        write.write_all(&out).await?;
+        write.shutdown().await
+    })
+    .await;
+}
+
+/// Reads a submitted message to the end of the stream: at most `cap`
+/// octets, within [`SUBMIT_TIMEOUT`], held against the memory all
+/// messages being received share. `None` when that memory is spent.
+async fn read_submission(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    cap: u64,
+    memory: &mut MemoryHold,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let read = async {
+        let mut content = Vec::new();
+        let mut limited = reader.take(cap);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = limited.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(Some(content));
+            }
+            content.extend_from_slice(&chunk[..n]);
+            if !memory.cover(content.len() as u64) {
+                return Ok(None);
+            }
+        }
+    };
+    tokio::time::timeout(SUBMIT_TIMEOUT, read)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "submission timed out"))?
+}
+
+async fn handle(stream: UnixStream, uid: Option<u32>, context: Handling) -> std::io::Result<()> {
+    let Handling {
+        queue,
+        local_flush,
+        submit: submit_settings,
+        load,
+    } = context;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = String::new();
-    (&mut reader).take(MAX_REQUEST).read_line(&mut line).await?;
+    tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        (&mut reader).take(MAX_REQUEST).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request in time"))??;
     let response = match serde_json::from_str::<ControlRequest>(&line) {
         Ok(ControlRequest::Change { action, .. }) if !uid.is_some_and(privileged) => {
             ControlResponse::Error(format!(
@@ -337,8 +420,17 @@ async fn handle(
             // know it is too big.
             let limit = submit_settings.message_size_limit;
             let cap = if limit == 0 { u64::MAX } else { limit + 1 };
-            let mut content = Vec::new();
-            (&mut reader).take(cap).read_to_end(&mut content).await?;
+            let mut memory = MemoryHold::new(&load);
+            let Some(content) = read_submission(&mut reader, cap, &mut memory).await? else {
+                let response = ControlResponse::Error(
+                    "insufficient system storage: too much mail is being received; try again later"
+                        .into(),
+                );
+                let mut out = serde_json::to_vec(&response)?;
+                out.push(b'\n');
+                write.write_all(&out).await?;
+                return write.shutdown().await;
+            };
             let uid = uid.unwrap_or(u32::MAX);
             let submission = Submission {
                 sender,

@@ -9,6 +9,7 @@ pub mod certs;
 #[doc = include_str!("../../docs/middleware.md")]
 pub mod middleware_guide {}
 pub mod control;
+mod control_limits;
 pub mod core;
 pub mod delivery;
 pub mod etrn_restrictions;

@@ -103,11 +103,13 @@ pub(crate) async fn serve_with(
         crate::control::own_uid(),
     )
     .layer(flush.clone());
+    let load = crate::settings::session_load(&config);
     let control = ControlServer::bind(
         &config.queue_directory,
         queue.clone(),
         local_flush,
         crate::settings::submit_settings(&config),
+        load.clone(),
     )?;
     let sasl = match &config.smtpd_sasl_password_file {
         Some(path)
@@ -127,7 +129,6 @@ pub(crate) async fn serve_with(
         Arc::new(crate::restrictions::DnsDomainCheck::default());
     let mut accept_loops = JoinSet::new();
     let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
-    let load = crate::settings::session_load(&config);
     let ids: crate::session::IdSource = {
         let queue = queue.clone();
         Arc::new(move || queue.new_id())

@@ -373,7 +373,32 @@ fn run_async(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, so that SMTP
+/// sessions, outbound connections, spool files and the control socket do
+/// not share the usual 1024 (`smtpd_session_limit` counts on headroom).
+fn raise_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
+        match setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            },
+        ) {
+            Ok(()) => tracing::info!(target: "towerpost::master",
+                "open file limit raised from {current} to {maximum}"),
+            Err(e) => tracing::warn!(target: "towerpost::master",
+                "cannot raise the open file limit from {current}: {e}"),
+        }
+    }
+}
+
 async fn serve(config: Config) -> ExitCode {
+    raise_file_limit();
     match towerpost::ServerBuilder::new(config).run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

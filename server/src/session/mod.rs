@@ -34,7 +34,7 @@ use crate::sasl::{
     decode_plain, encode_base64,
 };
 use crate::tls::{ListenerTls, MaybeTls};
-use load::MemoryHold;
+pub(crate) use load::MemoryHold;
 pub use load::{Load, SessionSlot};
 pub(crate) use received::rfc5322_date;
 use received::write_received;
