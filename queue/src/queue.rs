@@ -339,14 +339,28 @@ impl Queue {
         Ok(all)
     }
 
-    /// A message's content, if it is queued.
+    /// A message's content, if it is queued. A body that fails its
+    /// checksum is never returned: the record is moved to quarantine with
+    /// an error line naming it, and the message is treated as gone.
     pub async fn content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
         for index in self.search_order(id) {
-            if let Some(c) = self.inner.shards[index]
+            match self.inner.shards[index]
                 .read(move |s| s.content(id))
                 .await?
             {
-                return Ok(Some(c));
+                Some(Ok(c)) => return Ok(Some(c)),
+                Some(Err(reason)) => {
+                    tracing::error!(
+                        target: "towerpost::queue",
+                        "{id}: damaged queue record in {} moved to quarantine: {reason}",
+                        self.inner.paths[index].display()
+                    );
+                    self.inner.shards[index]
+                        .apply(StoreOp::QuarantineContent { id })
+                        .await?;
+                    return Ok(None);
+                }
+                None => {}
             }
         }
         Ok(None)

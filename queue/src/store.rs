@@ -19,6 +19,11 @@ const QUARANTINE_ENVELOPE: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("quarantine_envelope");
 const QUARANTINE_CONTENT: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("quarantine_content");
+/// The CRC-32 of each content, written with it and checked before the
+/// content is delivered, so that a damaged body is never sent on. Records
+/// stored before this table existed have no entry and are delivered as
+/// they are (the spool format is otherwise unchanged).
+const CONTENT_CRC: TableDefinition<'_, u64, u32> = TableDefinition::new("content_crc32");
 
 /// An operator's edit of a stored envelope, applied by the shard writer
 /// inside its write transaction so that no other write can come between
@@ -54,6 +59,8 @@ pub(crate) enum StoreOp {
     Remove { id: QueueId },
     /// The envelope cannot be decoded: move the record aside.
     Quarantine { id: QueueId },
+    /// The content does not match its checksum: move the record aside.
+    QuarantineContent { id: QueueId },
     /// A quarantined record decodes again (after an upgrade): move it back.
     Restore { id: QueueId },
 }
@@ -67,6 +74,7 @@ impl StoreOp {
             | StoreOp::Modify { id, .. }
             | StoreOp::Remove { id }
             | StoreOp::Quarantine { id }
+            | StoreOp::QuarantineContent { id }
             | StoreOp::Restore { id } => *id,
         }
     }
@@ -150,6 +158,9 @@ impl ShardStore {
             let mut envelope = open(ENVELOPE)?;
             let mut quarantine_envelope = open(QUARANTINE_ENVELOPE)?;
             let mut quarantine_content = open(QUARANTINE_CONTENT)?;
+            let mut crc = txn
+                .open_table(CONTENT_CRC)
+                .map_err(|e| QueueError::storage(ctx(), e))?;
             for op in batch.iter_mut() {
                 let outcome = match op {
                     StoreOp::Insert {
@@ -159,6 +170,8 @@ impl ShardStore {
                     } => {
                         content
                             .insert(id.as_u64(), body.as_slice())
+                            .map_err(storage)?;
+                        crc.insert(id.as_u64(), crc32fast::hash(body))
                             .map_err(storage)?;
                         envelope
                             .insert(id.as_u64(), env.as_slice())
@@ -233,6 +246,7 @@ impl ShardStore {
                     }
                     StoreOp::Remove { id } => {
                         content.remove(id.as_u64()).map_err(storage)?;
+                        crc.remove(id.as_u64()).map_err(storage)?;
                         let removed = envelope.remove(id.as_u64()).map_err(storage)?.is_some();
                         Ok(if removed {
                             Applied::Done
@@ -263,13 +277,42 @@ impl ShardStore {
                             }
                         }
                     }
+                    StoreOp::QuarantineContent { id } => {
+                        let raw = envelope
+                            .get(id.as_u64())
+                            .map_err(storage)?
+                            .map(|v| v.value().to_vec());
+                        match raw {
+                            None => Ok(Applied::Missing),
+                            Some(raw) => {
+                                move_record(
+                                    id.as_u64(),
+                                    &raw,
+                                    [&mut envelope, &mut content],
+                                    [&mut quarantine_envelope, &mut quarantine_content],
+                                )
+                                .map_err(storage)?;
+                                Ok(Applied::Done)
+                            }
+                        }
+                    }
                     StoreOp::Restore { id } => {
                         let raw = quarantine_envelope
                             .get(id.as_u64())
                             .map_err(storage)?
                             .map(|v| v.value().to_vec());
+                        // A body that fails its checksum stays aside.
+                        let intact = match (
+                            quarantine_content.get(id.as_u64()).map_err(storage)?,
+                            crc.get(id.as_u64()).map_err(storage)?,
+                        ) {
+                            (Some(body), Some(sum)) => crc32fast::hash(body.value()) == sum.value(),
+                            _ => true,
+                        };
                         match raw {
-                            Some(raw) if serde_json::from_slice::<Envelope>(&raw).is_ok() => {
+                            Some(raw)
+                                if intact && serde_json::from_slice::<Envelope>(&raw).is_ok() =>
+                            {
                                 move_record(
                                     id.as_u64(),
                                     &raw,
@@ -364,6 +407,18 @@ impl ShardStore {
                 };
                 Damaged { id, reason }
             })
+            .map(|mut d| {
+                if d.reason.is_empty()
+                    && let Ok(Some(sum)) = self.stored_crc(d.id)
+                    && let Ok(Some(body)) = self.read(QUARANTINE_CONTENT, |t| {
+                        Ok(t.get(d.id.as_u64())?.map(|v| v.value().to_vec()))
+                    })
+                    && let Err(reason) = check_crc(&body, sum)
+                {
+                    d.reason = reason;
+                }
+                d
+            })
             .collect())
     }
 
@@ -396,11 +451,38 @@ impl ShardStore {
             .transpose()
     }
 
-    /// A message's content.
-    pub(crate) fn content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
-        self.read(CONTENT, |t| {
+    /// A message's content, checked against its CRC-32 when it has one:
+    /// `Some(Err(reason))` for a body that does not match.
+    pub(crate) fn content(
+        &self,
+        id: QueueId,
+    ) -> Result<Option<Result<Vec<u8>, String>>, QueueError> {
+        let body = self.read(CONTENT, |t| {
             Ok(t.get(id.as_u64())?.map(|v| v.value().to_vec()))
-        })
+        })?;
+        let Some(body) = body else {
+            return Ok(None);
+        };
+        Ok(Some(match self.stored_crc(id)? {
+            Some(sum) => check_crc(&body, sum).map(|()| body),
+            None => Ok(body),
+        }))
+    }
+
+    /// The CRC-32 stored for a content, if any.
+    fn stored_crc(&self, id: QueueId) -> Result<Option<u32>, QueueError> {
+        let ctx = || format!("read {}", self.path.display());
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        let table = txn
+            .open_table(CONTENT_CRC)
+            .map_err(|e| QueueError::storage(ctx(), e))?;
+        table
+            .get(id.as_u64())
+            .map(|v| v.map(|v| v.value()))
+            .map_err(|e| QueueError::storage(ctx(), e))
     }
 }
 
@@ -433,7 +515,20 @@ fn held_copy(id: QueueId, envelope: &[u8]) -> Result<Vec<u8>, QueueError> {
     serde_json::to_vec(&new).map_err(|e| QueueError::codec(id, e))
 }
 
-/// A record whose envelope cannot be decoded.
+/// Whether `body` matches the CRC-32 `sum`; the reason when not.
+fn check_crc(body: &[u8], sum: u32) -> Result<(), String> {
+    let computed = crc32fast::hash(body);
+    if computed == sum {
+        Ok(())
+    } else {
+        Err(format!(
+            "content checksum mismatch (CRC-32 stored {sum:08x}, computed {computed:08x})"
+        ))
+    }
+}
+
+/// A damaged record: its envelope cannot be decoded, or its content
+/// fails its checksum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Damaged {
     pub(crate) id: QueueId,

@@ -1,0 +1,121 @@
+//! The stored format: spools written before the content checksum existed
+//! are read and delivered as they are, and a body that fails its checksum
+//! is never handed out.
+
+use redb::{Database, TableDefinition};
+use towerpost_queue::{Envelope, Queue, QueueId, QueueSettings, QueueState, Recipient};
+
+const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
+const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
+
+fn envelope(rcpt: &str) -> Envelope {
+    Envelope {
+        sender: "a@example.test".into(),
+        recipients: vec![Recipient::new(rcpt)],
+        arrival_time: 1_800_000_000,
+        size: 5,
+        state: QueueState::Deferred,
+        next_attempt: 0,
+        delay_warned: false,
+        client: "localhost[127.0.0.1]".into(),
+        helo: "client.test".into(),
+        eight_bit_mime: false,
+        smtputf8: false,
+        ret: None,
+        envid: None,
+    }
+}
+
+fn settings(dir: &std::path::Path) -> QueueSettings {
+    QueueSettings {
+        directory: dir.to_owned(),
+        shards: 1,
+    }
+}
+
+/// The layout of every spool before the checksum table (the format the
+/// earlier mains wrote: an envelope and a content table by id).
+#[tokio::test]
+async fn a_spool_without_checksums_is_read_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = QueueId::from_u64(0x0123_4567_89ab);
+    {
+        std::fs::create_dir_all(dir.path().join("queue")).unwrap();
+        let db = Database::create(dir.path().join("queue/shard-000.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut content = txn.open_table(CONTENT).unwrap();
+            content
+                .insert(id.as_u64(), b"Subject: old\r\n\r\nbody\r\n".as_slice())
+                .unwrap();
+            let mut env = txn.open_table(ENVELOPE).unwrap();
+            let bytes = serde_json::to_vec(&envelope("b@example.test")).unwrap();
+            env.insert(id.as_u64(), bytes.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let queue = Queue::open(settings(dir.path())).await.unwrap();
+    let entries = queue.entries().await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(
+        queue.content(id).await.unwrap().unwrap(),
+        b"Subject: old\r\n\r\nbody\r\n"
+    );
+    assert!(queue.quarantined().await.unwrap().is_empty());
+    queue.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_that_fails_its_checksum_is_moved_aside_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(settings(dir.path())).await.unwrap();
+    let good = queue.new_id();
+    let bad = queue.new_id();
+    for id in [good, bad] {
+        queue
+            .enqueue(
+                id,
+                &envelope("b@example.test"),
+                b"Subject: x\r\n\r\n12345678\r\n".to_vec(),
+            )
+            .await
+            .unwrap();
+    }
+    queue.shutdown().await;
+
+    // Flip bytes of one body behind the queue's back, as a bad disk would.
+    {
+        let db = Database::create(dir.path().join("queue/shard-000.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(CONTENT)
+            .unwrap()
+            .insert(bad.as_u64(), b"Subject: x\r\n\r\n12345679\r\n".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    let queue = Queue::open(settings(dir.path())).await.unwrap();
+    assert!(queue.content(good).await.unwrap().is_some());
+    assert_eq!(queue.content(bad).await.unwrap(), None, "never handed out");
+    let q = queue.quarantined().await.unwrap();
+    assert_eq!(q.iter().map(|q| q.id).collect::<Vec<_>>(), [bad]);
+    assert!(
+        q[0].reason.starts_with("content checksum mismatch"),
+        "{}",
+        q[0].reason
+    );
+    queue.shutdown().await;
+
+    // It stays aside across a restart (its envelope is fine, its body not).
+    let queue = Queue::open(settings(dir.path())).await.unwrap();
+    let ids: Vec<_> = queue
+        .entries()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, [good]);
+    assert_eq!(queue.quarantined().await.unwrap().len(), 1);
+    queue.shutdown().await;
+}
