@@ -23,6 +23,9 @@ fn connection_count_limit_answers_421() {
         "421 4.7.0 mx.towerpost.test Error: too many connections from 127.0.0.1"
     );
     assert!(c.is_closed());
+    server.wait_for_log(
+        "warning: Connection concurrency limit exceeded: 3 from unknown[127.0.0.1] for service smtp",
+    );
     drop(_a);
     // The count goes down when a connection ends.
     let mut ok = None;

@@ -158,6 +158,16 @@ impl ClientLimits {
                 let count = open.get(&key).copied().unwrap_or(0);
                 let allowed = self.allow(&self.connections, &key);
                 let limit = self.settings.connection_count;
+                if limit > 0 && count >= limit {
+                    // Postfix's anvil warning, which log watchers match.
+                    tracing::warn!(
+                        target: "towerpost::smtpd",
+                        "Connection concurrency limit exceeded: {} from {} for service {}",
+                        count + 1,
+                        request.session.client_name(),
+                        request.session.listener
+                    );
+                }
                 if (limit > 0 && count >= limit) || !allowed {
                     return Some(Reply::enhanced(
                         421,
