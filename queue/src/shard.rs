@@ -49,6 +49,8 @@ impl Shard {
             faults,
             events,
             broken: false,
+            removed: 0,
+            compacted: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("queue-shard-{index}"))
@@ -96,7 +98,18 @@ struct Writer {
     events: mpsc::UnboundedSender<Event>,
     /// The last commit failed: reopen the store before the next one.
     broken: bool,
+    /// Records removed since the file was last compacted.
+    removed: u64,
+    /// When the file was last compacted.
+    compacted: Option<std::time::Instant>,
 }
+
+/// The writer compacts the file when it is idle, at most this often…
+const COMPACT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// …once the shard is empty, or this many records were removed…
+const COMPACT_AFTER_REMOVALS: u64 = 10_000;
+/// …and at most this many are left.
+const COMPACT_MAX_LEFT: u64 = 1_000;
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<(StoreOp, Reply)>) {
@@ -130,10 +143,57 @@ impl Writer {
                         .collect()
                 }
             };
+            self.removed += ops
+                .iter()
+                .filter(|op| matches!(op, StoreOp::Remove { .. }))
+                .count() as u64;
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // The session may have gone away meanwhile; a stored message
                 // is delivered regardless.
                 let _ = reply.send(outcome);
+            }
+            if rx.is_empty() {
+                self.compact_if_due();
+            }
+        }
+    }
+
+    /// When idle, gives the space of removed mail back (Postfix's queue
+    /// files are deleted; a redb file stays at its peak size until it is
+    /// compacted): after many removals, or when the shard has emptied.
+    fn compact_if_due(&mut self) {
+        let recent = self
+            .compacted
+            .is_some_and(|t| t.elapsed() < COMPACT_INTERVAL);
+        if self.removed == 0 || self.broken || recent {
+            return;
+        }
+        let mut guard = self.store.write().unwrap_or_else(|p| p.into_inner());
+        let Some(store) = guard.as_mut() else { return };
+        // Compaction copies what is left and blocks this shard's commits
+        // meanwhile, so only when little is left: an emptied shard, or one
+        // that shrank by many records to a few.
+        let left = store.len().unwrap_or(u64::MAX);
+        if left != 0 && (self.removed < COMPACT_AFTER_REMOVALS || left > COMPACT_MAX_LEFT) {
+            return;
+        }
+        let before = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| store.compact()));
+        self.compacted = Some(std::time::Instant::now());
+        self.removed = 0;
+        match result {
+            Ok(Ok(_)) => {
+                let after = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+                if after < before {
+                    tracing::info!(target: "towerpost::queue",
+                        "queue shard {} compacted: {before} -> {after} bytes", self.path.display());
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(target: "towerpost::queue", "{e}"),
+            Err(_) => {
+                tracing::error!(target: "towerpost::queue",
+                    "queue shard {}: compaction panicked; reopening", self.path.display());
+                self.broken = true;
             }
         }
     }

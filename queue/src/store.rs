@@ -451,6 +451,21 @@ impl ShardStore {
             .transpose()
     }
 
+    /// Gives the space of removed records back to the file system (redb
+    /// keeps a file at its peak size otherwise). Crash-safe; the caller
+    /// holds the store exclusively. Returns whether the file shrank.
+    pub(crate) fn compact(&mut self) -> Result<bool, QueueError> {
+        let path = self.path.display().to_string();
+        self.db
+            .compact()
+            .map_err(|e| QueueError::storage(format!("compact {path}"), e))
+    }
+
+    /// How many messages the shard holds.
+    pub(crate) fn len(&self) -> Result<u64, QueueError> {
+        self.read(ENVELOPE, |t| redb::ReadableTableMetadata::len(t))
+    }
+
     /// A message's content, checked against its CRC-32 when it has one:
     /// `Some(Err(reason))` for a body that does not match.
     pub(crate) fn content(

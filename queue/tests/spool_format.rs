@@ -119,3 +119,39 @@ async fn a_body_that_fails_its_checksum_is_moved_aside_not_delivered() {
     assert_eq!(queue.quarantined().await.unwrap().len(), 1);
     queue.shutdown().await;
 }
+
+/// Space of removed mail goes back to the file system: a shard that has
+/// emptied is compacted (it used to stay at its peak size).
+#[tokio::test]
+async fn an_emptied_shard_gives_its_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(settings(dir.path())).await.unwrap();
+    let body = vec![b'x'; 200_000];
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let id = queue.new_id();
+        queue
+            .enqueue(id, &envelope("b@example.test"), body.clone())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let file = dir.path().join("queue/shard-000.redb");
+    let peak = std::fs::metadata(&file).unwrap().len();
+    assert!(peak > 20_000_000, "{peak}");
+    for id in ids {
+        queue.remove(id).await.unwrap();
+    }
+    // The writer compacts once it is idle.
+    let mut size = peak;
+    for _ in 0..100 {
+        size = std::fs::metadata(&file).unwrap().len();
+        if size < peak / 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(size < peak / 4, "still {size} of {peak} bytes");
+    assert!(queue.entries().await.unwrap().is_empty());
+    queue.shutdown().await;
+}
