@@ -12,6 +12,22 @@ fn ready(server: &Server) -> Client {
     c
 }
 
+/// Waits until another session holds at least `bytes` of the message
+/// memory: a probe's MAIL with the SIZE that would then not fit is refused.
+fn wait_until_held(server: &Server, budget: u64, bytes: u64) {
+    let mut probe = ready(server);
+    let size = budget - bytes + 1;
+    for _ in 0..200 {
+        let reply = probe.cmd(&format!("MAIL FROM:<> SIZE={size}"));
+        if reply.starts_with("452") {
+            return;
+        }
+        assert_eq!(probe.cmd("RSET"), "250 2.0.0 Ok");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the memory was never held");
+}
+
 #[test]
 fn sessions_beyond_the_global_limit_are_told_421_and_places_come_back() {
     let server = Server::start("smtpd_session_limit = 3");
@@ -58,14 +74,16 @@ fn message_memory_is_shared_by_all_sessions_and_given_back() {
     start(&mut a);
     start(&mut b);
     a.send(body.as_bytes()); // held while unfinished
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_held(&server, 1_000_000, 500_000);
     b.send(body.as_bytes());
     assert_eq!(b.cmd("."), "452 4.3.1 Insufficient system storage");
     assert!(a.cmd(".").starts_with("250 2.0.0 Ok: queued as"));
-    // No room for a declared size beyond the budget, at MAIL already.
+    // A declared size beyond the whole budget can never fit: 552 at MAIL
+    // already (a size that fits the budget but not the room left gets 452,
+    // as the probe in wait_until_held saw).
     assert_eq!(
         b.cmd("MAIL FROM:<a@example.test> SIZE=2000000"),
-        "452 4.3.1 Insufficient system storage"
+        "552 5.3.4 Message size exceeds fixed limit"
     );
     // The memory came back: the same message now goes through.
     start(&mut b);
@@ -120,10 +138,10 @@ fn trickled_data_meets_its_deadline_at_the_minimum_rate() {
 #[test]
 fn without_deadlines_a_trickle_is_only_bounded_per_read_until_stress() {
     // smtpd_timeout is per read: a byte every 300 ms keeps the session.
-    let server = Server::start("smtpd_timeout = \"2s\"\nsmtpd_session_limit = 5");
+    let server = Server::start("smtpd_timeout = \"3s\"\nsmtpd_session_limit = 5");
     let mut c = ready(&server);
-    let lasted = trickle(&mut c, Duration::from_millis(300), Duration::from_secs(4));
-    assert!(lasted >= Duration::from_secs(4), "closed after {lasted:?}");
+    let lasted = trickle(&mut c, Duration::from_millis(300), Duration::from_secs(5));
+    assert!(lasted >= Duration::from_secs(5), "closed after {lasted:?}");
     // Four of five sessions open: stress turns per-record deadlines on.
     let others: Vec<Client> = (0..3).map(|_| ready(&server)).collect();
     let lasted = trickle(&mut c, Duration::from_millis(300), Duration::from_secs(20));
@@ -149,9 +167,17 @@ fn bdat_chunks_count_against_the_same_memory() {
     start(&mut b);
     // A's chunk is half sent: its 600 kB are held.
     a.send(format!("BDAT 700000 LAST\r\n{head}").as_bytes());
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_held(&server, 1_000_000, 500_000);
     b.send(format!("BDAT 600000 LAST\r\n{head}").as_bytes());
     assert_eq!(b.read_reply(), "452 4.3.1 Insufficient system storage");
+    // BDAT LAST ended the transaction: the next one starts.
+    assert_eq!(b.cmd("MAIL FROM:<a@example.test>"), "250 2.1.0 Ok");
+    assert_eq!(b.cmd("RSET"), "250 2.0.0 Ok");
+    // A message bigger than all the memory can never fit: permanent.
+    assert_eq!(
+        b.cmd("MAIL FROM:<a@example.test> SIZE=2000000"),
+        "552 5.3.4 Message size exceeds fixed limit"
+    );
     a.send(tail.as_bytes());
     let reply = a.read_reply();
     assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}");

@@ -246,8 +246,12 @@ impl ShardStore {
                     }
                     StoreOp::Remove { id } => {
                         content.remove(id.as_u64()).map_err(storage)?;
-                        crc.remove(id.as_u64()).map_err(storage)?;
                         let removed = envelope.remove(id.as_u64()).map_err(storage)?.is_some();
+                        // A quarantined record keeps its checksum, so its
+                        // damaged body is never taken back as sound.
+                        if removed {
+                            crc.remove(id.as_u64()).map_err(storage)?;
+                        }
                         Ok(if removed {
                             Applied::Done
                         } else {

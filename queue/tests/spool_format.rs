@@ -106,7 +106,11 @@ async fn a_body_that_fails_its_checksum_is_moved_aside_not_delivered() {
     );
     queue.shutdown().await;
 
-    // It stays aside across a restart (its envelope is fine, its body not).
+    // It stays aside across a restart (its envelope is fine, its body
+    // not), also after an attempt to remove it from the live queue.
+    let queue = Queue::open(settings(dir.path())).await.unwrap();
+    assert!(queue.remove(bad).await.is_err(), "not in the live queue");
+    queue.shutdown().await;
     let queue = Queue::open(settings(dir.path())).await.unwrap();
     let ids: Vec<_> = queue
         .entries()

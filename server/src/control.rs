@@ -144,6 +144,9 @@ pub enum ControlResponse {
     },
     /// The request failed; the text says why.
     Error(String),
+    /// A temporary refusal (too busy): the client should try again
+    /// (`sendmail` exits EX_TEMPFAIL, so the caller keeps the message).
+    TryAgain(String),
 }
 
 /// The local flush path: `authorized_flush_users`, then the flush service.
@@ -347,7 +350,8 @@ struct Handling {
 
 /// Answers a connection over the limits with an error, and closes.
 async fn refuse(stream: UnixStream) {
-    let response = ControlResponse::Error("too many control connections; try again later".into());
+    let response =
+        ControlResponse::TryAgain("too many control connections; try again later".into());
     let Ok(mut out) = serde_json::to_vec(&response) else {
         return;
     };
@@ -377,8 +381,9 @@ async fn read_submission(
             if n == 0 {
                 return Ok(Some(content));
             }
+            crate::session::make_room(&mut content, n);
             content.extend_from_slice(&chunk[..n]);
-            if !memory.cover(content.len() as u64) {
+            if !memory.cover(content.capacity() as u64) {
                 return Ok(None);
             }
         }
@@ -422,7 +427,7 @@ async fn handle(stream: UnixStream, uid: Option<u32>, context: Handling) -> std:
             let cap = if limit == 0 { u64::MAX } else { limit + 1 };
             let mut memory = MemoryHold::new(&load);
             let Some(content) = read_submission(&mut reader, cap, &mut memory).await? else {
-                let response = ControlResponse::Error(
+                let response = ControlResponse::TryAgain(
                     "insufficient system storage: too much mail is being received; try again later"
                         .into(),
                 );
@@ -461,8 +466,13 @@ async fn handle(stream: UnixStream, uid: Option<u32>, context: Handling) -> std:
     };
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');
-    write.write_all(&out).await?;
-    write.shutdown().await
+    // A reader that never reads must not keep its place.
+    tokio::time::timeout(SUBMIT_TIMEOUT, async {
+        write.write_all(&out).await?;
+        write.shutdown().await
+    })
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "reply not read in time"))?
 }
 
 /// Carries out a request on `queue`: by the server for the socket, and by

@@ -261,10 +261,13 @@ async fn accept_loop(
             }
         };
         let Some(slot) = context.load.try_session() else {
+            // A client of an implicit-TLS listener expects a handshake,
+            // not plain text: it is just closed.
+            let plain = !matches!(context.tls, Some(ListenerTls::Implicit(_)));
             tokio::spawn(refuse(
                 stream,
                 client,
-                context.settings.myhostname.clone(),
+                plain.then(|| context.settings.myhostname.clone()),
                 context.load.session_limit(),
             ));
             continue;
@@ -282,13 +285,21 @@ async fn accept_loop(
 
 /// Tells a client beyond `smtpd_session_limit` to come back later, and
 /// closes (the greeting a client waits for; RFC 5321 §3.1 allows 421).
-async fn refuse(mut stream: TcpStream, client: SocketAddr, myhostname: String, limit: usize) {
+async fn refuse(
+    mut stream: TcpStream,
+    client: SocketAddr,
+    myhostname: Option<String>,
+    limit: usize,
+) {
     use tokio::io::AsyncWriteExt;
     tracing::warn!(
         target: "towerpost::smtpd",
         "too many sessions ({limit}, smtpd_session_limit); refusing {}",
         format_args!("unknown[{}]", client.ip())
     );
+    let Some(myhostname) = myhostname else {
+        return;
+    };
     let reply = format!(
         "421 4.3.2 {myhostname} Service currently unavailable: too many sessions, try again later\r\n"
     );

@@ -594,6 +594,10 @@ async fn submit_command(config: Config, request: ControlRequest, ignore_dots: bo
             eprintln!("sendmail: fatal: {e}");
             ExitCode::from(EX_DATAERR)
         }
+        Ok(Some(ControlResponse::TryAgain(e))) => {
+            eprintln!("sendmail: warning: {e}");
+            ExitCode::from(EX_TEMPFAIL)
+        }
         Ok(_) | Err(_) => {
             eprintln!("sendmail: fatal: the mail system is down; message not queued");
             ExitCode::from(EX_TEMPFAIL)
@@ -717,7 +721,7 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
             eprintln!("towerpost: fatal: unexpected answer from the server");
             ExitCode::from(EX_SOFTWARE)
         }
-        ControlResponse::Error(e) => {
+        ControlResponse::Error(e) | ControlResponse::TryAgain(e) => {
             eprintln!("towerpost: fatal: {e}");
             ExitCode::from(EX_UNAVAILABLE)
         }

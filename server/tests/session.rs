@@ -149,6 +149,35 @@ impl Session {
         }
     }
 
+    /// Sends a byte every `every` until the server's reply arrives (or
+    /// `max` passes); returns the reply and when it came.
+    async fn trickle(&mut self, every: Duration, max: Duration) -> (Option<String>, Duration) {
+        let start = tokio::time::Instant::now();
+        let mut chunk = [0u8; 4096];
+        {
+            let (mut read, mut write) = tokio::io::split(&mut self.io);
+            loop {
+                tokio::select! {
+                    n = read.read(&mut chunk) => {
+                        let n = n.unwrap_or(0);
+                        self.buf.extend_from_slice(&chunk[..n]);
+                        break;
+                    }
+                    _ = tokio::time::sleep(every) => {
+                        if start.elapsed() >= max {
+                            return (None, start.elapsed());
+                        }
+                        if write.write_all(b"x").await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let at = start.elapsed();
+        (self.reply().await, at)
+    }
+
     async fn cmd(&mut self, line: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes()).await;
         self.reply().await.expect("a reply")
@@ -301,17 +330,14 @@ async fn a_per_record_deadline_ends_a_trickled_command_line() {
     );
     s.reply().await.unwrap();
     // A byte every second: each read comes in time, the line never does.
-    for _ in 0..9 {
-        s.send(b"x").await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    s.send(b"x").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (reply, at) = s
+        .trickle(Duration::from_secs(1), Duration::from_secs(60))
+        .await;
     assert_eq!(
-        s.reply().await.unwrap(),
-        "421 4.4.2 test.example Error: timeout exceeded"
+        reply.as_deref(),
+        Some("421 4.4.2 test.example Error: timeout exceeded")
     );
-    assert_eq!(s.reply().await, None);
+    assert!(at <= Duration::from_secs(11), "cut off after {at:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -324,12 +350,15 @@ async fn without_deadlines_each_byte_resets_the_timeout() {
         load(),
     );
     s.reply().await.unwrap();
-    for _ in 0..30 {
-        s.send(b"x").await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let (reply, at) = s
+        .trickle(Duration::from_secs(1), Duration::from_secs(30))
+        .await;
+    assert!(
+        at >= Duration::from_secs(30),
+        "answered {reply:?} after {at:?}"
+    );
     s.send(b"\r\n").await;
-    assert!(s.reply().await.unwrap().starts_with("502"));
+    assert!(s.reply().await.unwrap().starts_with("502"), "still open");
 }
 
 #[tokio::test(start_paused = true)]
@@ -339,14 +368,16 @@ async fn under_stress_deadlines_apply_and_the_timeout_shortens() {
     assert!(load.stressed());
     let mut s = Session::start(settings(), load.clone()); // smtpd_timeout 300 s
     s.reply().await.unwrap();
-    for _ in 0..9 {
-        s.send(b"x").await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (reply, at) = s
+        .trickle(Duration::from_secs(1), Duration::from_secs(600))
+        .await;
     assert_eq!(
-        s.reply().await.unwrap(),
-        "421 4.4.2 test.example Error: timeout exceeded"
+        reply.as_deref(),
+        Some("421 4.4.2 test.example Error: timeout exceeded")
+    );
+    assert!(
+        at <= Duration::from_secs(11),
+        "cut off after {at:?}, not by 10 s"
     );
 }
 
@@ -362,9 +393,10 @@ async fn data_beyond_the_shared_memory_is_refused_and_the_session_goes_on() {
     let line = format!("{}\r\n", "z".repeat(98));
     s.send(line.repeat(3000).as_bytes()).await; // 300 kB
     s.send(b".\r\n").await;
+    // Bigger than all the memory there is: permanent, never retried.
     assert_eq!(
         s.reply().await.unwrap(),
-        "452 4.3.1 Insufficient system storage"
+        "552 5.3.4 Message size exceeds fixed limit"
     );
     assert_eq!(load.memory(), 0, "nothing is held after the refusal");
     assert_eq!(s.cmd("MAIL FROM:<a@example.test>").await, "250 2.1.0 Ok");

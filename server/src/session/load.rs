@@ -58,9 +58,21 @@ impl Load {
         self.session_limit
     }
 
-    /// Whether so many sessions are open that deadlines tighten.
+    /// Whether so many sessions are open, or so much message memory is
+    /// held, that deadlines tighten (clients that trickle must not pin
+    /// the memory either).
     pub fn stressed(&self) -> bool {
-        self.session_limit != 0 && self.sessions() * 100 >= self.session_limit * STRESS_PERCENT
+        let over = |used: u64, limit: u64| {
+            limit != 0 && used.saturating_mul(100) >= limit.saturating_mul(STRESS_PERCENT as u64)
+        };
+        over(self.sessions() as u64, self.session_limit as u64)
+            || over(self.memory(), self.memory_limit)
+    }
+
+    /// Whether a message of `bytes` could never fit, even with nothing
+    /// else held.
+    pub fn beyond_budget(&self, bytes: u64) -> bool {
+        self.memory_limit != 0 && bytes > self.memory_limit
     }
 
     /// Whether `bytes` more could be held now (a declared `SIZE=`).

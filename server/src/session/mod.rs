@@ -15,7 +15,9 @@ mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -35,6 +37,7 @@ use crate::sasl::{
 };
 use crate::tls::{ListenerTls, MaybeTls};
 pub(crate) use load::MemoryHold;
+
 pub use load::{Load, SessionSlot};
 pub(crate) use received::rfc5322_date;
 use received::write_received;
@@ -375,7 +378,11 @@ where
                 // What the session itself can tell: no room for the message
                 // among those being received.
                 if !self.load.has_room_for(params.size.unwrap_or(1)) {
-                    let reply = insufficient_resources();
+                    let reply = if self.load.beyond_budget(params.size.unwrap_or(0)) {
+                        Reply::enhanced(552, e(5, 3, 4), "Message size exceeds fixed limit")
+                    } else {
+                        insufficient_resources()
+                    };
                     self.log_reject("MAIL", &reply, None);
                     return self.finish(verb, reply).await;
                 }
@@ -524,6 +531,7 @@ where
             self.inbuf.clear();
         }
         self.receiver = CommandReceiver::new(self.settings.command_line_limit);
+        self.stage = "starttls";
         if let Err(close) = self.handshake(&acceptor).await {
             return Some(close);
         }
@@ -542,6 +550,7 @@ where
     /// the stack first (rate limits, user layers); the core's 334 lets the
     /// exchange run here, since it spans several lines.
     async fn auth(&mut self, command: Command) -> Option<Close> {
+        self.stage = "auth";
         let e = EnhancedCode::new;
         let refuse = |code: u16, dsn: EnhancedCode, text: &'static str| {
             Some(Reply::enhanced(code, dsn, text))
@@ -710,7 +719,7 @@ where
     /// The TLS handshake, bounded by `smtpd_timeout`.
     async fn handshake(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<(), Close> {
         let client = self.info.client_name();
-        match tokio::time::timeout(self.settings.timeout, self.io.upgrade(acceptor)).await {
+        match tokio::time::timeout(self.effective_timeout(), self.io.upgrade(acceptor)).await {
             Ok(Ok(summary)) => {
                 tracing::info!(
                     target: "towerpost::smtpd",
@@ -789,15 +798,22 @@ where
         self.start_transfer();
         let mut memory = MemoryHold::new(&self.load);
         let mut out_of_memory = false;
+        let mut needed = 0u64;
         loop {
+            if !out_of_memory {
+                make_room(&mut content, self.inbuf.len());
+            }
             let progress = decoder.feed(&self.inbuf, &mut content);
             self.inbuf.advance(progress.consumed);
             self.credit_transfer(progress.consumed);
-            if !out_of_memory && !memory.cover(content.len() as u64) {
+            if !out_of_memory && !memory.cover(content.capacity() as u64) {
                 out_of_memory = true;
+                // Give the memory back now, not at the end of the data.
+                memory = MemoryHold::new(&self.load);
             }
             if out_of_memory {
                 // Read on to the end of the data, keeping nothing.
+                needed = needed.saturating_add(content.len() as u64);
                 content = Vec::new();
             }
             if progress.done {
@@ -807,7 +823,17 @@ where
         }
         self.deadline = None;
         if out_of_memory {
-            let reply = insufficient_resources();
+            // A message bigger than all the memory there is will never
+            // fit: that is permanent, not a reason to retry for days.
+            let reply = if self.load.beyond_budget(needed) {
+                Reply::enhanced(
+                    552,
+                    EnhancedCode::new(5, 3, 4),
+                    "Message size exceeds fixed limit",
+                )
+            } else {
+                insufficient_resources()
+            };
             self.log_reject("END-OF-MESSAGE", &reply, None);
             self.reset_transaction();
             return Ok(reply);
@@ -873,7 +899,10 @@ where
             }
         };
         if reply.is_positive() {
+            // Postfix: "Forgive any previous client errors when a message
+            // was received successfully."
             self.junk = 0;
+            self.errors = 0;
         }
         self.reset_transaction();
         reply
@@ -922,10 +951,12 @@ where
         loop {
             let used = match (store && !out_of_memory, self.bdat.as_mut()) {
                 (true, Some(b)) => {
+                    make_room(&mut b.content, self.inbuf.len());
                     let used = b.decoder.feed(&self.inbuf, Some(&mut b.content));
-                    if !b.memory.cover(b.content.len() as u64) {
+                    if !b.memory.cover(b.content.capacity() as u64) {
                         out_of_memory = true;
                         b.content = Vec::new();
+                        b.memory = MemoryHold::new(&self.load);
                         skipper = BdatDecoder::new(0, usize::MAX);
                         skipper.start_chunk(b.decoder.remaining());
                     }
@@ -956,6 +987,10 @@ where
                 b.failed = true;
                 b.content = Vec::new();
                 b.memory = MemoryHold::new(&self.load);
+            }
+            if last && out_of_memory {
+                // BDAT LAST ends the transaction, whatever the answer.
+                self.reset_transaction();
             }
             return self.finish("bdat", reply).await;
         }
@@ -1082,11 +1117,12 @@ where
         if self.out.is_empty() {
             return Ok(());
         }
+        let timeout = self.effective_timeout();
         let write = async {
             self.io.write_all(&self.out).await?;
             self.io.flush().await
         };
-        let r = tokio::time::timeout(self.settings.timeout, write).await;
+        let r = tokio::time::timeout(timeout, write).await;
         self.out.clear();
         match r {
             Ok(r) => r,
@@ -1127,6 +1163,11 @@ where
     async fn read_more(&mut self, idle: bool) -> Result<(), Close> {
         if self.flush().await.is_err() {
             return Err(Close::Lost);
+        }
+        if !self.deadlines() {
+            // A deadline from a stress period that has passed must not
+            // cut the record short when stress comes back.
+            self.deadline = None;
         }
         let timeout = if self.deadlines() {
             let fresh = Instant::now() + self.effective_timeout();
@@ -1170,6 +1211,17 @@ fn printable(text: &str) -> String {
         .take(100)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
+}
+
+/// Grows `content` for `incoming` more octets by a quarter of its size at
+/// a time (at least 64 KiB), so that its capacity, which the memory budget
+/// counts, stays within a quarter of its length, without copying a large
+/// message over and over.
+pub(crate) fn make_room(content: &mut Vec<u8>, incoming: usize) {
+    if content.capacity() - content.len() < incoming {
+        let step = (content.len() / 4).max(64 * 1024).max(incoming);
+        content.reserve_exact(step);
+    }
 }
 
 /// Postfix's answer when resources run short (here: the memory that all
