@@ -258,7 +258,11 @@ impl ShardStore {
                             Applied::Missing
                         })
                     }
-                    StoreOp::Quarantine { id } => {
+                    // An undecodable envelope, or (`QuarantineContent`) a
+                    // body that fails its checksum: the record moves aside.
+                    StoreOp::Quarantine { id } | StoreOp::QuarantineContent { id } => {
+                        let id = *id;
+                        let only_if_undecodable = matches!(op, StoreOp::Quarantine { .. });
                         let raw = envelope
                             .get(id.as_u64())
                             .map_err(storage)?
@@ -266,28 +270,12 @@ impl ShardStore {
                         match raw {
                             // Gone, or readable after all: nothing to do.
                             None => Ok(Applied::Missing),
-                            Some(raw) if serde_json::from_slice::<Envelope>(&raw).is_ok() => {
+                            Some(raw)
+                                if only_if_undecodable
+                                    && serde_json::from_slice::<Envelope>(&raw).is_ok() =>
+                            {
                                 Ok(Applied::Missing)
                             }
-                            Some(raw) => {
-                                move_record(
-                                    id.as_u64(),
-                                    &raw,
-                                    [&mut envelope, &mut content],
-                                    [&mut quarantine_envelope, &mut quarantine_content],
-                                )
-                                .map_err(storage)?;
-                                Ok(Applied::Done)
-                            }
-                        }
-                    }
-                    StoreOp::QuarantineContent { id } => {
-                        let raw = envelope
-                            .get(id.as_u64())
-                            .map_err(storage)?
-                            .map(|v| v.value().to_vec());
-                        match raw {
-                            None => Ok(Applied::Missing),
                             Some(raw) => {
                                 move_record(
                                     id.as_u64(),

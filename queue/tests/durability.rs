@@ -1,23 +1,11 @@
 //! The queue finds every stored message again after a restart.
 
-use towerpost_queue::{Envelope, Queue, QueueSettings, QueueState, Recipient};
+use towerpost_queue::{Envelope, Queue, QueueSettings, QueueState};
+
+mod common;
 
 fn envelope(rcpt: &str) -> Envelope {
-    Envelope {
-        sender: "a@example.test".into(),
-        recipients: vec![Recipient::new(rcpt)],
-        arrival_time: 1_800_000_000,
-        size: 5,
-        state: QueueState::Incoming,
-        next_attempt: 0,
-        delay_warned: false,
-        client: "localhost[127.0.0.1]".into(),
-        helo: "client.test".into(),
-        eight_bit_mime: false,
-        smtputf8: false,
-        ret: None,
-        envid: None,
-    }
+    common::envelope(rcpt, QueueState::Incoming)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,27 +3,15 @@
 //! is never handed out.
 
 use redb::{Database, TableDefinition};
-use towerpost_queue::{Envelope, Queue, QueueId, QueueSettings, QueueState, Recipient};
+use towerpost_queue::{Envelope, Queue, QueueId, QueueSettings, QueueState};
 
 const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
 const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
 
+mod common;
+
 fn envelope(rcpt: &str) -> Envelope {
-    Envelope {
-        sender: "a@example.test".into(),
-        recipients: vec![Recipient::new(rcpt)],
-        arrival_time: 1_800_000_000,
-        size: 5,
-        state: QueueState::Deferred,
-        next_attempt: 0,
-        delay_warned: false,
-        client: "localhost[127.0.0.1]".into(),
-        helo: "client.test".into(),
-        eight_bit_mime: false,
-        smtputf8: false,
-        ret: None,
-        envid: None,
-    }
+    common::envelope(rcpt, QueueState::Deferred)
 }
 
 fn settings(dir: &std::path::Path) -> QueueSettings {
