@@ -44,7 +44,8 @@ fn by_sender<'a>(messages: &'a [SunkMessage], sender: &str) -> &'a SunkMessage {
 #[test]
 fn a_spool_from_the_release_before_record_versions_is_delivered() {
     let spool = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../queue/tests/fixtures/spool-9cc85ce");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../queue/tests/fixtures/spool-9cc85ce");
     copy_dir(&fixture, spool.path());
     let sink = Sink::start();
     // The fixture's mail arrived on 2026-12-02: lifetimes long enough that
@@ -75,10 +76,19 @@ fn a_spool_from_the_release_before_record_versions_is_delivered() {
 
     let dsn = by_sender(&messages, "sender@old.example.test");
     assert!(dsn.mail_params.contains(&"RET=HDRS".to_owned()), "{dsn:?}");
-    assert!(dsn.mail_params.contains(&"ENVID=env+2Bid".to_owned()), "{dsn:?}");
-    assert_eq!(dsn.rcpt_to, ["one@dest.example.test", "two@dest.example.test"]);
+    assert!(
+        dsn.mail_params.contains(&"ENVID=env+2Bid".to_owned()),
+        "{dsn:?}"
+    );
+    assert_eq!(
+        dsn.rcpt_to,
+        ["one@dest.example.test", "two@dest.example.test"]
+    );
     for params in &dsn.rcpt_params {
-        assert!(params.contains(&"NOTIFY=SUCCESS,DELAY".to_owned()), "{dsn:?}");
+        assert!(
+            params.contains(&"NOTIFY=SUCCESS,DELAY".to_owned()),
+            "{dsn:?}"
+        );
         assert!(
             params.contains(&"ORCPT=rfc822;one@dest.example.test".to_owned()),
             "{dsn:?}"
@@ -88,14 +98,26 @@ fn a_spool_from_the_release_before_record_versions_is_delivered() {
 
     let bounce = by_sender(&messages, "");
     assert_eq!(bounce.rcpt_to, ["three@other.example.test"]);
-    assert!(bounce.mail_params.contains(&"BODY=8BITMIME".to_owned()), "{bounce:?}");
-    assert!(bounce.mail_params.contains(&"RET=FULL".to_owned()), "{bounce:?}");
+    assert!(
+        bounce.mail_params.contains(&"BODY=8BITMIME".to_owned()),
+        "{bounce:?}"
+    );
+    assert!(
+        bounce.mail_params.contains(&"RET=FULL".to_owned()),
+        "{bounce:?}"
+    );
     assert_eq!(bounce.rcpt_params, [vec!["NOTIFY=NEVER".to_owned()]]);
-    assert!(bounce.data.ends_with("8bit \u{e9}\r\n".as_bytes()), "{bounce:?}");
+    assert!(
+        bounce.data.ends_with("8bit \u{e9}\r\n".as_bytes()),
+        "{bounce:?}"
+    );
 
     let utf8 = by_sender(&messages, "s\u{e9}nder@old.example.test");
     assert_eq!(utf8.rcpt_to, ["f\u{fc}r@utf8.example.test"]);
-    assert!(utf8.mail_params.contains(&"SMTPUTF8".to_owned()), "{utf8:?}");
+    assert!(
+        utf8.mail_params.contains(&"SMTPUTF8".to_owned()),
+        "{utf8:?}"
+    );
 
     let released = by_sender(&messages, "held@old.example.test");
     assert_eq!(released.rcpt_to, ["held@hold.example.test"]);
