@@ -14,8 +14,8 @@ use ipnet::IpNet;
 use crate::error::{Origin, Problem};
 use crate::keys::{LISTENER_KEYS, TRANSPORT_KEYS, keys, suggest};
 use crate::{
-    BareNewline, Listener, ListenerOverrides, Nexthop, Route, SmtpTlsLevel, TlsMode,
-    TransportConfig, TransportKind,
+    BareNewline, Listener, ListenerOverrides, Nexthop, SmtpTlsLevel, TlsMode, TransportConfig,
+    TransportKind, TransportMapEntry,
 };
 
 /// Describes a value for "found ..." in messages.
@@ -860,7 +860,7 @@ pub(crate) fn transport_maps(
     declared: Option<&BTreeSet<String>>,
     transports: &BTreeMap<String, TransportConfig>,
     problems: &mut Vec<Problem>,
-) -> Option<BTreeMap<String, Route>> {
+) -> Option<BTreeMap<String, TransportMapEntry>> {
     const KEY: &str = "transport_maps";
     let Value::Dict(_, dict) = value else {
         problems.push(Problem::value(
@@ -965,7 +965,7 @@ pub(crate) fn transport_maps(
             }
         };
         if let Some(pattern) = pattern {
-            out.insert(pattern, Route { transport, nexthop });
+            out.insert(pattern, TransportMapEntry { transport, nexthop });
         }
     }
     (problems.len() == before).then_some(out)

@@ -79,6 +79,8 @@ pub use crate::flush::{UserPattern, UserRule};
 pub use crate::restrictions::Restriction;
 pub use crate::sasl::{Login, PasswordMap, SaslSecurityOption, SmtpdTlsLevel};
 pub use crate::tls_policy::{TlsMatch, TlsPolicy, TlsPolicyMap};
+/// Next hops and routes are shared with the queue and the SMTP client.
+pub use towerpost_protocol::{Nexthop, Route};
 
 use crate::env::{ENV_NAME, EnvVars};
 use crate::error::{Origin, Problem, ProblemKind};
@@ -252,61 +254,18 @@ impl fmt::Display for SmtpTlsLevel {
     }
 }
 
-/// Where mail goes next: a host or domain and an optional port, in Postfix
-/// syntax (`example.com`, `example.com:587`, `[mail.example.com]`,
-/// `[192.0.2.1]:25`, `[2001:db8::1]:25`).
-///
-/// Its [`Display`](fmt::Display) output is that syntax, with the port as a
-/// number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Nexthop {
-    /// A domain or host name (lower-case, without a trailing dot), or an IP
-    /// address (only when `mx_lookup` is false; IPv6 without brackets or
-    /// `ipv6:` prefix).
-    pub host: String,
-    /// The TCP port; `None` for the default (25 for SMTP). Service names are
-    /// resolved: `smtp` 25, `submission` 587, `smtps` and `submissions` 465.
-    pub port: Option<u16>,
-    /// Whether to look up the MX records of `host` (written without
-    /// brackets) rather than connect to `host` itself (written in brackets).
-    pub mx_lookup: bool,
-}
-
-impl std::str::FromStr for Nexthop {
-    type Err = String;
-
-    /// Parses the syntax of `relayhost` and `transport_maps` next hops.
-    fn from_str(s: &str) -> Result<Nexthop, String> {
-        convert::nexthop(s)
-    }
-}
-
-impl fmt::Display for Nexthop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.mx_lookup {
-            f.write_str(&self.host)?;
-        } else {
-            write!(f, "[{}]", self.host)?;
-        }
-        if let Some(port) = self.port {
-            write!(f, ":{port}")?;
-        }
-        Ok(())
-    }
-}
-
 /// One `transport_maps` entry: `transport:nexthop`, either part empty.
 ///
 /// Its [`Display`](fmt::Display) output is that syntax.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct Route {
+pub struct TransportMapEntry {
     /// The transport; `None` (empty) for `default_transport`.
     pub transport: Option<String>,
     /// The next hop; `None` (empty) for the default, see [`Config::route`].
     pub nexthop: Option<Nexthop>,
 }
 
-impl fmt::Display for Route {
+impl fmt::Display for TransportMapEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.transport.as_deref().unwrap_or_default())?;
         f.write_str(":")?;
@@ -314,24 +273,6 @@ impl fmt::Display for Route {
             write!(f, "{nexthop}")?;
         }
         Ok(())
-    }
-}
-
-/// The result of [`Config::route`]: the transport and next hop for a
-/// recipient domain.
-///
-/// Its [`Display`](fmt::Display) output is `transport:nexthop`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ResolvedRoute {
-    /// The name of the transport, a key of [`Config::transport`].
-    pub transport: String,
-    /// Where to deliver.
-    pub nexthop: Nexthop,
-}
-
-impl fmt::Display for ResolvedRoute {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.transport, self.nexthop)
     }
 }
 
@@ -590,7 +531,7 @@ impl Config {
     /// next hop but no transport uses `default_transport`; an entry with
     /// neither (`":"`) stops the search and changes nothing, so `relayhost`
     /// applies as if no entry had matched.
-    pub fn route(&self, domain: &str) -> ResolvedRoute {
+    pub fn route(&self, domain: &str) -> Route {
         let domain = domain.strip_suffix('.').unwrap_or(domain).to_lowercase();
         let maps = &self.transport_maps;
         let entry = maps
@@ -602,20 +543,16 @@ impl Config {
             })
             .or_else(|| maps.get("*"));
         let (transport, nexthop) = match entry {
-            Some(Route {
+            Some(TransportMapEntry {
                 transport: None,
                 nexthop: None,
             })
             | None => (None, self.relayhost.clone()),
             Some(route) => (route.transport.clone(), route.nexthop.clone()),
         };
-        ResolvedRoute {
+        Route {
             transport: transport.unwrap_or_else(|| self.default_transport.clone()),
-            nexthop: nexthop.unwrap_or(Nexthop {
-                host: domain,
-                port: None,
-                mx_lookup: true,
-            }),
+            nexthop: nexthop.unwrap_or_else(|| Nexthop::domain(domain)),
         }
     }
 

@@ -10,7 +10,8 @@ use ipnet::IpNet;
 
 use crate::{
     AddressMap, BareNewline, Listener, ListenerOverrides, Nexthop, PasswordMap, RateLimit,
-    Restriction, Route, SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap, UserRule,
+    Restriction, SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap, TransportMapEntry,
+    UserRule,
 };
 
 /// A value's rendering as a [`Setting`].
@@ -139,7 +140,7 @@ impl Show for Option<PasswordMap> {
     }
 }
 
-impl Show for BTreeMap<String, Route> {
+impl Show for BTreeMap<String, TransportMapEntry> {
     fn show(&self) -> Setting<'_> {
         Setting::Table(inline_table(self.iter().map(|(pattern, route)| {
             (pattern.as_str(), toml_string(&route.to_string()))

@@ -21,9 +21,9 @@ use crate::keys::{
 use crate::restrictions::ListKind;
 use crate::show::Setting;
 use crate::{
-    AddressMap, BareNewline, Listener, Nexthop, PasswordMap, RateLimit, Restriction, Route,
-    SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap, TransportConfig, UserRule,
-    convert, flush, restrictions, sasl,
+    AddressMap, BareNewline, Listener, Nexthop, PasswordMap, RateLimit, Restriction,
+    SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap, TransportConfig,
+    TransportMapEntry, UserRule, convert, flush, restrictions, sasl,
 };
 
 config_keys! {
@@ -271,7 +271,7 @@ config_keys! {
     /// a domain, `.domain` (its subdomains only) or `*` (any domain); values
     /// are `transport:nexthop` with either part empty. See [`Config::route`].
     /// Default: none. Only settable in the file.
-    transport_maps "transport_maps": BTreeMap<String, Route> = d(Dict::new()) => (manual);
+    transport_maps "transport_maps": BTreeMap<String, TransportMapEntry> = d(Dict::new()) => (manual);
     /// `transport` (`[transport.NAME]` tables): the delivery transports, by
     /// name, with effective limits. The built-in `smtp`, `relay` (type
     /// smtp), `discard` and `error` are always present and can be changed by

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use towerpost_config::{
-    Config, Nexthop, ResolvedRoute, Route, SmtpTlsLevel, TransportConfig, TransportKind,
+    Config, Nexthop, Route, SmtpTlsLevel, TransportConfig, TransportKind, TransportMapEntry,
 };
 
 fn secs(n: u64) -> Duration {
@@ -30,8 +30,8 @@ fn direct(host: &str, port: Option<u16>) -> Nexthop {
     }
 }
 
-fn resolved(transport: &str, nexthop: Nexthop) -> ResolvedRoute {
-    ResolvedRoute {
+fn resolved(transport: &str, nexthop: Nexthop) -> Route {
+    Route {
         transport: transport.into(),
         nexthop,
     }
@@ -337,14 +337,14 @@ fn transport_maps_are_read_into_routes() {
     );
     assert_eq!(
         config.transport_maps["example.org"],
-        Route {
+        TransportMapEntry {
             transport: None,
             nexthop: Some(direct("relay.example.org", None)),
         }
     );
     assert_eq!(
         config.transport_maps["example.com"],
-        Route {
+        TransportMapEntry {
             transport: Some("discard".into()),
             nexthop: None,
         }

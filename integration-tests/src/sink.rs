@@ -32,6 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use towerpost_protocol::EhloCapabilities;
+
 /// The name the sink gives itself in its greeting and EHLO reply.
 const HOSTNAME: &str = "sink.test";
 /// Longest accepted line, CRLF included.
@@ -529,10 +531,19 @@ impl<'a> Connection<'a> {
         }
         let answer = self.shared.answer(&Stage::Ehlo(domain), || {
             if verb == "EHLO" {
-                format!(
-                    "250-{HOSTNAME}\n250-PIPELINING\n250-SIZE {MAX_SIZE}\n250-8BITMIME\n\
-                     250-SMTPUTF8\n250-DSN\n250 ENHANCEDSTATUSCODES"
-                )
+                let offered = EhloCapabilities {
+                    pipelining: true,
+                    size: Some(MAX_SIZE as u64),
+                    eight_bit_mime: true,
+                    smtputf8: true,
+                    dsn: true,
+                    enhanced_status_codes: true,
+                    ..EhloCapabilities::default()
+                };
+                let reply = offered.reply(HOSTNAME).to_bytes();
+                String::from_utf8_lossy(&reply)
+                    .trim_end()
+                    .replace("\r\n", "\n")
             } else {
                 format!("250 {HOSTNAME}")
             }

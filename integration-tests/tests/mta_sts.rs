@@ -22,6 +22,8 @@ use integration_tests::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 use towerpost::delivery::Outside;
+use towerpost_config::Nexthop;
+use towerpost_protocol::Address;
 use towerpost_queue::{DeliveryRecipient, DeliveryRequest, Outcome, QueueId, Transport};
 
 /// A test CA and certificates it signs.
@@ -205,14 +207,18 @@ impl World {
 
     /// Delivers one message through `transports` to `nexthop`; returns the
     /// outcome and the log lines written meanwhile.
-    fn deliver(&self, transports: &HashMap<String, Transport>, nexthop: &str) -> (Outcome, String) {
+    fn deliver(
+        &self,
+        transports: &HashMap<String, Transport>,
+        nexthop: &Nexthop,
+    ) -> (Outcome, String) {
         let request = DeliveryRequest {
             queue_id: QueueId::from_u64(1),
             transport: "smtp".into(),
-            nexthop: nexthop.into(),
-            sender: "a@client.test".into(),
+            nexthop: nexthop.clone(),
+            sender: Some(Address::parse("a@client.test").unwrap()),
             recipients: vec![DeliveryRecipient {
-                address: format!("b@{}", nexthop.split(':').next().unwrap()),
+                address: Address::parse(&format!("b@{}", nexthop.host)).unwrap(),
                 notify: None,
                 orcpt: None,
             }],
@@ -357,8 +363,11 @@ async fn policy_host(
     (task, addr)
 }
 
-fn hop(domain: &str, server: &Server) -> String {
-    format!("{domain}:{}", server.addr().port())
+fn hop(domain: &str, server: &Server) -> Nexthop {
+    Nexthop {
+        port: Some(server.addr().port()),
+        ..Nexthop::domain(domain)
+    }
 }
 
 fn assert_sent(outcome: &Outcome, log: &str) {

@@ -81,8 +81,8 @@ fn transaction_with_two_recipients_arrives_with_all_fields() {
     let ehlo = c.cmd("EHLO client.test");
     assert_eq!(
         ehlo,
-        "250-sink.test\n250-PIPELINING\n250-SIZE 100000000\n250-8BITMIME\n\
-         250-SMTPUTF8\n250-DSN\n250 ENHANCEDSTATUSCODES"
+        "250-sink.test\n250-PIPELINING\n250-SIZE 100000000\n250-ENHANCEDSTATUSCODES\n\
+         250-8BITMIME\n250-DSN\n250 SMTPUTF8"
     );
     assert_eq!(
         code(&c.cmd("MAIL FROM:<a@example.test> SIZE=42 BODY=8BITMIME")),

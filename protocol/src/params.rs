@@ -1,6 +1,9 @@
 //! ESMTP parameters of `MAIL` and `RCPT` (RFC 1870 SIZE, RFC 1652 BODY,
 //! RFC 6531 SMTPUTF8, RFC 3461 RET/ENVID/NOTIFY/ORCPT, RFC 4954 AUTH).
 
+use std::fmt;
+use std::str::FromStr;
+
 use crate::command::CommandError;
 
 /// RFC 1652 body type declared on `MAIL`.
@@ -20,6 +23,37 @@ pub enum Ret {
     Full,
     /// `RET=HDRS`: the headers only.
     Headers,
+}
+
+impl Ret {
+    /// The parameter value: `FULL` or `HDRS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Headers => "HDRS",
+        }
+    }
+}
+
+impl fmt::Display for Ret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Ret {
+    type Err = CommandError;
+
+    /// `FULL` or `HDRS`, in any case.
+    fn from_str(value: &str) -> Result<Self, CommandError> {
+        if value.eq_ignore_ascii_case("FULL") {
+            Ok(Ret::Full)
+        } else if value.eq_ignore_ascii_case("HDRS") {
+            Ok(Ret::Headers)
+        } else {
+            Err(CommandError::BadParameter("Bad RET parameter syntax"))
+        }
+    }
 }
 
 /// Parameters of `MAIL FROM`.
@@ -54,6 +88,40 @@ impl Notify {
     /// `NOTIFY=NEVER`: nothing was listed.
     pub fn is_never(&self) -> bool {
         !(self.success || self.failure || self.delay)
+    }
+}
+
+impl fmt::Display for Notify {
+    /// The parameter value as RFC 3461 writes it: `NEVER`, or the events
+    /// in the order `SUCCESS,FAILURE,DELAY`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_never() {
+            return f.write_str("NEVER");
+        }
+        let events = [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ];
+        let mut first = true;
+        for (_, name) in events.iter().filter(|(on, _)| *on) {
+            if !first {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Notify {
+    type Err = CommandError;
+
+    /// `NEVER`, or a comma-separated list of `SUCCESS`, `FAILURE` and
+    /// `DELAY`, in any case.
+    fn from_str(value: &str) -> Result<Self, CommandError> {
+        parse_notify(value).ok_or(CommandError::BadParameter("Bad NOTIFY parameter syntax"))
     }
 }
 
@@ -116,9 +184,8 @@ impl MailParams {
                 out.smtputf8 = true;
             } else if key.eq_ignore_ascii_case("RET") {
                 out.ret = Some(match value {
-                    Some(v) if v.eq_ignore_ascii_case("FULL") => Ret::Full,
-                    Some(v) if v.eq_ignore_ascii_case("HDRS") => Ret::Headers,
-                    _ => return Err(CommandError::BadParameter("Bad RET parameter syntax")),
+                    Some(v) => v.parse()?,
+                    None => return Err(CommandError::BadParameter("Bad RET parameter syntax")),
                 });
             } else if key.eq_ignore_ascii_case("ENVID") {
                 let v = value
@@ -148,8 +215,8 @@ impl RcptParams {
             if key.eq_ignore_ascii_case("NOTIFY") {
                 out.notify = Some(
                     value
-                        .and_then(parse_notify)
-                        .ok_or(CommandError::BadParameter("Bad NOTIFY parameter syntax"))?,
+                        .ok_or(CommandError::BadParameter("Bad NOTIFY parameter syntax"))?
+                        .parse()?,
                 );
             } else if key.eq_ignore_ascii_case("ORCPT") {
                 let v = value

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
+use towerpost_protocol::{Address, Nexthop, Notify, Ret};
 
 use crate::id::QueueId;
 
@@ -21,10 +22,10 @@ pub struct DeliveryRequest {
     pub queue_id: QueueId,
     /// The transport name (`smtp`, `relay`, `etrn-only`, …).
     pub transport: String,
-    /// The next hop as configured: `example.com` (MX lookup), `[host]:port`.
-    pub nexthop: String,
-    /// The envelope sender; empty for `<>`.
-    pub sender: String,
+    /// Where to deliver: the MX hosts of a domain, or a host.
+    pub nexthop: Nexthop,
+    /// The envelope sender; `None` for `<>`.
+    pub sender: Option<Address>,
     /// The recipients of this attempt.
     pub recipients: Vec<DeliveryRecipient>,
     /// The message content, CRLF line ends.
@@ -34,7 +35,7 @@ pub struct DeliveryRequest {
     /// `SMTPUTF8` was declared on receipt.
     pub smtputf8: bool,
     /// RFC 3461 `RET`, if given.
-    pub ret: Option<String>,
+    pub ret: Option<Ret>,
     /// RFC 3461 `ENVID`, if given.
     pub envid: Option<String>,
 }
@@ -43,9 +44,9 @@ pub struct DeliveryRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecipient {
     /// The address.
-    pub address: String,
-    /// RFC 3461 `NOTIFY`, as given.
-    pub notify: Option<String>,
+    pub address: Address,
+    /// RFC 3461 `NOTIFY`, if given.
+    pub notify: Option<Notify>,
     /// RFC 3461 `ORCPT`, as given.
     pub orcpt: Option<String>,
 }

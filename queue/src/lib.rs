@@ -21,6 +21,7 @@ mod id;
 mod manager;
 mod message;
 mod queue;
+mod record;
 mod shard;
 mod store;
 

@@ -1,6 +1,7 @@
 //! What the queue stores about a message besides its content.
 
 use serde::{Deserialize, Serialize};
+use towerpost_protocol::{Address, Notify, Ret};
 
 use crate::id::QueueId;
 
@@ -62,13 +63,13 @@ impl RecipientStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     /// The address as given in `RCPT TO`.
-    pub address: String,
+    pub address: Address,
     /// RFC 3461 `ORCPT`, still encoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orcpt: Option<String>,
-    /// RFC 3461 `NOTIFY` as given (`SUCCESS,DELAY`, `NEVER`), if given.
+    /// RFC 3461 `NOTIFY`, if given (stored as `SUCCESS,DELAY`, `NEVER`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<String>,
+    pub notify: Option<Notify>,
     /// Delivery status.
     #[serde(default)]
     pub status: RecipientStatus,
@@ -76,9 +77,9 @@ pub struct Recipient {
 
 impl Recipient {
     /// A pending recipient with no DSN parameters.
-    pub fn new(address: impl Into<String>) -> Self {
+    pub fn new(address: Address) -> Self {
         Self {
-            address: address.into(),
+            address,
             orcpt: None,
             notify: None,
             status: RecipientStatus::Pending,
@@ -88,12 +89,15 @@ impl Recipient {
 
 /// The envelope of a queued message: everything but the content.
 ///
-/// Stored as JSON next to the content, so fields can be added later with
-/// `#[serde(default)]` without breaking existing queues.
+/// Stored as a JSON record with a format version next to the content (see
+/// `record.rs`), so fields can be added later with `#[serde(default)]`
+/// without breaking existing queues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
-    /// The envelope sender; empty for the null sender `<>`.
-    pub sender: String,
+    /// The envelope sender; `None` for the null sender `<>` (stored as the
+    /// empty string).
+    #[serde(with = "reverse_path")]
+    pub sender: Option<Address>,
     /// The recipients, in `RCPT` order.
     pub recipients: Vec<Recipient>,
     /// Arrival time, seconds since the Unix epoch.
@@ -121,20 +125,80 @@ pub struct Envelope {
     /// `SMTPUTF8` was declared.
     #[serde(default)]
     pub smtputf8: bool,
-    /// RFC 3461 `RET` (`FULL` or `HDRS`), if given.
+    /// RFC 3461 `RET`, if given (stored as `FULL` or `HDRS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ret: Option<String>,
+    pub ret: Option<Ret>,
     /// RFC 3461 `ENVID`, still encoded, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envid: Option<String>,
 }
 
+impl Envelope {
+    /// A new message from `sender` (`None` for `<>`) to `recipients`,
+    /// `size` octets, arrived at `arrival_time` (Unix seconds): incoming,
+    /// with no client, no HELO name and no ESMTP parameters.
+    pub fn new(
+        sender: Option<Address>,
+        recipients: Vec<Recipient>,
+        arrival_time: u64,
+        size: u64,
+    ) -> Self {
+        Self {
+            sender,
+            recipients,
+            arrival_time,
+            size,
+            state: QueueState::Incoming,
+            next_attempt: 0,
+            delay_warned: false,
+            client: String::new(),
+            helo: String::new(),
+            eight_bit_mime: false,
+            smtputf8: false,
+            ret: None,
+            envid: None,
+        }
+    }
+
+    /// The sender as logs and `queue list` write it: the address, or the
+    /// empty string for `<>`.
+    pub fn sender_text(&self) -> &str {
+        self.sender.as_ref().map_or("", Address::as_str)
+    }
+}
+
+/// The null sender `<>` is stored as the empty string, as every record
+/// before typed addresses has it.
+mod reverse_path {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use towerpost_protocol::Address;
+
+    pub(super) fn serialize<S: Serializer>(
+        sender: &Option<Address>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(sender.as_ref().map_or("", Address::as_str))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Address>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        Address::parse(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format_args!("sender {text:?}: {e:?}")))
+    }
+}
+
 /// The recipient's domain as the fast-flush index keys it: lower-case,
-/// without a trailing dot.
-pub(crate) fn domain_of(address: &str) -> String {
+/// without a trailing dot (empty for bare `postmaster`).
+pub(crate) fn domain_of(address: &Address) -> String {
     address
-        .rsplit_once('@')
-        .map_or("", |(_, d)| d)
+        .domain()
+        .unwrap_or("")
         .trim_end_matches('.')
         .to_ascii_lowercase()
 }

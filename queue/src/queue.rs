@@ -14,6 +14,7 @@ use crate::error::QueueError;
 use crate::fault::Faults;
 use crate::id::{IdGenerator, QueueId};
 use crate::message::{Envelope, QueueEntry, domain_of};
+use crate::record;
 use crate::shard::Shard;
 use crate::store::{Applied, Change, ShardStore, StoreOp, sync_parent_dir};
 
@@ -149,7 +150,7 @@ impl Queue {
         envelope: &Envelope,
         content: Vec<u8>,
     ) -> Result<(), QueueError> {
-        let bytes = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
+        let bytes = record::encode(id, envelope)?;
         self.home(id)
             .apply(StoreOp::Insert {
                 id,
@@ -177,7 +178,7 @@ impl Queue {
     /// stays on hold; one deleted meanwhile stays deleted and the update
     /// fails with a not-found error.
     pub async fn update(&self, id: QueueId, envelope: &Envelope) -> Result<(), QueueError> {
-        let bytes = serde_json::to_vec(envelope).map_err(|e| QueueError::codec(id, e))?;
+        let bytes = record::encode(id, envelope)?;
         self.apply_anywhere(id, move || StoreOp::Update {
             id,
             envelope: bytes.clone(),

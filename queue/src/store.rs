@@ -8,6 +8,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use crate::error::QueueError;
 use crate::id::QueueId;
 use crate::message::{Envelope, QueueEntry, QueueState};
+use crate::record;
 
 const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
 /// redb's page cache per shard.
@@ -193,7 +194,7 @@ impl ShardStore {
                             None => Ok(Applied::Missing),
                             Some(old) => {
                                 let held = *keep_hold
-                                    && serde_json::from_slice::<Envelope>(&old)
+                                    && record::decode(*id, &old)
                                         .is_ok_and(|e| e.state == QueueState::Hold);
                                 let bytes = if held {
                                     held_copy(*id, env)
@@ -219,14 +220,14 @@ impl ShardStore {
                             .map(|v| v.value().to_vec());
                         match old {
                             None => Ok(Applied::Missing),
-                            Some(old) => match serde_json::from_slice::<Envelope>(&old) {
-                                Err(e) => Err(QueueError::codec(*id, e)),
+                            Some(old) => match record::decode(*id, &old) {
+                                Err(e) => Err(e),
                                 Ok(before) => {
                                     let edit = std::mem::replace(&mut change.0, Box::new(|_| {}));
                                     let mut env = before.clone();
                                     edit(&mut env);
                                     let changed = env != before;
-                                    match serde_json::to_vec(&env) {
+                                    match record::encode(*id, &env) {
                                         Ok(bytes) => {
                                             if changed {
                                                 envelope
@@ -238,7 +239,7 @@ impl ShardStore {
                                                 changed,
                                             })
                                         }
-                                        Err(e) => Err(QueueError::codec(*id, e)),
+                                        Err(e) => Err(e),
                                     }
                                 }
                             },
@@ -271,8 +272,7 @@ impl ShardStore {
                             // Gone, or readable after all: nothing to do.
                             None => Ok(Applied::Missing),
                             Some(raw)
-                                if only_if_undecodable
-                                    && serde_json::from_slice::<Envelope>(&raw).is_ok() =>
+                                if only_if_undecodable && record::decode(id, &raw).is_ok() =>
                             {
                                 Ok(Applied::Missing)
                             }
@@ -302,9 +302,7 @@ impl ShardStore {
                             _ => true,
                         };
                         match raw {
-                            Some(raw)
-                                if intact && serde_json::from_slice::<Envelope>(&raw).is_ok() =>
-                            {
+                            Some(raw) if intact && record::decode(*id, &raw).is_ok() => {
                                 move_record(
                                     id.as_u64(),
                                     &raw,
@@ -370,11 +368,11 @@ impl ShardStore {
         let mut damaged = Vec::new();
         for (k, v) in raw {
             let id = QueueId::from_u64(k);
-            match serde_json::from_slice(&v) {
+            match record::decode(id, &v) {
                 Ok(envelope) => entries.push(QueueEntry { id, envelope }),
                 Err(e) => damaged.push(Damaged {
                     id,
-                    reason: QueueError::codec(id, e).to_string(),
+                    reason: e.to_string(),
                 }),
             }
         }
@@ -393,9 +391,9 @@ impl ShardStore {
             .into_iter()
             .map(|(k, v)| {
                 let id = QueueId::from_u64(k);
-                let reason = match serde_json::from_slice::<Envelope>(&v) {
+                let reason = match record::decode(id, &v) {
                     Ok(_) => String::new(),
-                    Err(e) => QueueError::codec(id, e).to_string(),
+                    Err(e) => e.to_string(),
                 };
                 Damaged { id, reason }
             })
@@ -439,8 +437,7 @@ impl ShardStore {
         let raw = self.read(ENVELOPE, |t| {
             Ok(t.get(id.as_u64())?.map(|v| v.value().to_vec()))
         })?;
-        raw.map(|v| serde_json::from_slice(&v).map_err(|e| QueueError::codec(id, e)))
-            .transpose()
+        raw.map(|v| record::decode(id, &v)).transpose()
     }
 
     /// Gives the space of removed records back to the file system (redb
@@ -516,10 +513,9 @@ fn move_record(
 
 /// `envelope` with its state set to hold.
 fn held_copy(id: QueueId, envelope: &[u8]) -> Result<Vec<u8>, QueueError> {
-    let mut new: Envelope =
-        serde_json::from_slice(envelope).map_err(|e| QueueError::codec(id, e))?;
+    let mut new = record::decode(id, envelope)?;
     new.state = QueueState::Hold;
-    serde_json::to_vec(&new).map_err(|e| QueueError::codec(id, e))
+    record::encode(id, &new)
 }
 
 /// Whether `body` matches the CRC-32 `sum`; the reason when not.

@@ -619,11 +619,7 @@ pub fn format_show(entry: &QueueEntry) -> String {
         e.state.name(),
         when(e.arrival_time),
         e.size,
-        if e.sender.is_empty() {
-            "MAILER-DAEMON"
-        } else {
-            &e.sender
-        },
+        crate::queue_list::shown_sender(e),
         e.client,
         e.helo,
     );

@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tower::{BoxError, ServiceExt};
 use tower_service::Service;
 use towerpost_flush::{FlushOrigin, FlushRequest, FlushResponse, FlushService, FlushTarget};
-use towerpost_protocol::{Command, EnhancedCode, Reply, Ret};
-use towerpost_queue::{Envelope, Queue, QueueState, Recipient};
+use towerpost_protocol::{Command, EhloCapabilities, EnhancedCode, Reply};
+use towerpost_queue::{Envelope, Queue, Recipient};
 
 use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
 use crate::sasl::Mechanism;
@@ -133,36 +133,25 @@ impl SmtpCore {
     /// The EHLO keywords, in Postfix's order.
     fn ehlo_reply(&self, session: &SessionInfo) -> Reply {
         let s = &self.settings;
-        let size = if s.message_size_limit > 0 {
-            format!("SIZE {}", s.message_size_limit)
+        let auth = if session.auth_offered {
+            Mechanism::ALL.iter().map(|m| m.name().to_owned()).collect()
         } else {
-            "SIZE".to_owned()
+            Vec::new()
         };
-        let mut lines = vec![
-            s.myhostname.clone(),
-            "PIPELINING".into(),
-            size,
-            "VRFY".into(),
-            "ETRN".into(),
-        ];
-        if session.starttls_offered && !session.tls {
-            lines.push("STARTTLS".into());
+        EhloCapabilities {
+            pipelining: true,
+            size: Some(s.message_size_limit),
+            vrfy: true,
+            etrn: true,
+            starttls: session.starttls_offered && !session.tls,
+            auth,
+            enhanced_status_codes: true,
+            eight_bit_mime: true,
+            dsn: true,
+            smtputf8: true,
+            chunking: true,
         }
-        if session.auth_offered {
-            let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
-            lines.push(format!("AUTH {}", names.join(" ")));
-        }
-        lines.extend(
-            [
-                "ENHANCEDSTATUSCODES",
-                "8BITMIME",
-                "DSN",
-                "SMTPUTF8",
-                "CHUNKING",
-            ]
-            .map(String::from),
-        );
-        Reply::multiline(250, lines)
+        .reply(&s.myhostname)
     }
 
     /// ETRN, byte-compatible with Postfix: `250 Queuing started`, `459
@@ -225,51 +214,27 @@ impl SmtpCore {
         };
         let ReceivedMessage { id, content } = message;
         let envelope = Envelope {
-            sender: txn
-                .sender
-                .as_ref()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            recipients: txn
-                .recipients
-                .iter()
-                .map(|(addr, params)| Recipient {
-                    orcpt: params.orcpt.clone(),
-                    notify: params.notify.map(|n| {
-                        if n.is_never() {
-                            "NEVER".to_owned()
-                        } else {
-                            [
-                                (n.success, "SUCCESS"),
-                                (n.failure, "FAILURE"),
-                                (n.delay, "DELAY"),
-                            ]
-                            .iter()
-                            .filter(|(on, _)| *on)
-                            .map(|(_, name)| *name)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                        }
-                    }),
-                    ..Recipient::new(addr.to_string())
-                })
-                .collect(),
-            arrival_time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            size: content.len() as u64,
-            state: QueueState::Incoming,
-            next_attempt: 0,
-            delay_warned: false,
             client: session.client_name(),
             helo: session.helo.clone().unwrap_or_default(),
             eight_bit_mime: txn.params.body == towerpost_protocol::Body::EightBitMime,
             smtputf8: txn.params.smtputf8,
-            ret: txn.params.ret.map(|r| match r {
-                Ret::Full => "FULL".to_owned(),
-                Ret::Headers => "HDRS".to_owned(),
-            }),
+            ret: txn.params.ret,
             envid: txn.params.envid.clone(),
+            ..Envelope::new(
+                txn.sender.clone(),
+                txn.recipients
+                    .iter()
+                    .map(|(addr, params)| Recipient {
+                        orcpt: params.orcpt.clone(),
+                        notify: params.notify,
+                        ..Recipient::new(addr.clone())
+                    })
+                    .collect(),
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                content.len() as u64,
+            )
         };
         queue.enqueue(id, &envelope, content).await?;
         Ok(Reply::enhanced(

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::json;
-use towerpost_queue::{QueueEntry, QueueState};
+use towerpost_protocol::Address;
+use towerpost_queue::{Envelope, QueueEntry, QueueState};
 
 /// `postqueue -p`: the classic `mailq` listing.
 pub fn format_listing(entries: &[QueueEntry]) -> String {
@@ -21,11 +22,7 @@ pub fn format_listing(entries: &[QueueEntry]) -> String {
             QueueState::Active => '*',
             QueueState::Incoming | QueueState::Deferred => ' ',
         };
-        let sender = if envelope.sender.is_empty() {
-            "MAILER-DAEMON"
-        } else {
-            &envelope.sender
-        };
+        let sender = shown_sender(envelope);
         let _ = writeln!(
             out,
             "{id:<11}{mark}{size:>8} {arrival:<20} {sender}",
@@ -70,12 +67,20 @@ pub fn format_json(entries: &[QueueEntry]) -> String {
             "arrival_time": envelope.arrival_time,
             "message_size": envelope.size,
             "forced_expire": false,
-            "sender": if envelope.sender.is_empty() { "MAILER-DAEMON" } else { &envelope.sender },
+            "sender": shown_sender(envelope),
             "recipients": recipients,
         });
         let _ = writeln!(out, "{line}");
     }
     out
+}
+
+/// The sender as `postqueue` shows it: `MAILER-DAEMON` for `<>`.
+pub(crate) fn shown_sender(envelope: &Envelope) -> &str {
+    envelope
+        .sender
+        .as_ref()
+        .map_or("MAILER-DAEMON", Address::as_str)
 }
 
 /// `Sat Nov 28 16:03:56` (UTC).
@@ -94,27 +99,19 @@ fn arrival(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use towerpost_protocol::Address;
     use towerpost_queue::{Envelope, QueueId, Recipient};
 
     #[test]
     fn listing_matches_postqueue_layout() {
         let entries = vec![QueueEntry {
             id: "0DJ4QW7H2KX".parse::<QueueId>().unwrap(),
-            envelope: Envelope {
-                sender: "sender@example.test".into(),
-                recipients: vec![Recipient::new("down@direct.test")],
-                arrival_time: 1_795_881_836,
-                size: 346,
-                state: QueueState::Incoming,
-                next_attempt: 0,
-                delay_warned: false,
-                client: String::new(),
-                helo: String::new(),
-                eight_bit_mime: false,
-                smtputf8: false,
-                ret: None,
-                envid: None,
-            },
+            envelope: Envelope::new(
+                Some(Address::parse("sender@example.test").unwrap()),
+                vec![Recipient::new(Address::parse("down@direct.test").unwrap())],
+                1_795_881_836,
+                346,
+            ),
         }];
         let want = "\
 -Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------

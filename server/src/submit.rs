@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 // mail-parser 1.x needs Rust 1.98 and never fails on a bad list.
 use mailparse::MailAddr;
 use towerpost_protocol::Address;
-use towerpost_queue::{Envelope, Queue, QueueState, Recipient};
+use towerpost_queue::{Envelope, Queue, Recipient};
 
 /// What `sendmail` read: options and the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,7 +61,7 @@ fn to_crlf(content: &[u8]) -> Vec<u8> {
 }
 
 /// A bare local name becomes `name@myhostname` (Postfix's `$myorigin`).
-fn qualify(address: &str, myhostname: &str) -> Result<String, SubmitError> {
+fn qualify(address: &str, myhostname: &str) -> Result<Address, SubmitError> {
     let address = address.trim().trim_start_matches('<').trim_end_matches('>');
     let full = if address.contains('@') {
         address.to_owned()
@@ -69,7 +69,6 @@ fn qualify(address: &str, myhostname: &str) -> Result<String, SubmitError> {
         format!("{address}@{myhostname}")
     };
     Address::parse(&full)
-        .map(|a| a.to_string())
         .map_err(|_| SubmitError::Refused(format!("bad address syntax: {address:?}")))
 }
 
@@ -167,7 +166,7 @@ fn bare_names(value: &[u8]) -> Option<Vec<String>> {
 fn extract_recipients(
     content: &[u8],
     myhostname: &str,
-) -> Result<(Vec<String>, Vec<u8>), SubmitError> {
+) -> Result<(Vec<Address>, Vec<u8>), SubmitError> {
     // The header section ends at the first empty line (a message starting
     // with one has no headers); without one, it is all headers.
     let header_end = if content.starts_with(b"\r\n") {
@@ -241,9 +240,9 @@ pub async fn submit(
         return Err(SubmitError::Refused("no recipient addresses found".into()));
     }
     let sender = match submission.sender.as_deref() {
-        Some("<>") | Some("") => String::new(),
-        Some(s) => qualify(s, myhostname)?,
-        None => qualify(user, myhostname)?,
+        Some("<>") | Some("") => None,
+        Some(s) => Some(qualify(s, myhostname)?),
+        None => Some(qualify(user, myhostname)?),
     };
     if size_limit > 0 && content.len() as u64 > size_limit {
         return Err(SubmitError::Refused("message file too big".into()));
@@ -257,25 +256,22 @@ pub async fn submit(
     .into_bytes();
     stored.extend_from_slice(&content);
     let envelope = Envelope {
-        sender: sender.clone(),
-        recipients: recipients.into_iter().map(Recipient::new).collect(),
-        arrival_time: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        size: stored.len() as u64,
-        state: QueueState::Incoming,
-        next_attempt: 0,
-        delay_warned: false,
         client: "local".into(),
-        helo: String::new(),
         eight_bit_mime: !stored.is_ascii(),
-        smtputf8: false,
-        ret: None,
-        envid: None,
+        ..Envelope::new(
+            sender.clone(),
+            recipients.into_iter().map(Recipient::new).collect(),
+            now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            stored.len() as u64,
+        )
     };
     queue
         .enqueue(id, &envelope, stored)
         .await
         .map_err(SubmitError::Queue)?;
-    tracing::info!(target: "towerpost::pickup", "{id}: uid={uid} from=<{sender}>");
+    tracing::info!(target: "towerpost::pickup", "{id}: uid={uid} from=<{}>",
+        envelope.sender_text()
+    );
     Ok(id)
 }
 
@@ -297,7 +293,8 @@ mod tests {
     fn found(headers: &[u8]) -> Vec<String> {
         let mut msg = headers.to_vec();
         msg.extend_from_slice(b"\nSubject: s\n\nbody\n");
-        extract_recipients(&to_crlf(&msg), "mx.test").unwrap().0
+        let (found, _) = extract_recipients(&to_crlf(&msg), "mx.test").unwrap();
+        found.iter().map(ToString::to_string).collect()
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tower::{Service, ServiceExt};
+use towerpost_protocol::{Ret, Route};
 
 use super::destination::{Feedback, Why};
 use super::schedule::{backoff, expired, seconds};
@@ -110,11 +111,7 @@ impl Result1 {
     fn owes_success_notice(&self) -> bool {
         matches!(self.outcome, Outcome::Sent { .. })
             && self.success_action.is_some()
-            && self
-                .recipient
-                .notify
-                .as_deref()
-                .is_some_and(|n| n.to_ascii_uppercase().contains("SUCCESS"))
+            && self.recipient.notify.is_some_and(|n| n.success)
     }
 }
 
@@ -163,13 +160,13 @@ async fn attempt(
     tracing::info!(
         target: TARGET,
         "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
-        envelope.sender,
+        envelope.sender_text(),
         envelope.size,
         envelope.recipients.len()
     );
 
     // Recipients of one destination travel together, up to the limit.
-    let mut groups: BTreeMap<(String, String), Vec<Recipient>> = BTreeMap::new();
+    let mut groups: BTreeMap<Route, Vec<Recipient>> = BTreeMap::new();
     for r in envelope.recipients.drain(..) {
         let route = (shared.router)(&domain_of(&r.address));
         groups.entry(route).or_default().push(r);
@@ -182,19 +179,13 @@ async fn attempt(
         activated,
     };
     let mut deliveries = Vec::new();
-    for ((transport, nexthop), recipients) in groups {
+    for (route, recipients) in groups {
         let limit = shared
             .transports
-            .get(&transport)
+            .get(&route.transport)
             .map_or(usize::MAX, |t| t.recipient_limit.max(1));
         for chunk in recipients.chunks(limit) {
-            deliveries.push(deliver(
-                &job,
-                transport.clone(),
-                nexthop.clone(),
-                chunk.to_vec(),
-                release,
-            ));
+            deliveries.push(deliver(&job, route.clone(), chunk.to_vec(), release));
         }
     }
     let results: Vec<Result1> = futures::future::join_all(deliveries)
@@ -211,7 +202,7 @@ async fn attempt(
         _ => stored,
     };
     let age = now.duration_since(arrival).unwrap_or_default();
-    let lifetime = if envelope.sender.is_empty() {
+    let lifetime = if envelope.sender.is_none() {
         shared.settings.bounce_queue_lifetime
     } else {
         shared.settings.maximal_queue_lifetime
@@ -367,13 +358,17 @@ async fn attempt(
 /// recipient unless a flush released it.
 async fn deliver(
     job: &Job<'_>,
-    transport: String,
-    nexthop: String,
+    route: Route,
     recipients: Vec<Recipient>,
     release: &Release,
 ) -> Vec<Result1> {
-    if !job.shared.settings.defer_transports.contains(&transport) {
-        return send_to_agent(job, transport, nexthop, recipients, release.forced).await;
+    if !job
+        .shared
+        .settings
+        .defer_transports
+        .contains(&route.transport)
+    {
+        return send_to_agent(job, route, recipients, release.forced).await;
     }
     let (released, parked): (Vec<_>, Vec<_>) = recipients
         .into_iter()
@@ -388,7 +383,7 @@ async fn deliver(
         .map(|r| Result1::local(r, parked_outcome.clone(), waited))
         .collect();
     if !released.is_empty() {
-        results.extend(send_to_agent(job, transport, nexthop, released, release.forced).await);
+        results.extend(send_to_agent(job, route, released, release.forced).await);
     }
     results
 }
@@ -398,8 +393,7 @@ async fn deliver(
 /// this attempt) tries a destination even while it is dead.
 async fn send_to_agent(
     job: &Job<'_>,
-    transport: String,
-    nexthop: String,
+    route: Route,
     recipients: Vec<Recipient>,
     forced: bool,
 ) -> Vec<Result1> {
@@ -412,11 +406,10 @@ async fn send_to_agent(
     } = *job;
     let content = job.content.clone();
     let n = recipients.len();
-    let report = if let Some(t) = shared.transports.get(&transport) {
-        let key = (transport.clone(), nexthop.clone());
+    let report = if let Some(t) = shared.transports.get(&route.transport) {
         match shared
             .destinations
-            .start(key.clone(), t.concurrency_limit, t.rate_delay, forced)
+            .start(route.clone(), t.concurrency_limit, t.rate_delay, forced)
             .await
         {
             // Postfix's words for mail of a dead destination.
@@ -429,25 +422,25 @@ async fn send_to_agent(
             ),
             Ok(slot) => {
                 if let Some(pacing) = t.pacing {
-                    shared.pace(&key, pacing).await;
+                    shared.pace(&route, pacing).await;
                 }
                 let request = DeliveryRequest {
                     queue_id: id,
-                    transport: transport.clone(),
-                    nexthop: nexthop.clone(),
+                    transport: route.transport.clone(),
+                    nexthop: route.nexthop.clone(),
                     sender: envelope.sender.clone(),
                     recipients: recipients
                         .iter()
                         .map(|r| DeliveryRecipient {
                             address: r.address.clone(),
-                            notify: r.notify.clone(),
+                            notify: r.notify,
                             orcpt: r.orcpt.clone(),
                         })
                         .collect(),
                     content,
                     eight_bit_mime: envelope.eight_bit_mime,
                     smtputf8: envelope.smtputf8,
-                    ret: envelope.ret.clone(),
+                    ret: envelope.ret,
                     envid: envelope.envid.clone(),
                 };
                 let mut service = t.service.clone();
@@ -469,7 +462,8 @@ async fn send_to_agent(
                         Outcome::Deferred {
                             dsn: "4.3.0".into(),
                             reason: format!(
-                                "delivery agent {transport} answered for the wrong recipients"
+                                "delivery agent {} answered for the wrong recipients",
+                                route.transport
                             ),
                         },
                     ),
@@ -488,7 +482,10 @@ async fn send_to_agent(
             n,
             Outcome::Deferred {
                 dsn: "4.3.5".into(),
-                reason: format!("mail transport unavailable: no transport {transport}"),
+                reason: format!(
+                    "mail transport unavailable: no transport {}",
+                    route.transport
+                ),
             },
         )
     };
@@ -567,16 +564,16 @@ async fn notify_sender(
     now: SystemTime,
     notice: Notice,
 ) -> Result<(), crate::QueueError> {
-    if envelope.sender.is_empty() {
+    let Some(sender) = &envelope.sender else {
         if matches!(notice, Notice::Failure) {
             tracing::info!(target: TARGET, "{id}: undeliverable notification discarded (null sender)");
         }
         return Ok(());
-    }
-    let (event, what) = match notice {
-        Notice::Delay { .. } => ("DELAY", "delay"),
-        Notice::Failure => ("FAILURE", "non-delivery"),
-        Notice::Success => ("SUCCESS", "delivery status"),
+    };
+    let what = match notice {
+        Notice::Delay { .. } => "delay",
+        Notice::Failure => "non-delivery",
+        Notice::Success => "delivery status",
     };
     let retry_until = match notice {
         Notice::Delay { until } => Some(until),
@@ -584,9 +581,12 @@ async fn notify_sender(
     };
     let recipients: Vec<DsnRecipient> = results
         .iter()
-        .filter(|r| match r.recipient.notify.as_deref() {
-            Some(n) => n.to_ascii_uppercase().contains(event),
-            None => event != "SUCCESS",
+        .filter(|r| match (r.recipient.notify, &notice) {
+            (Some(n), Notice::Delay { .. }) => n.delay,
+            (Some(n), Notice::Failure) => n.failure,
+            (Some(n), Notice::Success) => n.success,
+            // Postfix's default without NOTIFY: DELAY,FAILURE.
+            (None, notice) => !matches!(notice, Notice::Success),
         })
         .map(|r| {
             let action = match notice {
@@ -604,7 +604,7 @@ async fn notify_sender(
                 Outcome::Sent { dsn, reply } => (dsn.clone(), reply.clone(), None),
             };
             DsnRecipient {
-                address: r.recipient.address.clone(),
+                address: r.recipient.address.to_string(),
                 orcpt: r.recipient.orcpt.clone(),
                 action,
                 status: dsn,
@@ -620,7 +620,7 @@ async fn notify_sender(
     let report = DsnReport {
         reporting_mta: &shared.settings.myhostname,
         queue_id: &id.to_string(),
-        sender: &envelope.sender,
+        sender: sender.as_str(),
         envid: envelope.envid.as_deref(),
         arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrival_time),
         now,
@@ -628,7 +628,7 @@ async fn notify_sender(
         original: content,
         // RET=FULL asks for the whole message in a failure notice only
         // (RFC 3461 §4.3); others return the header section.
-        headers_only: envelope.ret.as_deref() == Some("HDRS") || matches!(notice, Notice::Success),
+        headers_only: envelope.ret == Some(Ret::Headers) || matches!(notice, Notice::Success),
         size_limit: shared.settings.bounce_size_limit,
         will_retry_until: retry_until,
     };
@@ -637,19 +637,15 @@ async fn notify_sender(
     let eight_bit_mime = !message.is_ascii();
     let bounce_id = shared.queue.new_id();
     let bounce = Envelope {
-        sender: String::new(),
-        recipients: vec![Recipient::new(envelope.sender.clone())],
-        arrival_time: unix(now),
-        size: message.len() as u64,
-        state: QueueState::Incoming,
-        next_attempt: 0,
-        delay_warned: false,
         client: "local".into(),
-        helo: String::new(),
         eight_bit_mime,
         smtputf8: envelope.smtputf8,
-        ret: None,
-        envid: None,
+        ..Envelope::new(
+            None,
+            vec![Recipient::new(sender.clone())],
+            unix(now),
+            message.len() as u64,
+        )
     };
     shared.queue.enqueue(bounce_id, &bounce, message).await?;
     tracing::info!(target: TARGET, "{id}: sender {what} notification: {bounce_id}");

@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use towerpost_protocol::Route;
+
 /// The flow-control settings (Postfix's names).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlowSettings {
@@ -177,7 +179,7 @@ const SWEPT_ABOVE: usize = 1024;
 /// entry goes when it is back to a fresh window, or unused (and not dead)
 /// for `minimal_backoff_time`.
 pub(crate) struct Destinations {
-    map: Mutex<HashMap<(String, String), Arc<Destination>>>,
+    map: Mutex<HashMap<Route, Arc<Destination>>>,
     /// Sweep when the map grows past this (doubling after each sweep, so a
     /// relay with many live destinations does not sweep on every call).
     sweep_at: std::sync::atomic::AtomicUsize,
@@ -188,7 +190,7 @@ pub(crate) struct Destinations {
 /// (dropped, it is given back with nothing learnt).
 pub(crate) struct Slot<'a> {
     owner: &'a Destinations,
-    key: (String, String),
+    key: Route,
     destination: Option<Arc<Destination>>,
 }
 
@@ -205,7 +207,7 @@ impl Destinations {
     /// reason when the destination is dead.
     pub(crate) async fn start(
         &self,
-        key: (String, String),
+        key: Route,
         limit: usize,
         rate_delay: Duration,
         forced: bool,
@@ -267,7 +269,7 @@ impl Destinations {
     }
 
     /// Drops the entry if nobody uses it and it holds nothing to keep.
-    fn forget(&self, key: &(String, String)) {
+    fn forget(&self, key: &Route) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let idle = map.get(key).is_some_and(|d| {
             Arc::strong_count(d) == 1
@@ -444,7 +446,10 @@ mod tests {
     #[tokio::test]
     async fn failures_add_up_across_deliveries_and_stale_entries_go() {
         let d = Destinations::new(SETTINGS);
-        let key = |n: &str| ("smtp".to_owned(), n.to_owned());
+        let key = |n: &str| Route {
+            transport: "smtp".to_owned(),
+            nexthop: towerpost_protocol::Nexthop::domain(n),
+        };
         d.start(key("a.test"), 20, Duration::ZERO, false)
             .await
             .unwrap()

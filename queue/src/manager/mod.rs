@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use towerpost_protocol::Route;
 
 use crate::delivery::DeliveryService;
 use crate::error::QueueError;
@@ -112,8 +113,8 @@ struct Paced {
 /// Paces kept before unused ones are swept out.
 const PACES_SWEPT_ABOVE: usize = 256;
 
-/// Resolves a recipient domain to `(transport, nexthop)`.
-pub type Router = Arc<dyn Fn(&str) -> (String, String) + Send + Sync>;
+/// Resolves a recipient domain to its transport and next hop.
+pub type Router = Arc<dyn Fn(&str) -> Route + Send + Sync>;
 
 /// What an attempt did with its message.
 #[derive(Debug)]
@@ -201,14 +202,14 @@ pub(crate) struct Shared {
     /// Each destination's concurrency window (and whether it is dead).
     destinations: destination::Destinations,
     /// The pace of each paced destination (bounded: unused ones go).
-    paces: Mutex<HashMap<(String, String), Paced>>,
+    paces: Mutex<HashMap<Route, Paced>>,
     paces_sweep_at: std::sync::atomic::AtomicUsize,
     clock: Clock,
 }
 
 impl Shared {
     /// Waits until `pacing` lets one more delivery to `key` start.
-    pub(crate) async fn pace(&self, key: &(String, String), pacing: Pacing) {
+    pub(crate) async fn pace(&self, key: &Route, pacing: Pacing) {
         let limiter = {
             let mut paces = self.paces.lock().unwrap_or_else(|p| p.into_inner());
             let sweep_at = self.paces_sweep_at.load(Ordering::Relaxed);

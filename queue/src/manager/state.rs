@@ -282,6 +282,7 @@ mod tests {
     use super::*;
     use crate::manager::MemoryIndex;
     use crate::message::{Envelope, Recipient};
+    use towerpost_protocol::Address;
 
     fn schedule() -> Schedule {
         Schedule::new(Box::new(MemoryIndex::default()))
@@ -291,22 +292,17 @@ mod tests {
         QueueEntry {
             id: QueueId::from_u64(id),
             envelope: Envelope {
-                sender: "s@example.test".into(),
-                recipients: domains
-                    .iter()
-                    .map(|d| Recipient::new(format!("u@{d}")))
-                    .collect(),
-                arrival_time: 1,
-                size: 1,
                 state: QueueState::Deferred,
                 next_attempt: 10_000,
-                delay_warned: false,
-                client: String::new(),
-                helo: String::new(),
-                eight_bit_mime: false,
-                smtputf8: false,
-                ret: None,
-                envid: None,
+                ..Envelope::new(
+                    Some(Address::parse("s@example.test").unwrap()),
+                    domains
+                        .iter()
+                        .map(|d| Recipient::new(Address::parse(&format!("u@{d}")).unwrap()))
+                        .collect(),
+                    1,
+                    1,
+                )
             },
         }
     }

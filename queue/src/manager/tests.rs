@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
+use towerpost_protocol::{Address, Nexthop, Route};
 
 use super::{Clock, FlushScope, Flusher, ManagerSettings, QueueManager, Router, Transport};
 use crate::delivery::{DeliveryReport, DeliveryRequest, Outcome};
@@ -89,7 +90,7 @@ impl Agent {
                 let mut s = agent.0.lock().unwrap();
                 let mut outcomes = Vec::new();
                 for r in &req.recipients {
-                    let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d);
+                    let domain = r.address.domain().unwrap_or("");
                     let mut mode = s.modes.get(domain).copied().unwrap_or(Mode::Accept);
                     if mode == Mode::TempFailOnce {
                         s.modes.insert(domain.to_owned(), Mode::Accept);
@@ -97,8 +98,12 @@ impl Agent {
                     }
                     s.log.push(Handed {
                         id: req.queue_id,
-                        sender: req.sender.clone(),
-                        recipient: r.address.clone(),
+                        sender: req
+                            .sender
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        recipient: r.address.to_string(),
                         transport: req.transport.clone(),
                         mode,
                     });
@@ -158,20 +163,22 @@ fn settings() -> ManagerSettings {
 
 fn envelope(sender: &str, recipients: &[String]) -> Envelope {
     Envelope {
-        sender: sender.into(),
-        recipients: recipients.iter().map(Recipient::new).collect(),
-        arrival_time: 0,
-        size: 10,
-        state: QueueState::Incoming,
-        next_attempt: 0,
-        delay_warned: false,
         client: "localhost[127.0.0.1]".into(),
         helo: "client.test".into(),
-        eight_bit_mime: false,
-        smtputf8: false,
-        ret: None,
-        envid: None,
+        ..Envelope::new(
+            Some(address(sender)),
+            recipients
+                .iter()
+                .map(|r| Recipient::new(address(r)))
+                .collect(),
+            0,
+            10,
+        )
     }
+}
+
+fn address(text: &str) -> Address {
+    Address::parse(text).unwrap()
 }
 
 /// A queue on disk with a running manager.
@@ -251,7 +258,12 @@ impl Harness {
 
     async fn recipients(&self, id: QueueId) -> Option<Vec<String>> {
         let e = self.queue().envelope(id).await.unwrap()?;
-        Some(e.recipients.into_iter().map(|r| r.address).collect())
+        Some(
+            e.recipients
+                .into_iter()
+                .map(|r| r.address.to_string())
+                .collect(),
+        )
     }
 }
 
@@ -280,7 +292,10 @@ async fn start(
     ]);
     let router: Router = Arc::new(|domain: &str| {
         let transport = if is_parked(domain) { "parked" } else { "smtp" };
-        (transport.to_owned(), domain.to_owned())
+        Route {
+            transport: transport.to_owned(),
+            nexthop: Nexthop::domain(domain),
+        }
     });
     let manager = QueueManager::start_with_clock(
         queue.clone(),
@@ -710,12 +725,16 @@ impl Model {
     /// Ends the leniency for messages whose stored recipients are again
     /// exactly the ones the model has queued.
     fn resync(&mut self, entries: &[crate::message::QueueEntry]) {
-        let stored: HashMap<QueueId, HashSet<&String>> = entries
+        let stored: HashMap<QueueId, HashSet<&str>> = entries
             .iter()
             .map(|e| {
                 (
                     e.id,
-                    e.envelope.recipients.iter().map(|r| &r.address).collect(),
+                    e.envelope
+                        .recipients
+                        .iter()
+                        .map(|r| r.address.as_str())
+                        .collect(),
                 )
             })
             .collect();
@@ -723,7 +742,7 @@ impl Model {
             if !m.duplicates_allowed {
                 continue;
             }
-            let queued: HashSet<&String> = m.queued().collect();
+            let queued: HashSet<&str> = m.queued().map(String::as_str).collect();
             if stored.get(id).map_or(queued.is_empty(), |s| *s == queued) {
                 m.duplicates_allowed = false;
             }
@@ -743,12 +762,12 @@ impl Model {
         let stored: HashMap<QueueId, &Envelope> =
             entries.iter().map(|e| (e.id, &e.envelope)).collect();
         for e in entries {
-            if !self.msgs.contains_key(&e.id) && !e.envelope.sender.is_empty() {
+            if !self.msgs.contains_key(&e.id) && e.envelope.sender.is_some() {
                 return Err(format!("{}: stored but never acknowledged", e.id));
             }
         }
         for (id, m) in &self.msgs {
-            let queued: Vec<&String> = m.queued().collect();
+            let queued: Vec<&str> = m.queued().map(String::as_str).collect();
             let Some(e) = stored.get(id) else {
                 if !m.deleted && !queued.is_empty() {
                     return Err(format!("{id}: lost with {queued:?} undelivered"));
@@ -761,7 +780,7 @@ impl Model {
             if (e.state == QueueState::Hold) != m.held {
                 return Err(format!("{id}: state {:?}, held {}", e.state, m.held));
             }
-            let left: HashSet<&String> = e.recipients.iter().map(|r| &r.address).collect();
+            let left: HashSet<&str> = e.recipients.iter().map(|r| r.address.as_str()).collect();
             for q in &queued {
                 if !left.contains(q) {
                     return Err(format!("{id}: {q} dropped undelivered"));

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
-use towerpost_config::{Config, Nexthop, TransportKind};
+use towerpost_config::{Config, TransportKind};
 use towerpost_queue::{DeliveryReport, DeliveryRequest, Outcome, Pacing, Router, Transport};
 
 pub use mta_sts::{MtaSts, MtaStsSettings};
@@ -38,32 +38,11 @@ pub struct Outside {
     pub https_port: Option<u16>,
 }
 
-/// The next hop as text, the form delivery requests carry.
-pub fn nexthop_text(nexthop: &Nexthop) -> String {
-    let host = if nexthop.host.contains(':') {
-        format!("ipv6:{}", nexthop.host)
-    } else {
-        nexthop.host.clone()
-    };
-    let host = if nexthop.mx_lookup {
-        host
-    } else {
-        format!("[{host}]")
-    };
-    match nexthop.port {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    }
-}
-
 /// Routing from the configuration: `transport_maps`, `relayhost`,
 /// `default_transport`.
 pub fn router(config: &Config) -> Router {
     let config = Arc::new(config.clone());
-    Arc::new(move |domain: &str| {
-        let route = config.route(domain);
-        (route.transport, nexthop_text(&route.nexthop))
-    })
+    Arc::new(move |domain: &str| config.route(domain))
 }
 
 /// Every declared transport as a delivery agent with its limits.

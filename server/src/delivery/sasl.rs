@@ -74,14 +74,11 @@ impl ClientSasl {
     pub(super) async fn authenticate(
         &self,
         session: &mut Session,
-        nexthop: &str,
+        nexthop: &Nexthop,
         timeout: Duration,
     ) -> Result<(), Failure> {
-        let Ok(hop) = nexthop.parse::<Nexthop>() else {
-            return Ok(());
-        };
         let passwords = self.passwords();
-        let Some(login) = passwords.lookup(&hop, &session.host) else {
+        let Some(login) = passwords.lookup(nexthop, &session.host) else {
             return Ok(());
         };
         if session.features.auth.is_empty() {

@@ -1,0 +1,127 @@
+//! The stored form of an envelope: a JSON object that says its format
+//! version in `v` (Postfix's queue files tag every record for the same
+//! reason: a reader knows what it holds, and skips what it does not know).
+//!
+//! | `v` | written by | what changed |
+//! |---|---|---|
+//! | absent (1) | 7b39c7e … 9cc85ce | the first format |
+//! | 2 | today | the tag; addresses, `NOTIFY` and `RET` are typed, so a reader checks their syntax, but they are stored as the same text |
+//!
+//! A reader opens every version up to its own and refuses a newer one (a
+//! binary rolled back past a format change) with an error naming it,
+//! rather than guessing at fields it does not know.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::QueueError;
+use crate::id::QueueId;
+use crate::message::Envelope;
+
+/// The format this code writes.
+pub(crate) const FORMAT: u32 = 2;
+
+/// Records written before the tag existed.
+const UNTAGGED: u32 = 1;
+
+#[derive(Serialize)]
+struct Tagged<'a> {
+    v: u32,
+    #[serde(flatten)]
+    envelope: &'a Envelope,
+}
+
+#[derive(Deserialize)]
+struct Read {
+    #[serde(default = "untagged")]
+    v: u32,
+    #[serde(flatten)]
+    envelope: Envelope,
+}
+
+fn untagged() -> u32 {
+    UNTAGGED
+}
+
+/// The bytes stored for `envelope`.
+pub(crate) fn encode(id: QueueId, envelope: &Envelope) -> Result<Vec<u8>, QueueError> {
+    serde_json::to_vec(&Tagged {
+        v: FORMAT,
+        envelope,
+    })
+    .map_err(|e| QueueError::codec(id, e))
+}
+
+/// The envelope stored as `bytes`, in any format up to [`FORMAT`].
+pub(crate) fn decode(id: QueueId, bytes: &[u8]) -> Result<Envelope, QueueError> {
+    let read: Read = serde_json::from_slice(bytes).map_err(|e| QueueError::codec(id, e))?;
+    if read.v > FORMAT {
+        return Err(QueueError::codec(
+            id,
+            serde::de::Error::custom(format_args!(
+                "envelope record format {} is newer than this binary reads ({FORMAT})",
+                read.v
+            )),
+        ));
+    }
+    Ok(read.envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Recipient;
+    use towerpost_protocol::{Address, Notify, Ret};
+
+    fn id() -> QueueId {
+        QueueId::from_u64(42)
+    }
+
+    #[test]
+    fn a_record_says_its_format_and_reads_back_the_same() {
+        let mut envelope = Envelope::new(
+            Some(Address::parse("a@example.test").unwrap()),
+            vec![Recipient {
+                notify: Some("SUCCESS,DELAY".parse::<Notify>().unwrap()),
+                ..Recipient::new(Address::parse("b@example.test").unwrap())
+            }],
+            1_800_000_000,
+            5,
+        );
+        envelope.ret = Some(Ret::Headers);
+        let bytes = encode(id(), &envelope).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with(r#"{"v":2,"sender":"a@example.test""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""notify":"SUCCESS,DELAY""#), "{text}");
+        assert!(text.contains(r#""ret":"HDRS""#), "{text}");
+        assert_eq!(decode(id(), &bytes).unwrap(), envelope);
+    }
+
+    #[test]
+    fn an_untagged_record_of_the_first_format_is_read() {
+        let old = br#"{"sender":"","recipients":[{"address":"three@other.example.test","notify":"NEVER","status":{"status":"deferred","dsn":"4.4.1","reason":"connect to 127.0.0.1[127.0.0.1]:9: Connection refused"}}],"arrival_time":1796202766,"size":219,"state":"deferred","next_attempt":1796203091,"client":"unknown[127.0.0.1]","helo":"client.old.test","eight_bit_mime":true,"smtputf8":false,"ret":"FULL"}"#;
+        let envelope = decode(id(), old).unwrap();
+        assert_eq!(envelope.sender, None);
+        assert_eq!(envelope.ret, Some(Ret::Full));
+        assert!(envelope.recipients[0].notify.unwrap().is_never());
+        assert_eq!(
+            envelope.recipients[0].status.reason(),
+            Some("connect to 127.0.0.1[127.0.0.1]:9: Connection refused")
+        );
+    }
+
+    #[test]
+    fn a_newer_format_or_a_bad_address_is_refused_with_the_reason() {
+        let newer = br#"{"v":3,"sender":"","recipients":[],"arrival_time":0,"size":0}"#;
+        let e = decode(id(), newer).unwrap_err().to_string();
+        assert!(
+            e.contains("format 3 is newer than this binary reads (2)"),
+            "{e}"
+        );
+        let bad = br#"{"v":2,"sender":"no at sign","recipients":[],"arrival_time":0,"size":0}"#;
+        let e = decode(id(), bad).unwrap_err().to_string();
+        assert!(e.contains("no at sign"), "{e}");
+    }
+}
