@@ -7,11 +7,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use serde::{Deserialize, Serialize};
 use tower_service::Service;
 use towerpost_queue::{FlushScope, Flusher, Queue, QueueId};
 
-/// What to flush.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to flush: what ETRN and the local commands ask for, and what the
+/// control socket carries between them and the server (as JSON:
+/// `{"site":"example.com"}`, `"all"`, `{"queue_id":"…"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FlushTarget {
     /// One destination (`ETRN site`, `postqueue -s site`, `sendmail -qRsite`).
     Site(String),

@@ -16,10 +16,11 @@
 //! 4. `held@old.example.test` → `held@hold.example.test`, on hold.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use integration_tests::Server;
 use integration_tests::sink::{Sink, SunkMessage};
+use integration_tests::{Server, towerpost_bin};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -47,6 +48,40 @@ fn a_spool_from_the_release_before_record_versions_is_delivered() {
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../queue/tests/fixtures/spool-9cc85ce");
     copy_dir(&fixture, spool.path());
+    // Read offline first: once the server runs, it may deliver the mail
+    // that is due at any moment.
+    let config = spool.path().join("offline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "queue_directory = \"{}\"\nqueue_shard_count = 2\n",
+            spool.path().display()
+        ),
+    )
+    .unwrap();
+    let listed = Command::new(towerpost_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["queue", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let queue: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(queue.len(), 4, "{queue:#?}");
+    let held: Vec<_> = queue
+        .iter()
+        .filter(|e| e["queue_name"] == "hold")
+        .map(|e| e["queue_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(held.len(), 1, "{queue:#?}");
+
     let sink = Sink::start();
     // The fixture's mail arrived on 2026-12-02: lifetimes long enough that
     // it never expires while this test exists.
@@ -57,15 +92,6 @@ fn a_spool_from_the_release_before_record_versions_is_delivered() {
         spool.path().display(),
         sink.addr().port()
     ));
-
-    let queue = server.queue();
-    assert_eq!(queue.len(), 4, "{queue:#?}");
-    let held: Vec<_> = queue
-        .iter()
-        .filter(|e| e["queue_name"] == "hold")
-        .map(|e| e["queue_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(held.len(), 1, "{queue:#?}");
 
     let (status, _, err) = server.cli(&["postqueue", "-f"]);
     assert!(status.success(), "{err}");

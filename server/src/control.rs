@@ -32,6 +32,7 @@ use crate::control_limits::{Admission, REQUEST_TIMEOUT, SUBMIT_TIMEOUT};
 use crate::listener::ServeError;
 use crate::session::{Load, MemoryHold};
 use crate::submit::{Submission, submit};
+use crate::sysexits::{EX_UNAVAILABLE, EX_USAGE};
 use std::sync::Arc;
 
 /// The socket's file name inside the queue directory.
@@ -53,11 +54,8 @@ pub enum ControlRequest {
     },
     /// Flush deferred mail (`postqueue -f`, `-s site`, `-i id`).
     Flush {
-        /// `all`, `site` or `queue_id`.
-        scope: String,
-        /// The site or queue id (empty for `all`).
-        #[serde(default)]
-        name: String,
+        /// What to flush, as the flush service takes it.
+        target: FlushTarget,
         /// Answer once every flushed message was attempted.
         #[serde(default)]
         wait: bool,
@@ -286,18 +284,13 @@ pub async fn user_name(uid: u32) -> String {
 async fn flush(
     mut service: LocalFlush,
     uid: u32,
-    scope: &str,
-    name: String,
+    target: FlushTarget,
     wait: bool,
 ) -> ControlResponse {
     use tower::{Service, ServiceExt};
-    const EX_USAGE: u8 = 64;
-    const EX_UNAVAILABLE: u8 = 69;
-    let target = match scope {
-        "all" => FlushTarget::All,
-        "site" => FlushTarget::Site(name.clone()),
-        "queue_id" => FlushTarget::QueueId(name.clone()),
-        other => return ControlResponse::Error(format!("unknown flush scope {other:?}")),
+    let name = match &target {
+        FlushTarget::Site(name) | FlushTarget::QueueId(name) => name.clone(),
+        FlushTarget::All => String::new(),
     };
     let request = FlushRequest {
         target,
@@ -457,8 +450,8 @@ async fn handle(stream: UnixStream, uid: Option<u32>, context: Handling) -> std:
                 Err(e) => ControlResponse::Error(e.to_string()),
             }
         }
-        Ok(ControlRequest::Flush { scope, name, wait }) => match uid {
-            Some(uid) => flush(local_flush, uid, &scope, name, wait).await,
+        Ok(ControlRequest::Flush { target, wait }) => match uid {
+            Some(uid) => flush(local_flush, uid, target, wait).await,
             None => ControlResponse::Error("cannot identify the requesting user".into()),
         },
         Ok(request) => execute(&queue, request).await,
@@ -498,7 +491,7 @@ async fn run_request(
         }
         ControlRequest::Flush { .. } => ControlResponse::FlushRefused {
             text: "Cannot flush mail queue - mail system is down".into(),
-            code: 69,
+            code: EX_UNAVAILABLE,
         },
         ControlRequest::Show { id } => match id.parse::<QueueId>() {
             Ok(qid) => match queue.envelope(qid).await? {

@@ -26,6 +26,7 @@ pub mod session;
 pub mod settings;
 pub mod stack;
 pub mod submit;
+pub mod sysexits;
 pub mod tls;
 
 pub use crate::builder::{BoxSmtpService, ServerBuilder};

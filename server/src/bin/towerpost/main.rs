@@ -4,16 +4,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use local_args::{PostqueueAction, flush_request, postqueue_action, sendmail_action};
 use towerpost::control::{self, ControlRequest, ControlResponse, QueueAction};
 use towerpost::queue_list::{format_json, format_listing};
+use towerpost::sysexits::{
+    EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE,
+    EX_USAGE,
+};
 use towerpost_config::Config;
+use towerpost_flush::FlushTarget;
 
-/// sysexits(3): configuration error.
-const EX_CONFIG: u8 = 78;
-/// sysexits(3): service unavailable.
-const EX_UNAVAILABLE: u8 = 69;
-/// sysexits(3): internal software error.
-const EX_SOFTWARE: u8 = 70;
+mod local_args;
 
 #[derive(Parser)]
 #[command(
@@ -215,9 +216,9 @@ fn main() -> ExitCode {
             wait,
         } => {
             let mut request = match (site, id, all) {
-                (Some(site), _, _) => flush_request("site", site),
-                (_, Some(id), _) => flush_request("queue_id", id),
-                (_, _, true) => flush_request("all", ""),
+                (Some(site), _, _) => flush_request(FlushTarget::Site(site.clone())),
+                (_, Some(id), _) => flush_request(FlushTarget::QueueId(id.clone())),
+                (_, _, true) => flush_request(FlushTarget::All),
                 _ => {
                     eprintln!("towerpost: flush: say --site DOMAIN, --id QUEUEID or --all");
                     return ExitCode::from(EX_USAGE);
@@ -236,6 +237,7 @@ fn main() -> ExitCode {
             Ok(PostqueueAction::Flush(request)) => {
                 run_async(flush_command(config, request, "postqueue"))
             }
+            Ok(PostqueueAction::Nothing) => ExitCode::SUCCESS,
             Ok(PostqueueAction::Submit { .. }) => {
                 eprintln!("postqueue: fatal: postqueue does not submit mail; use sendmail");
                 ExitCode::from(EX_USAGE)
@@ -256,6 +258,7 @@ fn main() -> ExitCode {
                 request,
                 ignore_dots,
             }) => run_async(submit_command(config, request, ignore_dots)),
+            Ok(PostqueueAction::Nothing) => ExitCode::SUCCESS,
             Err(usage) => {
                 eprintln!("sendmail: fatal: {usage}");
                 ExitCode::from(EX_USAGE)
@@ -416,144 +419,6 @@ fn change(action: QueueAction, ids: &[String]) -> ControlRequest {
     }
 }
 
-/// sysexits(3): no such input (an unknown queue id).
-const EX_NOINPUT: u8 = 66;
-/// sysexits(3): command line usage error.
-const EX_USAGE: u8 = 64;
-/// sysexits(3): addressee unknown (no such user).
-const EX_NOUSER: u8 = 67;
-
-fn flush_request(scope: &str, name: &str) -> ControlRequest {
-    ControlRequest::Flush {
-        scope: scope.to_owned(),
-        name: name.to_owned(),
-        wait: false,
-    }
-}
-
-/// What a postqueue or sendmail command line asks for.
-enum PostqueueAction {
-    List {
-        json: bool,
-    },
-    Flush(ControlRequest),
-    /// sendmail's default mode: a message on standard input.
-    Submit {
-        request: ControlRequest,
-        /// `-i`/`-oi`: a line with a lone `.` does not end the input.
-        ignore_dots: bool,
-    },
-}
-
-/// `postqueue -f | -s site | -i queue_id | -p | -j` (one of them).
-fn postqueue_action(args: &[String]) -> Result<PostqueueAction, String> {
-    let mut action = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let next = match arg.as_str() {
-            "-f" => PostqueueAction::Flush(flush_request("all", "")),
-            "-p" => PostqueueAction::List { json: false },
-            "-j" => PostqueueAction::List { json: true },
-            "-v" => continue,
-            "-s" | "-i" => {
-                let value = it
-                    .next()
-                    .ok_or(format!("option {arg} requires an argument"))?;
-                let scope = if arg == "-s" { "site" } else { "queue_id" };
-                PostqueueAction::Flush(flush_request(scope, value))
-            }
-            other if other.starts_with("-s") || other.starts_with("-i") => {
-                let scope = if other.starts_with("-s") {
-                    "site"
-                } else {
-                    "queue_id"
-                };
-                PostqueueAction::Flush(flush_request(scope, &other[2..]))
-            }
-            other => {
-                return Err(format!(
-                    "usage: postqueue -f | -i queue_id | -j | -p | -s site (not {other:?})"
-                ));
-            }
-        };
-        if action.replace(next).is_some() {
-            return Err("usage: postqueue: specify one of -f, -i, -j, -p, -s".into());
-        }
-    }
-    action.ok_or_else(|| "usage: postqueue -f | -i queue_id | -j | -p | -s site".into())
-}
-
-/// `sendmail -q | -qRsite | -qIqueue_id | -bp`, and otherwise a message
-/// from standard input: `-t`, `-f sender`, `-i`, recipients as arguments
-/// (`-q<interval>` is ignored as Postfix ignores it: queue_run_delay rules).
-fn sendmail_action(args: &[String]) -> Result<PostqueueAction, String> {
-    let mut sender = None;
-    let mut recipients = Vec::new();
-    let mut extract = false;
-    let mut ignore_dots = false;
-    let mut it = args.iter();
-    let mut options_done = false;
-    while let Some(arg) = it.next() {
-        if options_done || !arg.starts_with('-') || arg == "-" {
-            recipients.push(arg.clone());
-            continue;
-        }
-        match arg.as_str() {
-            "--" => options_done = true,
-            "-bp" => return Ok(PostqueueAction::List { json: false }),
-            "-bm" | "-v" | "-oi" | "-i" => ignore_dots |= arg == "-oi" || arg == "-i",
-            "-t" => extract = true,
-            "-q" => return Ok(PostqueueAction::Flush(flush_request("all", ""))),
-            "-qR" | "-qI" => {
-                let value = it
-                    .next()
-                    .ok_or(format!("option {arg} requires an argument"))?;
-                let scope = if arg == "-qR" { "site" } else { "queue_id" };
-                return Ok(PostqueueAction::Flush(flush_request(scope, value)));
-            }
-            "-f" | "-r" => {
-                sender = Some(
-                    it.next()
-                        .ok_or(format!("option {arg} requires an argument"))?
-                        .clone(),
-                );
-            }
-            "-F" | "-B" | "-N" | "-V" | "-R" | "-X" | "-C" => {
-                it.next(); // an option with a value that does not matter here
-            }
-            other if other.starts_with("-qR") => {
-                return Ok(PostqueueAction::Flush(flush_request("site", &other[3..])));
-            }
-            other if other.starts_with("-qI") => {
-                return Ok(PostqueueAction::Flush(flush_request(
-                    "queue_id",
-                    &other[3..],
-                )));
-            }
-            other if other.starts_with("-qS") => return Err("-qS is not implemented".into()),
-            other if other.starts_with("-q") => {
-                return Ok(PostqueueAction::Flush(flush_request("all", "")));
-            }
-            other if other.starts_with("-f") || other.starts_with("-r") => {
-                sender = Some(other[2..].to_owned());
-            }
-            other if other.starts_with("-b") => {
-                return Err(format!("unsupported mode {other}: only -bm and -bp are"));
-            }
-            // -o options, -F/-B/-N/-V with their value attached, -m, -n …
-            _ => {}
-        }
-    }
-    Ok(PostqueueAction::Submit {
-        request: ControlRequest::Submit {
-            sender,
-            recipients,
-            extract,
-        },
-        ignore_dots,
-    })
-}
-
 /// Reads the message from standard input; without `-i`, a line with a lone
 /// `.` ends it, as sendmail's.
 fn read_stdin_message(ignore_dots: bool) -> std::io::Result<Vec<u8>> {
@@ -579,8 +444,6 @@ fn read_stdin_message(ignore_dots: bool) -> std::io::Result<Vec<u8>> {
 
 /// `sendmail` submission: the message goes to the running server.
 async fn submit_command(config: Config, request: ControlRequest, ignore_dots: bool) -> ExitCode {
-    /// sysexits(3): temporary failure, the user is invited to retry.
-    const EX_TEMPFAIL: u8 = 75;
     let body = match read_stdin_message(ignore_dots) {
         Ok(b) => b,
         Err(e) => {
@@ -604,9 +467,6 @@ async fn submit_command(config: Config, request: ControlRequest, ignore_dots: bo
         }
     }
 }
-
-/// sysexits(3): input data was incorrect.
-const EX_DATAERR: u8 = 65;
 
 /// Sends a flush request and reports like postqueue: silent on success,
 /// `<prog>: fatal: …` and its exit code on refusal.
