@@ -16,6 +16,7 @@
 //! * [`BdatDecoder`] frames RFC 3030 `BDAT` chunks.
 //! * [`EhloCapabilities`] is the extension list of an EHLO reply, rendered
 //!   by the server and read by the client.
+//! * [`MailTime`] writes a time as headers, logs and listings want it.
 //! * [`Reply`] is an SMTP reply with an optional enhanced status code;
 //!   [`ReplyParser`] reads one from a server, for the SMTP client.
 //! * [`Address`], [`Notify`], [`Ret`], [`Nexthop`] and [`Route`] are the
@@ -27,6 +28,7 @@ mod bdat;
 mod command;
 mod content;
 mod data;
+mod date;
 mod ehlo;
 mod etrn;
 mod hostname;
@@ -43,6 +45,7 @@ pub use bdat::BdatDecoder;
 pub use command::{Command, CommandError};
 pub use content::{BareNewline, ContentIssues};
 pub use data::{DataDecoder, DataProgress};
+pub use date::MailTime;
 pub use ehlo::EhloCapabilities;
 pub use etrn::{EtrnError, etrn_site};
 pub use hostname::{valid_hostname, valid_mailhost_literal};

@@ -32,6 +32,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use towerpost_protocol::MailTime;
+
 /// Postfix's default `bounce_size_limit`: originals larger than this are
 /// returned as headers only.
 pub const DEFAULT_BOUNCE_SIZE_LIMIT: usize = 50_000;
@@ -694,74 +696,14 @@ fn nanos_since_epoch(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Broken-down UTC time.
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-    weekday: usize,
-}
-
-/// Converts Unix seconds to UTC calendar time (proleptic Gregorian; Howard
-/// Hinnant's `civil_from_days`).
-fn civil(secs: i64) -> Civil {
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month: month as u32,
-        day: day as u32,
-        hour: (tod / 3600) as u32,
-        minute: (tod / 60 % 60) as u32,
-        second: (tod % 60) as u32,
-        // 1970-01-01 was a Thursday.
-        weekday: (days + 4).rem_euclid(7) as usize,
-    }
-}
-
 /// RFC 5322 date-time in UTC: `Sat, 28 Nov 2026 16:03:54 +0000`.
 fn format_date(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let c = civil(unix_seconds(t));
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} +0000",
-        DAYS[c.weekday],
-        c.day,
-        MONTHS[(c.month - 1) as usize],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
+    MailTime::new(t).rfc5322().to_string()
 }
 
 /// `YYYYMMDDhhmmss` in UTC, for the Message-Id.
 fn compact_date(secs: i64) -> String {
-    let c = civil(secs);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        c.year.max(0),
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second
-    )
+    MailTime::from_unix(secs).compact().to_string()
 }
 
 #[cfg(test)]

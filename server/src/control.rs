@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use towerpost_flush::{
     AuthorizedFlushUsers, FlushOrigin, FlushRequest, FlushResponse, FlushService, FlushTarget,
 };
+use towerpost_protocol::MailTime;
 use towerpost_queue::{
     Envelope, Quarantined, Queue, QueueEntry, QueueId, QueueState, RecipientStatus,
 };
@@ -604,8 +605,7 @@ pub async fn request_with_body(
 /// `queue show`: the envelope and each recipient's state, readable.
 pub fn format_show(entry: &QueueEntry) -> String {
     let e = &entry.envelope;
-    let when =
-        |secs: u64| httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    let when = |secs: u64| MailTime::from_unix(i64::try_from(secs).unwrap_or(i64::MAX)).rfc5322();
     let mut out = format!(
         "queue_id: {}\nqueue_name: {}\narrival_time: {}\nsize: {}\nsender: {}\nclient: {}\nhelo: {}\n",
         entry.id,

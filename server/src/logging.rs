@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use towerpost_protocol::MailTime;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -34,13 +35,7 @@ where
             .strip_prefix("towerpost::")
             .unwrap_or(meta.target());
         let service = service.split("::").next().unwrap_or(service);
-        let now = httpdate::fmt_http_date(std::time::SystemTime::now());
-        // "Sat, 28 Nov 2026 16:03:54 GMT" → "Nov 28 16:03:54"
-        let p: Vec<&str> = now.split_whitespace().collect();
-        let stamp = match p.as_slice() {
-            [_, day, month, _, time, _] => format!("{month} {day:>2} {time}"),
-            _ => now.clone(),
-        };
+        let stamp = MailTime::new(std::time::SystemTime::now()).log_stamp();
         write!(
             writer,
             "{stamp} {} towerpost/{service}[{}]: ",

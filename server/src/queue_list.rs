@@ -1,10 +1,9 @@
 //! `queue list`: Postfix's `postqueue -p` and `postqueue -j` formats.
 
 use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::json;
-use towerpost_protocol::Address;
+use towerpost_protocol::{Address, MailTime};
 use towerpost_queue::{Envelope, QueueEntry, QueueState};
 
 /// `postqueue -p`: the classic `mailq` listing.
@@ -85,15 +84,9 @@ pub(crate) fn shown_sender(envelope: &Envelope) -> &str {
 
 /// `Sat Nov 28 16:03:56` (UTC).
 fn arrival(secs: u64) -> String {
-    // "Sat, 28 Nov 2026 16:03:56 GMT" → "Sat Nov 28 16:03:56"
-    let http = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
-    let parts: Vec<&str> = http.split_whitespace().collect();
-    match parts.as_slice() {
-        [wday, day, month, _year, time, _] => {
-            format!("{} {month} {day} {time}", wday.trim_end_matches(','))
-        }
-        _ => http,
-    }
+    MailTime::from_unix(i64::try_from(secs).unwrap_or(i64::MAX))
+        .queue_listing()
+        .to_string()
 }
 
 #[cfg(test)]

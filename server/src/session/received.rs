@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
+use towerpost_protocol::MailTime;
 use towerpost_queue::QueueId;
 
 use crate::request::{SessionInfo, Transaction};
@@ -65,6 +66,5 @@ pub(crate) fn write_received(
 
 /// `Sat, 28 Nov 2026 16:03:54 +0000 (UTC)`.
 pub(crate) fn rfc5322_date(t: SystemTime) -> String {
-    let http = httpdate::fmt_http_date(t);
-    format!("{} +0000 (UTC)", http.trim_end_matches(" GMT"))
+    format!("{} (UTC)", MailTime::new(t).rfc5322())
 }
