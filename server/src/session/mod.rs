@@ -9,6 +9,7 @@
 //! and under stress), errors by `smtpd_hard_error_limit`; what all sessions
 //! together hold by [`Load`].
 
+mod bdat;
 mod load;
 mod received;
 mod stats;
@@ -25,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 use towerpost_protocol::{
-    BareNewline, BdatDecoder, Command, CommandError, CommandReceiver, ContentIssues, DataDecoder,
-    EnhancedCode, Frame, Reply,
+    BareNewline, Command, CommandError, CommandReceiver, ContentIssues, DataDecoder, EnhancedCode,
+    Frame, Reply,
 };
 use towerpost_queue::QueueId;
 
@@ -38,6 +39,7 @@ use crate::sasl::{
 use crate::tls::{ListenerTls, MaybeTls};
 pub(crate) use load::MemoryHold;
 
+use bdat::BdatTransfer;
 pub use load::{Load, SessionSlot};
 pub(crate) use received::rfc5322_date;
 use received::write_received;
@@ -126,18 +128,6 @@ enum Input {
     TooLong,
 }
 
-/// The state of a `BDAT` transfer within a transaction.
-struct BdatState {
-    decoder: BdatDecoder,
-    id: QueueId,
-    content: Vec<u8>,
-    /// The memory `content` holds.
-    memory: MemoryHold,
-    /// A chunk was refused; the rest is discarded until `LAST`.
-    failed: bool,
-    discarded: u64,
-}
-
 /// A client connection.
 pub struct Connection<IO> {
     io: MaybeTls<IO>,
@@ -158,7 +148,8 @@ pub struct Connection<IO> {
     info: Arc<SessionInfo>,
     txn: Option<Arc<Transaction>>,
     rcpt_attempts: usize,
-    bdat: Option<BdatState>,
+    /// The BDAT transfer of this transaction, once one has started.
+    bdat: Option<BdatTransfer>,
     errors: u32,
     junk: u32,
     stats: CommandStats,
@@ -906,129 +897,6 @@ where
         }
         self.reset_transaction();
         reply
-    }
-
-    /// One BDAT chunk: always consumes its octets, whatever the answer.
-    async fn bdat_chunk(&mut self, size: u64, last: bool) -> Option<Close> {
-        let e = EnhancedCode::new;
-        let mut refusal = None;
-        if self.bdat.is_none() {
-            refusal = self.content_precondition(true);
-            if refusal.is_none() {
-                let reply = self.call(Command::Bdat { size, last }).await;
-                if reply.is_positive() {
-                    let (id, content) = self.begin_content();
-                    self.bdat = Some(BdatState {
-                        decoder: BdatDecoder::new(
-                            self.settings.message_size_limit,
-                            self.settings.text_line_limit,
-                        ),
-                        id,
-                        content,
-                        memory: MemoryHold::new(&self.load),
-                        failed: false,
-                        discarded: 0,
-                    });
-                } else {
-                    refusal = Some(reply);
-                }
-            }
-        }
-        if refusal.is_none() && size == 0 && !last {
-            refusal = Some(Reply::enhanced(551, e(5, 7, 1), "Null BDAT request"));
-        }
-        // Consume the chunk: stored when the transfer is healthy, skipped
-        // otherwise.
-        let store = refusal.is_none() && self.bdat.as_ref().is_some_and(|b| !b.failed);
-        let mut skipper = BdatDecoder::new(0, usize::MAX);
-        skipper.start_chunk(size);
-        if let Some(b) = self.bdat.as_mut() {
-            b.decoder.start_chunk(size);
-        }
-        self.stage = "bdat";
-        self.start_transfer();
-        let mut out_of_memory = false;
-        loop {
-            let used = match (store && !out_of_memory, self.bdat.as_mut()) {
-                (true, Some(b)) => {
-                    make_room(&mut b.content, self.inbuf.len());
-                    let used = b.decoder.feed(&self.inbuf, Some(&mut b.content));
-                    if !b.memory.cover(b.content.capacity() as u64) {
-                        out_of_memory = true;
-                        b.content = Vec::new();
-                        b.memory = MemoryHold::new(&self.load);
-                        skipper = BdatDecoder::new(0, usize::MAX);
-                        skipper.start_chunk(b.decoder.remaining());
-                    }
-                    used
-                }
-                _ => skipper.feed(&self.inbuf, None),
-            };
-            self.inbuf.advance(used);
-            self.credit_transfer(used);
-            let remaining = match (store && !out_of_memory, self.bdat.as_ref()) {
-                (true, Some(b)) => b.decoder.remaining(),
-                _ => skipper.remaining(),
-            };
-            if remaining == 0 {
-                break;
-            }
-            if let Err(close) = self.read_more(false).await {
-                return Some(close);
-            }
-        }
-        self.deadline = None;
-        if out_of_memory {
-            refusal = Some(insufficient_resources());
-        }
-        if let Some(reply) = refusal {
-            if let Some(b) = self.bdat.as_mut() {
-                // The rest is discarded: nothing more is held for it.
-                b.failed = true;
-                b.content = Vec::new();
-                b.memory = MemoryHold::new(&self.load);
-            }
-            if last && out_of_memory {
-                // BDAT LAST ends the transaction, whatever the answer.
-                self.reset_transaction();
-            }
-            return self.finish("bdat", reply).await;
-        }
-        let Some(b) = self.bdat.as_mut() else {
-            unreachable!("a healthy chunk has a transfer")
-        };
-        if b.failed {
-            b.discarded += size;
-            let discarded = b.discarded;
-            if last {
-                self.reset_transaction();
-            }
-            let text = format!("Discarded {discarded} bytes after earlier error");
-            return self
-                .finish("bdat", Reply::enhanced(551, e(5, 0, 0), text))
-                .await;
-        }
-        if b.decoder.issues().too_big {
-            b.failed = true;
-            b.discarded = 0;
-            if last {
-                self.reset_transaction();
-            }
-            let reply = Reply::enhanced(552, e(5, 3, 4), "Chunk exceeds message size limit");
-            return self.finish("bdat", reply).await;
-        }
-        if !last {
-            let text = format!("Ok: {size} bytes");
-            return self
-                .finish("bdat", Reply::enhanced(250, e(2, 0, 0), text))
-                .await;
-        }
-        let mut b = self.bdat.take().expect("checked above");
-        b.decoder.finish(&mut b.content);
-        let reply = self
-            .end_of_content(b.id, b.content, b.decoder.issues())
-            .await;
-        self.finish("bdat", reply).await
     }
 
     fn reset_transaction(&mut self) {
