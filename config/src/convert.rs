@@ -2,6 +2,9 @@
 //!
 //! Each function returns a message saying what was expected and what was
 //! found; the caller adds the origin and the key.
+//!
+//! Why one long file: 38 small converters, one per kind of value a key
+//! takes, sharing the wording of their errors; each is found by its name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -23,6 +23,10 @@
 //! let got = sink.wait_for(1, Duration::from_secs(20));
 //! assert_eq!(got.len(), 1);
 //! ```
+//!
+//! Why one long file: test support, one self-contained peer (listener,
+//! session, rules and the record of what arrived) with no dependency on the
+//! code it tests.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, ErrorKind, Write};

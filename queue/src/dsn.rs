@@ -28,6 +28,10 @@
 //! (any 8-bit octet in the result means `BODY=8BITMIME`). A returned
 //! original with non-ASCII headers is `message/global` (RFC 6532), or
 //! `message/global-headers` when only its header section comes back.
+//!
+//! Why one long file: the three parts of a report are built from the same
+//! folded, sanitised values and must agree byte for byte; about half of it
+//! is the tests that pin them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -13,6 +13,10 @@
 //! the request line within 10 s, a submission within 300 s and within the
 //! message memory SMTP sessions share. Root and the server's user are
 //! never refused.
+//!
+//! Why one long file: both ends of the socket (the server's handler and the
+//! CLI's client) and the request and response types they share, so a change
+//! to the protocol is made in one place.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

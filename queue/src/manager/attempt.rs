@@ -1,6 +1,10 @@
 //! One delivery attempt of one message: route its recipients, deliver per
 //! destination, log each outcome the way Postfix does, return failures to
 //! the sender, and store what is left.
+//!
+//! Why one long file: routing, per-destination delivery, logging and
+//! returning failures share one attempt's state, and splitting them would
+//! pass that state around in pieces.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -8,15 +8,22 @@
 //! `smtpd_timeout` (per read, or per record with `smtpd_per_record_deadline`
 //! and under stress), errors by `smtpd_hard_error_limit`; what all sessions
 //! together hold by [`Load`].
+//!
+//! Why it is long: `dispatch` is the state machine, kept whole so every
+//! command's sequence rule reads in one place; AUTH, STARTTLS, content and
+//! BDAT are in their own files.
 
+mod auth;
 mod bdat;
+mod content;
 mod load;
 mod received;
+mod starttls;
 mod stats;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -26,16 +33,12 @@ use tokio_util::sync::CancellationToken;
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 use towerpost_protocol::{
-    BareNewline, Command, CommandError, CommandReceiver, ContentIssues, DataDecoder, EnhancedCode,
-    Frame, Reply,
+    BareNewline, Command, CommandError, CommandReceiver, EnhancedCode, Frame, Reply,
 };
 use towerpost_queue::QueueId;
 
-use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
-use crate::sasl::{
-    Mechanism, MechanismError, SharedAuthenticator, decode_base64, decode_login_field,
-    decode_plain, encode_base64,
-};
+use crate::request::{RequestKind, SessionInfo, SmtpRequest, Transaction};
+use crate::sasl::SharedAuthenticator;
 use crate::tls::{ListenerTls, MaybeTls};
 pub(crate) use load::MemoryHold;
 
@@ -489,351 +492,6 @@ where
         }
     }
 
-    /// STARTTLS (RFC 3207): reply 220, discard any plaintext the client
-    /// sent after the command (CVE-2011-0411: it would run as if it came
-    /// over TLS), hand the socket to rustls, and forget everything learned
-    /// before the handshake.
-    async fn starttls(&mut self, command: Command) -> Option<Close> {
-        let e = EnhancedCode::new;
-        if self.info.tls {
-            let reply = Reply::enhanced(554, e(5, 5, 1), "Error: TLS already active");
-            return self.finish("starttls", reply).await;
-        }
-        let Some(ListenerTls::StartTls(acceptor)) = self.tls.clone() else {
-            let reply = Reply::enhanced(502, e(5, 5, 1), "Error: command not implemented");
-            return self.finish("starttls", reply).await;
-        };
-        let reply = self.call(command).await;
-        if reply.code() != 220 {
-            return self.finish("starttls", reply).await;
-        }
-        self.stats.record("starttls", true);
-        self.push(&reply);
-        if self.flush().await.is_err() {
-            return Some(Close::Lost);
-        }
-        if !self.inbuf.is_empty() {
-            tracing::warn!(
-                target: "towerpost::smtpd",
-                "{}: discarding {} bytes of plaintext sent after STARTTLS (command injection attempt?)",
-                self.info.client_name(),
-                self.inbuf.len()
-            );
-            self.inbuf.clear();
-        }
-        self.receiver = CommandReceiver::new(self.settings.command_line_limit);
-        self.stage = "starttls";
-        if let Err(close) = self.handshake(&acceptor).await {
-            return Some(close);
-        }
-        // RFC 3207 §4.2: back to the state right after the greeting,
-        // forgetting everything learned before TLS, a login included.
-        self.reset_transaction();
-        let info = Arc::make_mut(&mut self.info);
-        info.helo = None;
-        info.esmtp = false;
-        info.auth = None;
-        info.sasl_method = None;
-        None
-    }
-
-    /// AUTH (RFC 4954), with Postfix's replies. The command goes through
-    /// the stack first (rate limits, user layers); the core's 334 lets the
-    /// exchange run here, since it spans several lines.
-    async fn auth(&mut self, command: Command) -> Option<Close> {
-        self.stage = "auth";
-        let e = EnhancedCode::new;
-        let refuse = |code: u16, dsn: EnhancedCode, text: &'static str| {
-            Some(Reply::enhanced(code, dsn, text))
-        };
-        let precondition = if self.info.helo.is_none() {
-            refuse(503, e(5, 5, 1), "Error: send HELO/EHLO first")
-        } else if self.settings.sasl.is_none() {
-            refuse(503, e(5, 5, 1), "Error: authentication not enabled")
-        } else if self.txn.is_some() {
-            refuse(503, e(5, 5, 1), "Error: MAIL transaction in progress")
-        } else if self.settings.tls_auth_only && !self.info.tls {
-            refuse(
-                504,
-                e(5, 5, 4),
-                "Encryption required for requested authentication mechanism",
-            )
-        } else if self.info.auth.is_some() {
-            refuse(503, e(5, 5, 1), "Error: already authenticated")
-        } else {
-            None
-        };
-        if let Some(reply) = precondition {
-            return self.finish("auth", reply).await;
-        }
-        let Command::Auth {
-            mechanism,
-            initial_response,
-        } = command.clone()
-        else {
-            unreachable!("called for AUTH")
-        };
-        let reply = self.call(command).await;
-        if reply.code() != 334 {
-            return self.finish("auth", reply).await;
-        }
-        let client = self.info.client_name();
-        let Some(mech) = Mechanism::from_name(&mechanism) else {
-            tracing::warn!(
-                target: "towerpost::smtpd",
-                "{client}: SASL {} authentication failed: Invalid authentication mechanism, sasl_username=(unavailable)",
-                printable(&mechanism)
-            );
-            let reply = Reply::enhanced(
-                535,
-                e(5, 7, 8),
-                "Error: authentication failed: Invalid authentication mechanism",
-            );
-            return self.finish("auth", reply).await;
-        };
-        let credentials = match self.sasl_exchange(mech, initial_response).await {
-            Ok(Ok(credentials)) => credentials,
-            Ok(Err(reply)) => return self.finish("auth", reply).await,
-            Err(close) => return Some(close),
-        };
-        let (user, password) = credentials;
-        let Some(SharedAuthenticator(authenticator)) = self.settings.sasl.clone() else {
-            unreachable!("checked above")
-        };
-        let name = mech.name();
-        let reply = match authenticator.verify(&user, &password).await {
-            Ok(true) => {
-                let info = Arc::make_mut(&mut self.info);
-                info.auth = Some(user);
-                info.sasl_method = Some(name.to_owned());
-                Reply::enhanced(235, e(2, 7, 0), "Authentication successful")
-            }
-            Ok(false) => {
-                // The line fail2ban's postfix-sasl filter matches.
-                tracing::warn!(
-                    target: "towerpost::smtpd",
-                    "{client}: SASL {name} authentication failed: authentication failure, sasl_username={}",
-                    printable(&user)
-                );
-                Reply::enhanced(
-                    535,
-                    e(5, 7, 8),
-                    "Error: authentication failed: authentication failure",
-                )
-            }
-            Err(error) => {
-                tracing::warn!(
-                    target: "towerpost::smtpd",
-                    "{client}: SASL {name} authentication failed: {error}, sasl_username={}",
-                    printable(&user)
-                );
-                Reply::enhanced(
-                    454,
-                    e(4, 7, 0),
-                    "Temporary authentication failure: password store unavailable",
-                )
-            }
-        };
-        self.finish("auth", reply).await
-    }
-
-    /// Prompts for and reads the mechanism's responses: the user name and
-    /// password, or the reply that ends the exchange (`*`, bad base64, a
-    /// line beyond the limit).
-    async fn sasl_exchange(
-        &mut self,
-        mech: Mechanism,
-        initial: Option<String>,
-    ) -> Result<Result<(String, String), Reply>, Close> {
-        let e = EnhancedCode::new;
-        let client = self.info.client_name();
-        let name = mech.name();
-        let bad = |error: MechanismError| {
-            tracing::warn!(
-                target: "towerpost::smtpd",
-                "{client}: SASL {name} authentication failed: {error}, sasl_username=(unavailable)"
-            );
-            Reply::enhanced(
-                535,
-                e(5, 7, 8),
-                format!("Error: authentication failed: {error}"),
-            )
-        };
-        // RFC 4954 §4: "=" as the initial response means an empty one.
-        let mut first = initial;
-        let prompts: &[&[u8]] = match mech {
-            Mechanism::Plain => &[b""],
-            Mechanism::Login => &[b"Username:", b"Password:"],
-        };
-        let mut answers = Vec::with_capacity(prompts.len());
-        for prompt in prompts {
-            let line = match first.take() {
-                Some(line) => line,
-                None => {
-                    self.push(&Reply::new(334, encode_base64(prompt)));
-                    match self.next_line().await? {
-                        Input::Line(line, _) => String::from_utf8_lossy(&line).into_owned(),
-                        Input::TooLong => {
-                            return Ok(Err(Reply::enhanced(
-                                500,
-                                e(5, 5, 6),
-                                "SASL response limit exceeded",
-                            )));
-                        }
-                    }
-                }
-            };
-            if line.trim() == "*" {
-                tracing::warn!(
-                    target: "towerpost::smtpd",
-                    "{client}: SASL {name} authentication aborted"
-                );
-                return Ok(Err(Reply::enhanced(
-                    501,
-                    e(5, 7, 0),
-                    "Authentication aborted",
-                )));
-            }
-            match decode_base64(&line) {
-                Ok(bytes) => answers.push(bytes),
-                Err(error) => return Ok(Err(bad(error))),
-            }
-        }
-        let decoded = match mech {
-            Mechanism::Plain => decode_plain(&answers[0]),
-            Mechanism::Login => decode_login_field(&answers[0])
-                .and_then(|user| decode_login_field(&answers[1]).map(|password| (user, password))),
-        };
-        Ok(decoded.map_err(bad))
-    }
-
-    /// The TLS handshake, bounded by `smtpd_timeout`.
-    async fn handshake(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<(), Close> {
-        let client = self.info.client_name();
-        match tokio::time::timeout(self.effective_timeout(), self.io.upgrade(acceptor)).await {
-            Ok(Ok(summary)) => {
-                tracing::info!(
-                    target: "towerpost::smtpd",
-                    "Anonymous TLS connection established from {client}: {summary}"
-                );
-                let info = Arc::make_mut(&mut self.info);
-                info.tls = true;
-                info.tls_cipher = Some(summary.postfix_form());
-                info.auth_offered = self.settings.sasl.is_some();
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                tracing::info!(target: "towerpost::smtpd", "SSL_accept error from {client}: {e}");
-                Err(Close::Lost)
-            }
-            Err(_) => {
-                tracing::info!(target: "towerpost::smtpd", "SSL_accept error from {client}: timeout");
-                Err(Close::Lost)
-            }
-        }
-    }
-
-    /// Checks that message content may start (DATA, or the first BDAT).
-    fn content_precondition(&self, bdat: bool) -> Option<Reply> {
-        let e = EnhancedCode::new;
-        let Some(txn) = &self.txn else {
-            return Some(Reply::enhanced(503, e(5, 5, 1), "Error: need MAIL command"));
-        };
-        if !bdat && self.bdat.is_some() {
-            return Some(Reply::enhanced(503, e(5, 5, 1), "Error: DATA after BDAT"));
-        }
-        if txn.recipients.is_empty() {
-            return Some(if self.rcpt_attempts == 0 {
-                Reply::enhanced(503, e(5, 5, 1), "Error: need RCPT command")
-            } else {
-                Reply::enhanced(554, e(5, 5, 1), "Error: no valid recipients")
-            });
-        }
-        None
-    }
-
-    /// Starts the message content: a queue id, and the `Received:` header.
-    fn begin_content(&self) -> (QueueId, Vec<u8>) {
-        let id = (self.ids)();
-        let txn = self.txn.as_ref().expect("checked by content_precondition");
-        let mut content = Vec::with_capacity(8192);
-        write_received(
-            &mut content,
-            &self.info,
-            txn,
-            &self.settings.myhostname,
-            id,
-            SystemTime::now(),
-        );
-        let sasl = match (&self.info.sasl_method, &self.info.auth) {
-            (Some(method), Some(user)) => {
-                format!(", sasl_method={method}, sasl_username={user}")
-            }
-            _ => String::new(),
-        };
-        tracing::info!(
-            target: "towerpost::smtpd",
-            "{id}: client={}{sasl}",
-            self.info.client_name()
-        );
-        (id, content)
-    }
-
-    /// Reads DATA content up to the end-of-data line and queues it.
-    async fn receive_data(&mut self) -> Result<Reply, Close> {
-        let (id, mut content) = self.begin_content();
-        let mut decoder = DataDecoder::new(
-            self.settings.message_size_limit,
-            self.settings.text_line_limit,
-        );
-        self.start_transfer();
-        let mut memory = MemoryHold::new(&self.load);
-        let mut out_of_memory = false;
-        let mut needed = 0u64;
-        loop {
-            if !out_of_memory {
-                make_room(&mut content, self.inbuf.len());
-            }
-            let progress = decoder.feed(&self.inbuf, &mut content);
-            self.inbuf.advance(progress.consumed);
-            self.credit_transfer(progress.consumed);
-            if !out_of_memory && !memory.cover(content.capacity() as u64) {
-                out_of_memory = true;
-                // Give the memory back now, not at the end of the data.
-                memory = MemoryHold::new(&self.load);
-            }
-            if out_of_memory {
-                // Read on to the end of the data, keeping nothing.
-                needed = needed.saturating_add(content.len() as u64);
-                content = Vec::new();
-            }
-            if progress.done {
-                break;
-            }
-            self.read_more(false).await?;
-        }
-        self.deadline = None;
-        if out_of_memory {
-            // A message bigger than all the memory there is will never
-            // fit: that is permanent, not a reason to retry for days.
-            let reply = if self.load.beyond_budget(needed) {
-                Reply::enhanced(
-                    552,
-                    EnhancedCode::new(5, 3, 4),
-                    "Message size exceeds fixed limit",
-                )
-            } else {
-                insufficient_resources()
-            };
-            self.log_reject("END-OF-MESSAGE", &reply, None);
-            self.reset_transaction();
-            return Ok(reply);
-        }
-        let reply = self.end_of_content(id, content, decoder.issues()).await;
-        drop(memory); // held until the message is queued or refused
-        Ok(reply)
-    }
-
     /// A DATA or BDAT transfer starts: with deadlines, it has
     /// `smtpd_timeout` plus what its bytes earn at `smtpd_min_data_rate`.
     fn start_transfer(&mut self) {
@@ -865,38 +523,6 @@ where
         } else {
             self.settings.timeout
         }
-    }
-
-    /// The end of DATA or `BDAT … LAST`: refuse the content or queue it.
-    async fn end_of_content(
-        &mut self,
-        id: QueueId,
-        content: Vec<u8>,
-        issues: ContentIssues,
-    ) -> Reply {
-        let s = &self.settings;
-        let reply = match issues.rejection(s.bare_newline, s.text_line_limit, &s.myhostname) {
-            Some(reply) => {
-                tracing::info!(
-                    target: "towerpost::smtpd",
-                    "{id}: reject: END-OF-MESSAGE from {}: {reply}",
-                    self.info.client_name()
-                );
-                reply
-            }
-            None => {
-                let message = RequestKind::Message(ReceivedMessage { id, content });
-                self.call_kind(message).await
-            }
-        };
-        if reply.is_positive() {
-            // Postfix: "Forgive any previous client errors when a message
-            // was received successfully."
-            self.junk = 0;
-            self.errors = 0;
-        }
-        self.reset_transaction();
-        reply
     }
 
     fn reset_transaction(&mut self) {

@@ -1,0 +1,151 @@
+//! Message content: whether it may start, the queue id and `Received:`
+//! header it starts with, DATA up to the end-of-data line, and the end
+//! of content, which refuses it or queues it.
+
+use std::time::SystemTime;
+
+use bytes::Buf;
+use tokio::io::{AsyncRead, AsyncWrite};
+use towerpost_protocol::{ContentIssues, DataDecoder, EnhancedCode, Reply};
+use towerpost_queue::QueueId;
+
+use super::{Close, Connection, MemoryHold, insufficient_resources, make_room, write_received};
+use crate::request::{ReceivedMessage, RequestKind};
+
+impl<IO> Connection<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Checks that message content may start (DATA, or the first BDAT).
+    pub(super) fn content_precondition(&self, bdat: bool) -> Option<Reply> {
+        let e = EnhancedCode::new;
+        let Some(txn) = &self.txn else {
+            return Some(Reply::enhanced(503, e(5, 5, 1), "Error: need MAIL command"));
+        };
+        if !bdat && self.bdat.is_some() {
+            return Some(Reply::enhanced(503, e(5, 5, 1), "Error: DATA after BDAT"));
+        }
+        if txn.recipients.is_empty() {
+            return Some(if self.rcpt_attempts == 0 {
+                Reply::enhanced(503, e(5, 5, 1), "Error: need RCPT command")
+            } else {
+                Reply::enhanced(554, e(5, 5, 1), "Error: no valid recipients")
+            });
+        }
+        None
+    }
+
+    /// Starts the message content: a queue id, and the `Received:` header.
+    pub(super) fn begin_content(&self) -> (QueueId, Vec<u8>) {
+        let id = (self.ids)();
+        let txn = self.txn.as_ref().expect("checked by content_precondition");
+        let mut content = Vec::with_capacity(8192);
+        write_received(
+            &mut content,
+            &self.info,
+            txn,
+            &self.settings.myhostname,
+            id,
+            SystemTime::now(),
+        );
+        let sasl = match (&self.info.sasl_method, &self.info.auth) {
+            (Some(method), Some(user)) => {
+                format!(", sasl_method={method}, sasl_username={user}")
+            }
+            _ => String::new(),
+        };
+        tracing::info!(
+            target: "towerpost::smtpd",
+            "{id}: client={}{sasl}",
+            self.info.client_name()
+        );
+        (id, content)
+    }
+
+    /// Reads DATA content up to the end-of-data line and queues it.
+    pub(super) async fn receive_data(&mut self) -> Result<Reply, Close> {
+        let (id, mut content) = self.begin_content();
+        let mut decoder = DataDecoder::new(
+            self.settings.message_size_limit,
+            self.settings.text_line_limit,
+        );
+        self.start_transfer();
+        let mut memory = MemoryHold::new(&self.load);
+        let mut out_of_memory = false;
+        let mut needed = 0u64;
+        loop {
+            if !out_of_memory {
+                make_room(&mut content, self.inbuf.len());
+            }
+            let progress = decoder.feed(&self.inbuf, &mut content);
+            self.inbuf.advance(progress.consumed);
+            self.credit_transfer(progress.consumed);
+            if !out_of_memory && !memory.cover(content.capacity() as u64) {
+                out_of_memory = true;
+                // Give the memory back now, not at the end of the data.
+                memory = MemoryHold::new(&self.load);
+            }
+            if out_of_memory {
+                // Read on to the end of the data, keeping nothing.
+                needed = needed.saturating_add(content.len() as u64);
+                content = Vec::new();
+            }
+            if progress.done {
+                break;
+            }
+            self.read_more(false).await?;
+        }
+        self.deadline = None;
+        if out_of_memory {
+            // A message bigger than all the memory there is will never
+            // fit: that is permanent, not a reason to retry for days.
+            let reply = if self.load.beyond_budget(needed) {
+                Reply::enhanced(
+                    552,
+                    EnhancedCode::new(5, 3, 4),
+                    "Message size exceeds fixed limit",
+                )
+            } else {
+                insufficient_resources()
+            };
+            self.log_reject("END-OF-MESSAGE", &reply, None);
+            self.reset_transaction();
+            return Ok(reply);
+        }
+        let reply = self.end_of_content(id, content, decoder.issues()).await;
+        drop(memory); // held until the message is queued or refused
+        Ok(reply)
+    }
+
+    /// The end of DATA or `BDAT … LAST`: refuse the content or queue it.
+    pub(super) async fn end_of_content(
+        &mut self,
+        id: QueueId,
+        content: Vec<u8>,
+        issues: ContentIssues,
+    ) -> Reply {
+        let s = &self.settings;
+        let reply = match issues.rejection(s.bare_newline, s.text_line_limit, &s.myhostname) {
+            Some(reply) => {
+                tracing::info!(
+                    target: "towerpost::smtpd",
+                    "{id}: reject: END-OF-MESSAGE from {}: {reply}",
+                    self.info.client_name()
+                );
+                reply
+            }
+            None => {
+                let message = RequestKind::Message(ReceivedMessage { id, content });
+                self.call_kind(message).await
+            }
+        };
+        if reply.is_positive() {
+            // Postfix: "Forgive any previous client errors when a message
+            // was received successfully."
+            self.junk = 0;
+            self.errors = 0;
+        }
+        self.reset_transaction();
+        reply
+    }
+}
