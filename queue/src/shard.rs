@@ -1,4 +1,4 @@
-//! A shard: one task that alone writes one store, batching the messages
+//! A shard: one thread that alone writes one store, batching the messages
 //! that arrive while a commit is in flight into the next commit.
 
 use std::panic::AssertUnwindSafe;

@@ -2,7 +2,7 @@
 //!
 //! Every SMTP command becomes an [`SmtpRequest`] that flows through a stack
 //! of tower layers to [`SmtpCore`]; replies are values. See
-//! `DESIGN.md` for the architecture.
+//! `docs/design.md` (in the repository root) for the architecture.
 
 pub mod builder;
 pub mod certs;

@@ -1,10 +1,11 @@
 //! The per-destination index behind fast flush: recipient domain → the
-//! deferred messages with a recipient there.
+//! queued messages (all but those on hold) with a recipient there still to
+//! deliver.
 //!
 //! Postfix keeps one append-only logfile per destination and lets it go
 //! stale; this index is exact instead: the queue manager adds a message
-//! when it defers a recipient of that domain and drops it when the message
-//! leaves the queue, in the same task that makes scheduling decisions, so
+//! when it is loaded, made due or deferred with a recipient of that domain
+//! and drops it when the message leaves the queue, in the same task that makes scheduling decisions, so
 //! a flush and a deferral can never pass each other unseen. It is rebuilt
 //! from the queue at start-up: the queue is the truth, the index a view.
 
