@@ -30,12 +30,14 @@ struct Tagged<'a> {
     envelope: &'a Envelope,
 }
 
+/// The tag alone: read first, skipping the rest without building it, so
+/// the envelope is then read straight from the bytes (a flattened read
+/// would buffer every field first) and a newer format is refused before
+/// its fields are looked at.
 #[derive(Deserialize)]
-struct Read {
+struct Version {
     #[serde(default = "untagged")]
     v: u32,
-    #[serde(flatten)]
-    envelope: Envelope,
 }
 
 fn untagged() -> u32 {
@@ -53,17 +55,17 @@ pub(crate) fn encode(id: QueueId, envelope: &Envelope) -> Result<Vec<u8>, QueueE
 
 /// The envelope stored as `bytes`, in any format up to [`FORMAT`].
 pub(crate) fn decode(id: QueueId, bytes: &[u8]) -> Result<Envelope, QueueError> {
-    let read: Read = serde_json::from_slice(bytes).map_err(|e| QueueError::codec(id, e))?;
-    if read.v > FORMAT {
+    let Version { v } = serde_json::from_slice(bytes).map_err(|e| QueueError::codec(id, e))?;
+    if v > FORMAT {
         return Err(QueueError::codec(
             id,
             serde::de::Error::custom(format_args!(
-                "envelope record format {} is newer than this binary reads ({FORMAT})",
-                read.v
+                "envelope record format {v} is newer than this binary reads ({FORMAT})"
             )),
         ));
     }
-    Ok(read.envelope)
+    // Envelope ignores the `v` it does not declare.
+    serde_json::from_slice(bytes).map_err(|e| QueueError::codec(id, e))
 }
 
 #[cfg(test)]
