@@ -132,7 +132,11 @@ pub(crate) fn sendmail_action(args: &[String]) -> Result<PostqueueAction, String
             }
             // `-q30m`: Postfix accepts and ignores a queue-run interval
             // (queue_run_delay governs), and does nothing else.
-            other if other[2..].starts_with(|c: char| c.is_ascii_digit()) => {
+            other
+                if other
+                    .strip_prefix("-q")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())) =>
+            {
                 return Ok(PostqueueAction::Nothing);
             }
             other if other.starts_with("-q") => {
@@ -255,5 +259,25 @@ mod tests {
         assert_eq!(sender.as_deref(), Some("from@example.com"));
         assert_eq!(recipients, ["-odd", "to@example.com"]);
         assert!(extract && ignore_dots);
+    }
+
+    #[test]
+    fn options_with_digits_attached_still_submit() {
+        // Only `-q<digits>` is the ignored queue-run interval; `-o7`, `-h50`
+        // and the like are ignored options of a submission, and an odd
+        // argument is not a reason to panic.
+        for line in [
+            "-o7 to@example.com",
+            "-h50 to@example.com",
+            "-\u{e9} to@example.com",
+        ] {
+            assert!(
+                matches!(
+                    sendmail_action(&args(line)),
+                    Ok(PostqueueAction::Submit { .. })
+                ),
+                "{line:?}"
+            );
+        }
     }
 }
