@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::convert::is_domain;
+use towerpost_protocol::valid_domain;
 
 /// An access table: a text file in Postfix access(5) syntax, read when the
 /// configuration is loaded (`check_etrn_access` and `check_client_access`
@@ -332,7 +332,7 @@ fn access_key(key: &str) -> Result<Option<String>, String> {
         if local.is_empty() {
             return Ok(None);
         }
-        if !domain.is_empty() && !is_domain(domain.strip_suffix('.').unwrap_or(domain)) {
+        if !domain.is_empty() && !valid_domain(domain.strip_suffix('.').unwrap_or(domain)) {
             return Err(format!(
                 "expected an address such as \"user@example.com\" or \"user@\", found {key:?}"
             ));
@@ -361,15 +361,17 @@ fn access_key(key: &str) -> Result<Option<String>, String> {
     }
     let name = key.strip_prefix('.').unwrap_or(&key);
     let name = name.strip_suffix('.').unwrap_or(name);
-    if !is_domain(name) {
-        return bad("");
-    }
     let labels: Vec<&str> = name.split('.').collect();
-    if labels.iter().all(|l| l.chars().all(|c| c.is_ascii_digit())) {
+    let numeric = labels
+        .iter()
+        .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()));
+    if numeric {
         let octet = |l: &&str| l.parse::<u8>().is_ok() && (l.len() == 1 || !l.starts_with('0'));
         if key.starts_with('.') || labels.len() > 4 || !labels.iter().all(octet) {
             return bad(" (an IPv4 address or prefix has one to four octets from 0 to 255)");
         }
+    } else if !valid_domain(name) {
+        return bad("");
     }
     let dot = if key.starts_with('.') { "." } else { "" };
     Ok(Some(format!("{dot}{name}")))

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::access::{TableLine, at_line, table_lines};
-use crate::convert::is_domain;
+use towerpost_protocol::valid_domain;
 
 /// A text table keyed by e-mail address, read when the configuration is
 /// loaded: each logical line is `key value` (the value may be omitted in
@@ -51,7 +51,7 @@ impl AddressMap {
             let at = |message: String| at_line(&path, line_no, message);
             let key = key.to_lowercase();
             let valid = key.rsplit_once('@').is_some_and(|(local, domain)| {
-                !local.contains('@') && is_domain(domain.strip_suffix('.').unwrap_or(domain))
+                !local.contains('@') && valid_domain(domain.strip_suffix('.').unwrap_or(domain))
             });
             if !valid {
                 problems.push(at(format!(

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use figment::value::{Dict, Value};
 use ipnet::IpNet;
+use towerpost_protocol::valid_domain;
 
 use crate::error::{Origin, Problem};
 use crate::keys::{LISTENER_KEYS, TRANSPORT_KEYS, keys, suggest};
@@ -65,8 +66,9 @@ pub(crate) fn text(value: &Value) -> Result<String, String> {
 
 /// A host or domain name: non-empty, no whitespace or control characters.
 pub(crate) fn host_name(value: &Value) -> Result<String, String> {
+    // Postfix's mail_params.c insists on valid_hostname() for both keys.
     let s = text(value)?;
-    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || "/@,:".contains(c)) {
+    if !valid_domain(&s) {
         return Err(found("a host name such as \"mail.example.com\"", value));
     }
     Ok(s)
@@ -283,7 +285,7 @@ pub(crate) fn domains(value: &Value) -> Result<Vec<String>, String> {
         .into_iter()
         .map(|item| {
             let name = item.strip_prefix('.').unwrap_or(&item);
-            if is_domain(name.strip_suffix('.').unwrap_or(name)) {
+            if valid_domain(name.strip_suffix('.').unwrap_or(name)) {
                 Ok(item.to_lowercase())
             } else {
                 Err(format!(
@@ -295,18 +297,6 @@ pub(crate) fn domains(value: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// Whether `name` is a domain name (without a trailing dot).
-pub(crate) fn is_domain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-        })
-}
 
 /// A non-empty path.
 pub(crate) fn path(value: &Value) -> Result<PathBuf, String> {
@@ -641,7 +631,7 @@ const PORT_HINT: &str = " (a port is a number from 1 to 65535 or one of smtp, su
 /// dot.
 fn host_name_part(name: &str) -> Option<String> {
     let name = name.strip_suffix('.').unwrap_or(name);
-    is_domain(name).then(|| name.to_lowercase())
+    valid_domain(name).then(|| name.to_lowercase())
 }
 
 /// A port number from 1 to 65535, or a service name.
@@ -892,7 +882,7 @@ pub(crate) fn transport_maps(
                 None => ("", key.as_str()),
             };
             let name = name.strip_suffix('.').unwrap_or(name);
-            if is_domain(name) {
+            if valid_domain(name) {
                 Some(format!("{dot}{}", name.to_lowercase()))
             } else {
                 let hint = if key.contains('@') {

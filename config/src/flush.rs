@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use figment::value::Value;
 
 use crate::Config;
-use crate::convert::{is_domain, list, unsupported_hint};
+use crate::convert::{list, unsupported_hint};
+use towerpost_protocol::valid_domain;
 
 /// One element of `authorized_flush_users`: a pattern, possibly negated.
 ///
@@ -171,7 +172,7 @@ pub(crate) fn flush_domains(value: &Value) -> Result<Vec<String>, String> {
                 None => ("", item.as_str()),
             };
             let name = name.strip_suffix('.').unwrap_or(name);
-            if is_domain(name) {
+            if valid_domain(name) {
                 Ok(format!("{dot}{}", name.to_lowercase()))
             } else {
                 Err(format!(

@@ -64,7 +64,9 @@ pub(crate) fn system_hostname() -> String {
         .to_string_lossy()
         .trim()
         .to_owned();
-    if name.is_empty() {
+    // A name that Postfix's get_hostname() would refuse falls back rather
+    // than failing the embedded default on an oddly named machine.
+    if !towerpost_protocol::valid_domain(&name) {
         "localhost".to_owned()
     } else {
         name

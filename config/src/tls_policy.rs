@@ -13,7 +13,8 @@ use std::fmt;
 
 use figment::value::Value;
 
-use crate::convert::{is_domain, nexthop, smtp_tls_level, text};
+use crate::convert::{nexthop, smtp_tls_level, text};
+use towerpost_protocol::valid_domain;
 use crate::error::{Origin, Problem};
 use crate::{Nexthop, SmtpTlsLevel};
 
@@ -172,7 +173,7 @@ pub(crate) fn tls_policy_maps(
 fn destination_key(key: &str) -> Result<String, String> {
     if let Some(parent) = key.strip_prefix('.') {
         let parent = parent.strip_suffix('.').unwrap_or(parent);
-        return if is_domain(parent) {
+        return if valid_domain(parent) {
             Ok(format!(".{}", parent.to_lowercase()))
         } else {
             Err(
@@ -215,7 +216,7 @@ fn policy(value: &str) -> Result<TlsPolicy, String> {
                 "dot-nexthop" => {
                     return Err("match=dot-nexthop is not supported; name the hosts".to_owned());
                 }
-                n if is_domain(n) => TlsMatch::Name(n.to_owned()),
+                n if valid_domain(n) => TlsMatch::Name(n.to_owned()),
                 _ => {
                     return Err(format!(
                         "match= expects host names, hostname or nexthop, separated by ':', \

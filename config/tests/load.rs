@@ -185,6 +185,28 @@ fn out_of_range_values_are_refused() {
     }
 }
 
+/// One domain rule (protocol's `valid_domain`, Postfix's
+/// `valid_hostname()` over A-labels) for host names and domain lists.
+#[test]
+fn invalid_domain_names_are_refused() {
+    for (toml, key) in [
+        ("myhostname = \"-mx.example.com\"", "myhostname"),
+        ("myhostname = \"mx!.example.com\"", "myhostname"),
+        ("mydomain = \"192.0.2.1\"", "mydomain"),
+        ("relay_domains = [\"example-.com\"]", "relay_domains"),
+        ("fast_flush_domains = [\"ex!ample.com\"]", "fast_flush_domains"),
+    ] {
+        let error = load(toml).unwrap_err();
+        assert_eq!(error.keys(), [key], "{toml}: {error}");
+    }
+    let config = load(
+        "myhostname = \"mx_1.b\u{fc}cher.example\"\nrelay_domains = [\".b\u{fc}cher.example\"]",
+    )
+    .unwrap();
+    assert_eq!(config.myhostname, "mx_1.b\u{fc}cher.example");
+    assert_eq!(config.relay_domains, [".b\u{fc}cher.example"]);
+}
+
 #[test]
 fn myhostname_expands_into_smtpd_banner() {
     let config = load(

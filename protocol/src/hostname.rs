@@ -1,6 +1,29 @@
 //! Postfix's host name and address literal syntax (`valid_hostname()`,
 //! `valid_mailhost_literal()`), byte for byte, so that what towerpost
-//! accepts as a site name is exactly what Postfix accepts.
+//! accepts as a site name is exactly what Postfix accepts — and the one
+//! domain rule the configuration, the flush service and DSNs share.
+
+use std::borrow::Cow;
+
+/// A domain name as a configuration value, a table key or a site name
+/// spells one: [`valid_hostname`] for an ASCII name, and for a UTF-8
+/// name the same rule over its IDNA A-label form. A trailing dot is the
+/// caller's to strip (a table key may carry one, a site name may not).
+pub fn valid_domain(name: &str) -> bool {
+    ascii_domain(name).is_some()
+}
+
+/// `name` as an ASCII domain (A-labels, as given when already ASCII), or
+/// `None` when it is not a [`valid_domain`].
+pub fn ascii_domain(name: &str) -> Option<Cow<'_, str>> {
+    if name.is_ascii() {
+        return valid_hostname(name).then_some(Cow::Borrowed(name));
+    }
+    // The lenient mapping: valid_hostname() below is the syntax rule, and
+    // it allows the underscore that UTS 46's STD3 rules would refuse.
+    let ascii = idna::domain_to_ascii(name).ok()?;
+    valid_hostname(&ascii).then_some(Cow::Owned(ascii))
+}
 
 /// `valid_hostname()`: labels of ASCII letters, digits, `_` and inner
 /// `-`, at most 63 bytes each, separated by single dots (none leading or
@@ -138,5 +161,38 @@ fn valid_ipv6(s: &[u8]) -> bool {
                 p += len;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains() {
+        for ok in ["example.com", "mail_relay.example", "xn--bcher-kva.example", "a-b.c"] {
+            assert!(valid_domain(ok), "{ok}");
+            assert_eq!(ascii_domain(ok).as_deref(), Some(ok));
+        }
+        assert_eq!(
+            ascii_domain("Bücher.example").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        for bad in [
+            "",
+            "example.com.",
+            ".example.com",
+            "a..b",
+            "-a.example",
+            "a-.example",
+            "192.0.2.1",
+            "ex ample.com",
+            "ex@mple.com",
+            "[192.0.2.1]",
+            "bü cher.example",
+        ] {
+            assert!(!valid_domain(bad), "{bad:?}");
+        }
+        assert!(!valid_domain(&format!("{}.example", "a".repeat(64))));
     }
 }

@@ -48,7 +48,7 @@ pub use data::{DataDecoder, DataProgress};
 pub use date::MailTime;
 pub use ehlo::EhloCapabilities;
 pub use etrn::{EtrnError, etrn_site};
-pub use hostname::{valid_hostname, valid_mailhost_literal};
+pub use hostname::{ascii_domain, valid_domain, valid_hostname, valid_mailhost_literal};
 pub use params::{Body, MailParams, Notify, RcptParams, Ret};
 pub use receiver::{CommandReceiver, Frame};
 pub use reply::{EnhancedCode, Reply};

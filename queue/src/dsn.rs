@@ -33,10 +33,11 @@
 //! folded, sanitised values and must agree byte for byte; about half of it
 //! is the tests that pin them.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use towerpost_protocol::MailTime;
+use towerpost_protocol::{MailTime, ascii_domain};
 
 /// Postfix's default `bounce_size_limit`: originals larger than this are
 /// returned as headers only.
@@ -658,28 +659,11 @@ fn id_token(queue_id: &str) -> String {
     if t.is_empty() { "0".to_owned() } else { t }
 }
 
-/// The reporting host reduced to an ASCII domain for `From:`, the Message-Id
-/// and the boundary.
+/// The reporting host as an ASCII domain for `From:`, the Message-Id and
+/// the boundary (`localhost` should it not be one).
 fn domain_token(host: &str) -> String {
-    let mapped: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let labels: Vec<&str> = mapped.split('.').filter(|l| !l.is_empty()).collect();
-    let mut d = labels.join(".");
-    d.truncate(253);
-    let d = d.trim_end_matches('.');
-    if d.is_empty() {
-        "localhost".to_owned()
-    } else {
-        d.to_owned()
-    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    ascii_domain(host).map_or_else(|| "localhost".to_owned(), Cow::into_owned)
 }
 
 /// Whole seconds since the Unix epoch (negative before it, rounded down).
