@@ -297,7 +297,6 @@ pub(crate) fn domains(value: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
-
 /// A non-empty path.
 pub(crate) fn path(value: &Value) -> Result<PathBuf, String> {
     match optional_path(value)? {

@@ -14,9 +14,9 @@ use std::fmt;
 use figment::value::Value;
 
 use crate::convert::{nexthop, smtp_tls_level, text};
-use towerpost_protocol::valid_domain;
 use crate::error::{Origin, Problem};
 use crate::{Nexthop, SmtpTlsLevel};
+use towerpost_protocol::valid_domain;
 
 /// One entry: a security level and, for `verify` and `secure`, the names
 /// the server certificate may be valid for.

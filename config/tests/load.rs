@@ -194,7 +194,10 @@ fn invalid_domain_names_are_refused() {
         ("myhostname = \"mx!.example.com\"", "myhostname"),
         ("mydomain = \"192.0.2.1\"", "mydomain"),
         ("relay_domains = [\"example-.com\"]", "relay_domains"),
-        ("fast_flush_domains = [\"ex!ample.com\"]", "fast_flush_domains"),
+        (
+            "fast_flush_domains = [\"ex!ample.com\"]",
+            "fast_flush_domains",
+        ),
     ] {
         let error = load(toml).unwrap_err();
         assert_eq!(error.keys(), [key], "{toml}: {error}");

@@ -170,7 +170,12 @@ mod tests {
 
     #[test]
     fn domains() {
-        for ok in ["example.com", "mail_relay.example", "xn--bcher-kva.example", "a-b.c"] {
+        for ok in [
+            "example.com",
+            "mail_relay.example",
+            "xn--bcher-kva.example",
+            "a-b.c",
+        ] {
             assert!(valid_domain(ok), "{ok}");
             assert_eq!(ascii_domain(ok).as_deref(), Some(ok));
         }

@@ -30,7 +30,7 @@ use towerpost_config::Config;
 use crate::tls::TlsError;
 
 /// How often the certificate files are looked at.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
+pub(crate) const RELOAD_CHECK: Duration = Duration::from_secs(2);
 
 /// Where one certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Loaded {
 /// The certificates in use, shared by every TLS listener; the rustls
 /// certificate resolver.
 #[derive(Debug)]
-pub struct CertStore {
+pub(crate) struct CertStore {
     sources: Vec<Source>,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<Vec<Loaded>>>,
@@ -88,7 +88,7 @@ fn tls_error(what: &'static str, path: &Path, reason: impl ToString) -> TlsError
 impl CertStore {
     /// The certificates the configuration names; `None` when it names
     /// none. Fails when any of them cannot be loaded.
-    pub fn from_config(config: &Config) -> Result<Option<Arc<CertStore>>, TlsError> {
+    pub(crate) fn from_config(config: &Config) -> Result<Option<Arc<CertStore>>, TlsError> {
         let mut sources: Vec<Source> = config
             .smtpd_tls_chain_files
             .iter()
@@ -120,7 +120,7 @@ impl CertStore {
     }
 
     /// An acceptor serving these certificates, TLS 1.2 and 1.3 only.
-    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, TlsError> {
+    pub(crate) fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, TlsError> {
         let config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| tls_error("TLS", Path::new("-"), e))?
@@ -132,7 +132,7 @@ impl CertStore {
     /// Loads every file again if any changed (or if `force`); keeps the
     /// current set when the new one does not load. Returns whether the
     /// certificates were replaced.
-    pub fn reload(&self, force: bool) -> bool {
+    pub(crate) fn reload(&self, force: bool) -> bool {
         let stamps = Self::stamps_of(&self.sources);
         {
             let mut seen = self.stamps.write().unwrap_or_else(|p| p.into_inner());
@@ -160,7 +160,7 @@ impl CertStore {
 
     /// Watches the files (every [`RELOAD_CHECK`]) and SIGHUP until
     /// `shutdown`.
-    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangup = signal(SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(RELOAD_CHECK);

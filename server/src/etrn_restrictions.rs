@@ -16,11 +16,11 @@ use crate::restrictions::{Decision, access_decision, rejected, valid_helo};
 
 /// `smtpd_etrn_restrictions` as a layer: a [`PolicyLayer`] over
 /// [`EtrnRestrictions`].
-pub type EtrnRestrictionsLayer = PolicyLayer<EtrnRestrictions>;
+pub(crate) type EtrnRestrictionsLayer = PolicyLayer<EtrnRestrictions>;
 
 /// The restriction list and what `permit_mynetworks` needs.
 #[derive(Debug)]
-pub struct EtrnRestrictions {
+pub(crate) struct EtrnRestrictions {
     restrictions: Vec<Restriction>,
     mynetworks: Vec<IpNet>,
 }
@@ -28,7 +28,10 @@ pub struct EtrnRestrictions {
 impl EtrnRestrictions {
     /// A layer applying `restrictions`; `mynetworks` serves
     /// `permit_mynetworks`.
-    pub fn layer(restrictions: Vec<Restriction>, mynetworks: Vec<IpNet>) -> EtrnRestrictionsLayer {
+    pub(crate) fn layer(
+        restrictions: Vec<Restriction>,
+        mynetworks: Vec<IpNet>,
+    ) -> EtrnRestrictionsLayer {
         PolicyLayer::new(Self {
             restrictions,
             mynetworks,

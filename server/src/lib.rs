@@ -3,38 +3,47 @@
 //! Every SMTP command becomes an [`SmtpRequest`] that flows through a stack
 //! of tower layers to [`SmtpCore`]; replies are values. See
 //! `docs/design.md` (in the repository root) for the architecture.
+//!
+//! The public surface is what a [`ServerBuilder`] user composes with — the
+//! request and reply types, [`policy`] and [`recover`] in tower's
+//! `FooLayer`/`Foo<S>`/`future` shape, [`restrictions`], [`sasl`]'s
+//! password file — and what the `towerpost` binary and the integration
+//! tests drive: [`control`], [`queue_list`], [`session`]'s test seam,
+//! [`delivery`]'s transports and [`sysexits`]. The rest is private.
 
-pub mod builder;
-pub mod certs;
+mod builder;
+mod certs;
 #[doc = include_str!("../../docs/middleware.md")]
 pub mod middleware_guide {}
 pub mod control;
 mod control_limits;
-pub mod core;
+mod core;
 pub mod delivery;
-pub mod etrn_restrictions;
-pub mod listener;
-pub mod logging;
+mod etrn_restrictions;
+mod listener;
+mod logging;
 pub mod policy;
 pub mod queue_list;
-pub mod rate_limit;
+mod rate_limit;
 pub mod recover;
-pub mod request;
+mod request;
 pub mod restrictions;
 pub mod sasl;
 pub mod session;
-pub mod settings;
-pub mod stack;
-pub mod submit;
+mod settings;
+mod stack;
+mod submit;
 pub mod sysexits;
-pub mod tls;
+mod tls;
 
 pub use crate::builder::{BoxSmtpService, ServerBuilder};
 pub use crate::core::{CoreSettings, SmtpCore};
+pub use crate::listener::ServeError;
 pub use crate::policy::{PolicyLayer, SmtpPolicy};
 pub use crate::recover::{RecoverError, RecoverErrorLayer};
 pub use crate::request::{ReceivedMessage, RequestKind, SessionInfo, SmtpRequest, Transaction};
 pub use crate::session::{Connection, SessionSettings, SmtpService};
+pub use crate::settings::queue_settings;
 pub use tower::BoxError;
 pub use towerpost_config::Config;
 pub use towerpost_protocol::{Address, Command, EnhancedCode, Reply};

@@ -56,15 +56,11 @@ pub enum ServeError {
     Delivery(String),
 }
 
-/// Runs the server until `shutdown` is cancelled, then shuts down
-/// gracefully: stop accepting, let transactions in flight finish (up to
-/// `smtpd_shutdown_grace_time`), answer idle sessions `421`, and close the
-/// queue after its last commit.
-pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
-    serve_with(config, Vec::new(), shutdown).await
-}
-
-/// [`serve`] with user layers (see [`ServerBuilder`](crate::ServerBuilder)).
+/// Runs the server with user layers until `shutdown` is cancelled, then
+/// shuts down gracefully: stop accepting, let transactions in flight finish
+/// (up to `smtpd_shutdown_grace_time`), answer idle sessions `421`, and
+/// close the queue after its last commit (see
+/// [`ServerBuilder`](crate::ServerBuilder)).
 pub(crate) async fn serve_with(
     config: Config,
     user_layers: Vec<crate::builder::UserLayer>,

@@ -53,7 +53,7 @@ where
 
 /// Installs the log subscriber: stderr, filtered by `RUST_LOG` (default
 /// `info`).
-pub fn init(myhostname: &str) {
+pub(crate) fn init(myhostname: &str) {
     let host = myhostname
         .split('.')
         .next()

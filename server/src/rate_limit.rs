@@ -29,7 +29,7 @@ use crate::request::{RequestKind, SmtpRequest};
 
 /// The limits (Postfix's parameters; 0 = no limit).
 #[derive(Debug, Clone)]
-pub struct RateLimitSettings {
+pub(crate) struct RateLimitSettings {
     /// `myhostname`, for the 421 text.
     pub myhostname: String,
     /// `smtpd_client_connection_count_limit`.
@@ -69,7 +69,7 @@ type Limiter = DefaultKeyedRateLimiter<ClientKey>;
 
 /// The limits and their counters, shared by every connection: a
 /// [`SmtpPolicy`].
-pub struct ClientLimits {
+pub(crate) struct ClientLimits {
     settings: RateLimitSettings,
     connections: Option<Limiter>,
     messages: Option<Limiter>,
@@ -127,7 +127,7 @@ impl ClientLimits {
     /// proportional to recently active clients, whatever a flood of
     /// distinct addresses does. Also done by itself every few thousand
     /// events.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         for l in [
             &self.connections,
             &self.messages,
@@ -237,7 +237,8 @@ impl ClientLimits {
         }
     }
 
-    /// Clients with state, for the memory benchmark and tests.
+    /// Clients with state, for tests.
+    #[cfg(test)]
     fn tracked(&self) -> usize {
         [
             &self.connections,
@@ -255,7 +256,7 @@ impl ClientLimits {
 }
 
 /// The rate limits as a layer.
-pub type RateLimitLayer = PolicyLayer<ClientLimits>;
+pub(crate) type RateLimitLayer = PolicyLayer<ClientLimits>;
 
 impl std::fmt::Debug for ClientLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -268,7 +269,7 @@ impl std::fmt::Debug for ClientLimits {
 impl ClientLimits {
     /// A layer enforcing `settings`; every service it builds shares one
     /// set of counters.
-    pub fn layer(settings: RateLimitSettings) -> RateLimitLayer {
+    pub(crate) fn layer(settings: RateLimitSettings) -> RateLimitLayer {
         let unit = settings.time_unit;
         PolicyLayer::new(Self {
             connections: Self::limiter(settings.connection_rate, unit),
@@ -283,7 +284,8 @@ impl ClientLimits {
     }
 
     /// How many clients the rate limiters currently hold state for.
-    pub fn tracked_clients(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn tracked_clients(&self) -> usize {
         self.tracked()
     }
 }

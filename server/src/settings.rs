@@ -24,7 +24,7 @@ pub fn queue_settings(config: &Config) -> QueueSettings {
 }
 
 /// The queue manager's settings.
-pub fn manager_settings(config: &Config) -> ManagerSettings {
+pub(crate) fn manager_settings(config: &Config) -> ManagerSettings {
     ManagerSettings {
         myhostname: config.myhostname.clone(),
         queue_run_delay: config.queue_run_delay,
@@ -49,7 +49,7 @@ pub fn manager_settings(config: &Config) -> ManagerSettings {
 /// What all SMTP transports share: trust anchors, the MTA-STS cache, the
 /// name servers and the client login.
 #[derive(Debug, Clone)]
-pub struct SmtpShared {
+pub(crate) struct SmtpShared {
     /// Web PKI roots plus `smtp_tls_CAfile`.
     pub trust: Trust,
     /// The MTA-STS cache, when `smtp_mta_sts_enable`.
@@ -59,7 +59,7 @@ pub struct SmtpShared {
 }
 
 /// The SMTP client's settings for one transport.
-pub fn smtp_client_settings(
+pub(crate) fn smtp_client_settings(
     config: &Config,
     transport: &TransportConfig,
     shared: &SmtpShared,
@@ -95,7 +95,7 @@ pub fn smtp_client_settings(
 }
 
 /// The anvil limits.
-pub fn rate_limit_settings(config: &Config) -> RateLimitSettings {
+pub(crate) fn rate_limit_settings(config: &Config) -> RateLimitSettings {
     RateLimitSettings {
         myhostname: config.myhostname.clone(),
         connection_count: u32::try_from(config.smtpd_client_connection_count_limit)
@@ -115,7 +115,7 @@ pub fn rate_limit_settings(config: &Config) -> RateLimitSettings {
 }
 
 /// Local submission (`sendmail`, the control socket).
-pub fn submit_settings(config: &Config) -> SubmitSettings {
+pub(crate) fn submit_settings(config: &Config) -> SubmitSettings {
     SubmitSettings {
         myhostname: config.myhostname.clone(),
         message_size_limit: config.message_size_limit,
@@ -124,7 +124,7 @@ pub fn submit_settings(config: &Config) -> SubmitSettings {
 
 /// Session settings of `listener` from the configuration; `sasl` checks
 /// passwords where the listener enables AUTH.
-pub fn session_settings(
+pub(crate) fn session_settings(
     config: &Config,
     listener: &Listener,
     sasl: Option<SharedAuthenticator>,
@@ -157,7 +157,7 @@ pub fn session_settings(
 }
 
 /// The counters all sessions share.
-pub fn session_load(config: &Config) -> Arc<crate::session::Load> {
+pub(crate) fn session_load(config: &Config) -> Arc<crate::session::Load> {
     crate::session::Load::new(
         config.smtpd_session_limit,
         config.smtpd_message_memory_limit,
@@ -165,7 +165,7 @@ pub fn session_load(config: &Config) -> Arc<crate::session::Load> {
 }
 
 /// Core service settings from the configuration.
-pub fn core_settings(config: &Config) -> CoreSettings {
+pub(crate) fn core_settings(config: &Config) -> CoreSettings {
     CoreSettings {
         myhostname: config.myhostname.clone(),
         banner: config.smtpd_banner.clone(),

@@ -30,7 +30,7 @@ use crate::settings::core_settings;
 ///   first added outermost.
 /// * [`SmtpCore`]: answers the command, queues the message, or asks the
 ///   flush service (ETRN).
-pub fn build_stack(
+pub(crate) fn build_stack(
     config: &Arc<Config>,
     listener: &Listener,
     dns: Arc<dyn DomainCheck>,
@@ -64,6 +64,6 @@ pub fn build_stack(
 }
 
 /// The anvil limits from the configuration.
-pub fn rate_limits(config: &Config) -> RateLimitLayer {
+pub(crate) fn rate_limits(config: &Config) -> RateLimitLayer {
     ClientLimits::layer(crate::settings::rate_limit_settings(config))
 }

@@ -13,7 +13,7 @@ use towerpost_queue::{Envelope, Queue, Recipient};
 
 /// What `sendmail` read: options and the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Submission {
+pub(crate) struct Submission {
     /// `-f sender`; empty for the default (`user@myhostname`); `<>` for null.
     pub sender: Option<String>,
     /// Recipients given as arguments.
@@ -27,7 +27,7 @@ pub struct Submission {
 
 /// Why a submission was refused.
 #[derive(Debug)]
-pub enum SubmitError {
+pub(crate) enum SubmitError {
     /// A bad address, no recipients, too big: the text says which.
     Refused(String),
     /// The queue failed.
@@ -217,7 +217,7 @@ fn extract_recipients(
 }
 
 /// Queues a local submission from `uid`/`user`; returns the queue id.
-pub async fn submit(
+pub(crate) async fn submit(
     queue: &Queue,
     submission: Submission,
     uid: u32,

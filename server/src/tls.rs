@@ -85,7 +85,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> MaybeTls<IO> {
 
 /// What a TLS handshake agreed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSummary {
+pub(crate) struct TlsSummary {
     /// The protocol version as rustls names it (`TLSv1_3`).
     pub version: String,
     /// The cipher suite as rustls names it (`TLS13_AES_256_GCM_SHA384`).
@@ -97,7 +97,7 @@ pub struct TlsSummary {
 impl TlsSummary {
     /// Postfix's form, for the `Received:` header: `TLSv1.3 with cipher
     /// TLS_AES_256_GCM_SHA384 (256/256 bits)`.
-    pub fn postfix_form(&self) -> String {
+    pub(crate) fn postfix_form(&self) -> String {
         let version = self.version.replace('_', ".");
         let cipher = self.cipher.replacen("TLS13_", "TLS_", 1);
         let bits = if cipher.contains("AES_128") { 128 } else { 256 };

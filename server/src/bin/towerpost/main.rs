@@ -512,7 +512,7 @@ async fn offline(
     config: &Config,
     request: ControlRequest,
 ) -> Result<ControlResponse, towerpost_queue::QueueError> {
-    let queue = towerpost_queue::Queue::open(towerpost::settings::queue_settings(config)).await?;
+    let queue = towerpost_queue::Queue::open(towerpost::queue_settings(config)).await?;
     let response = control::execute(&queue, request).await;
     queue.shutdown().await;
     Ok(response)
