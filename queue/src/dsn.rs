@@ -32,6 +32,15 @@
 //! Why one long file: the three parts of a report are built from the same
 //! folded, sanitised values and must agree byte for byte; about half of it
 //! is the tests that pin them.
+//!
+//! Why not a MIME builder crate (mail-builder): it chooses each part's
+//! transfer encoding itself and folds and RFC 2047-encodes headers its own
+//! way, while a report must return the original message and headers
+//! untouched in a `message/*` part (RFC 2046 §5.2.1 allows no base64 or
+//! quoted-printable there, RFC 6532 8bit for `message/global`), be cut at
+//! a line boundary under `bounce_size_limit`, and match the layout of
+//! Postfix's bounce(8) that tools and the tests below read. What is left
+//! to build — three parts, one boundary — is short.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
