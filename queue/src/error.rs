@@ -33,6 +33,9 @@ enum Kind {
     /// A shard's writer panicked while committing (a bug); the batch was
     /// not acknowledged and the writer carries on with a reopened store.
     Panicked { shard: String },
+    /// A shard file is damaged: the storage engine panicked or found its
+    /// pages inconsistent while reading.
+    Damaged { shard: String, detail: String },
 }
 
 impl QueueError {
@@ -81,6 +84,31 @@ impl QueueError {
         }
     }
 
+    pub(crate) fn damaged(shard: &std::path::Path, detail: impl Into<String>) -> Self {
+        Self {
+            kind: Kind::Damaged {
+                shard: shard.display().to_string(),
+                detail: detail.into(),
+            },
+        }
+    }
+
+    /// A shard file is damaged (its pages are inconsistent), as opposed to
+    /// a disk that is full, missing or in use: `towerpost queue salvage`
+    /// is the way out, and start-up salvages such a shard by itself.
+    pub fn is_damaged(&self) -> bool {
+        match &self.kind {
+            Kind::Damaged { .. } => true,
+            Kind::Storage { source, .. } => match source {
+                redb::Error::Corrupted(_) => true,
+                // How redb reports a file whose header is not its own.
+                redb::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// The message is not in the queue (delivered, bounced or deleted
     /// meanwhile). An update that matches nothing is this error, never a
     /// silent success.
@@ -126,6 +154,9 @@ impl fmt::Display for QueueError {
             Kind::Directory { path, source } => write!(f, "queue directory {path}: {source}"),
             Kind::NotFound { id } => write!(f, "queue file {id}: no such message"),
             Kind::Panicked { shard } => write!(f, "queue shard {shard}: writer panicked"),
+            Kind::Damaged { shard, detail } => {
+                write!(f, "queue shard {shard} is damaged: {detail}")
+            }
         }
     }
 }
@@ -136,7 +167,9 @@ impl std::error::Error for QueueError {
             Kind::Storage { source, .. } => Some(source),
             Kind::Codec { source, .. } => Some(source),
             Kind::Directory { source, .. } => Some(source),
-            Kind::Closed | Kind::NotFound { .. } | Kind::Panicked { .. } => None,
+            Kind::Closed | Kind::NotFound { .. } | Kind::Panicked { .. } | Kind::Damaged { .. } => {
+                None
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ mod manager;
 mod message;
 mod queue;
 mod record;
+mod salvage;
 mod shard;
 mod store;
 
@@ -34,3 +35,6 @@ pub use manager::{
 };
 pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
 pub use queue::{Quarantined, Queue, QueueSettings};
+pub use salvage::{
+    CORRUPT_DIR, SalvageReport, ShardHealth, check_queue, check_shard, salvage_shard,
+};

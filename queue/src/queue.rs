@@ -280,10 +280,25 @@ impl Queue {
                     self.quarantine(index, id, &e.to_string()).await?;
                     return Ok(None);
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.note_damage(index, &e);
+                    return Err(e);
+                }
             }
         }
         Ok(None)
+    }
+
+    /// A shard found damaged while served keeps serving what it can; it is
+    /// marked so that the next start salvages it, and the operator told.
+    fn note_damage(&self, shard: usize, e: &QueueError) {
+        if e.is_damaged() {
+            let path = &self.inner.paths[shard];
+            crate::salvage::mark_damaged(path);
+            tracing::error!(target: "towerpost::queue",
+                "{e}; its readable records are salvaged at the next start, or now with \
+                 `towerpost queue salvage {}` while towerpost is stopped", path.display());
+        }
     }
 
     /// Moves an undecodable record aside, with a log line naming it.
@@ -347,7 +362,8 @@ impl Queue {
         for index in self.search_order(id) {
             match self.inner.shards[index]
                 .read(move |s| s.content(id))
-                .await?
+                .await
+                .inspect_err(|e| self.note_damage(index, e))?
             {
                 Some(Ok(c)) => return Ok(Some(c)),
                 Some(Err(reason)) => {
@@ -406,24 +422,60 @@ fn open_shards(dir: &Path, writable: usize) -> Result<Vec<OpenedShard>, QueueErr
     let mut count = writable;
     let entries = std::fs::read_dir(dir).map_err(|e| QueueError::directory(dir, e))?;
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let index = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("shard-"))
-            .and_then(|n| n.strip_suffix(".redb"))
-            .and_then(|n| n.parse::<usize>().ok());
-        if let Some(i) = index {
+        if let Some(i) = crate::salvage::shard_index(&entry.path()) {
             count = count.max(i + 1);
         }
     }
     (0..count)
-        .map(|i| {
-            let path = dir.join(format!("shard-{i:03}.redb"));
-            let store = ShardStore::open(&path)?;
-            let last = store.last_id()?;
-            Ok((path, store, last))
-        })
+        .map(|i| open_shard(dir.join(format!("shard-{i:03}.redb"))))
         .collect()
+}
+
+/// Opens one shard and reads its index once. A damaged file — found now,
+/// or marked while it was served — is salvaged (see
+/// [`salvage`](crate::salvage)) so that the intact records of it and every
+/// other shard are served; only what cannot be read is left aside.
+fn open_shard(path: PathBuf) -> Result<OpenedShard, QueueError> {
+    crate::salvage::finish_interrupted(&path)?;
+    let open = |path: &Path| -> Result<(ShardStore, Option<QueueId>), QueueError> {
+        let store = ShardStore::open(path)?;
+        store.scan()?;
+        let last = store.last_id()?;
+        Ok((store, last))
+    };
+    let marked = crate::salvage::is_marked(&path);
+    let opened = if marked {
+        Err(QueueError::damaged(
+            &path,
+            "marked damaged while it was served",
+        ))
+    } else {
+        open(&path)
+    };
+    let (store, last) = match opened {
+        Ok(opened) => opened,
+        Err(e) if e.is_damaged() => {
+            tracing::warn!(target: "towerpost::queue",
+                "{e}; salvaging its readable records into a fresh file");
+            let report = crate::salvage::salvage_shard(&path)?;
+            log_salvage(&report);
+            open(&path)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((path, store, last))
+}
+
+/// Logs what a salvage did: one line, and one per record left behind.
+pub(crate) fn log_salvage(report: &crate::SalvageReport) {
+    tracing::warn!(target: "towerpost::queue",
+        "queue shard {}: salvaged {} messages and {} quarantined records into a \
+         fresh file; the damaged file was moved to {}",
+        report.path.display(), report.salvaged, report.quarantined, report.moved_to.display());
+    for lost in &report.lost {
+        tracing::error!(target: "towerpost::queue",
+            "queue shard {}: not salvaged: {lost}", report.path.display());
+    }
 }
 
 /// Creates `dir` and any missing parents, and makes each new directory

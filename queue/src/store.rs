@@ -1,6 +1,7 @@
 //! One shard's storage: a redb database with the content and envelope of
 //! each message under its queue id.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -10,21 +11,21 @@ use crate::id::QueueId;
 use crate::message::{Envelope, QueueEntry, QueueState};
 use crate::record;
 
-const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
+pub(crate) const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
 /// redb's page cache per shard.
 const CACHE_BYTES: usize = 32 << 20;
-const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
+pub(crate) const ENVELOPE: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("envelope");
 /// Records whose envelope could not be decoded, moved aside so the rest of
 /// the queue is served: the raw envelope and the content, as they were.
-const QUARANTINE_ENVELOPE: TableDefinition<'_, u64, &[u8]> =
+pub(crate) const QUARANTINE_ENVELOPE: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("quarantine_envelope");
-const QUARANTINE_CONTENT: TableDefinition<'_, u64, &[u8]> =
+pub(crate) const QUARANTINE_CONTENT: TableDefinition<'_, u64, &[u8]> =
     TableDefinition::new("quarantine_content");
 /// The CRC-32 of each content, written with it and checked before the
 /// content is delivered, so that a damaged body is never sent on. Records
 /// stored before this table existed have no entry and are delivered as
 /// they are (the spool format is otherwise unchanged).
-const CONTENT_CRC: TableDefinition<'_, u64, u32> = TableDefinition::new("content_crc32");
+pub(crate) const CONTENT_CRC: TableDefinition<'_, u64, u32> = TableDefinition::new("content_crc32");
 
 /// An operator's edit of a stored envelope, applied by the shard writer
 /// inside its write transaction so that no other write can come between
@@ -113,10 +114,12 @@ impl ShardStore {
         // redb's page cache would otherwise grow with the queue (about
         // 2.5 KiB per parked message was measured at 200,000); the kernel's
         // page cache serves the rest.
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| QueueError::storage(format!("open {}", path.display()), e))?;
+        let db = contained(path, || {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(path)
+                .map_err(|e| QueueError::storage(format!("open {}", path.display()), e))
+        })?;
         if created {
             // The new file's directory entry must be durable before any
             // message in it is acknowledged.
@@ -333,20 +336,44 @@ impl ShardStore {
     }
 
     /// Runs `f` on one table in a read transaction; errors name the file.
-    fn read<T>(
+    fn read<V: redb::Value + 'static, T>(
         &self,
-        table: TableDefinition<'_, u64, &[u8]>,
-        f: impl FnOnce(&redb::ReadOnlyTable<u64, &[u8]>) -> Result<T, redb::StorageError>,
+        table: TableDefinition<'_, u64, V>,
+        f: impl FnOnce(&redb::ReadOnlyTable<u64, V>) -> Result<T, redb::StorageError>,
     ) -> Result<T, QueueError> {
         let ctx = || format!("read {}", self.path.display());
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn
-            .open_table(table)
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        f(&table).map_err(|e| QueueError::storage(ctx(), e))
+        contained(&self.path, || {
+            let txn = self
+                .db
+                .begin_read()
+                .map_err(|e| QueueError::storage(ctx(), e))?;
+            let table = txn
+                .open_table(table)
+                .map_err(|e| QueueError::storage(ctx(), e))?;
+            f(&table).map_err(|e| QueueError::storage(ctx(), e))
+        })
+    }
+
+    /// Reads every envelope, quarantined envelope and checksum once (not
+    /// the bodies), so that a shard whose index pages are damaged is found
+    /// at start-up, before it is served.
+    pub(crate) fn scan(&self) -> Result<(), QueueError> {
+        for table in [ENVELOPE, QUARANTINE_ENVELOPE] {
+            self.read(table, |t| {
+                for row in t.iter()? {
+                    let (k, v) = row?;
+                    std::hint::black_box((k.value(), v.value().len()));
+                }
+                Ok(())
+            })?;
+        }
+        self.read(CONTENT_CRC, |t| {
+            for row in t.iter()? {
+                let (k, v) = row?;
+                std::hint::black_box((k.value(), v.value()));
+            }
+            Ok(())
+        })
     }
 
     /// The largest queue id in the shard.
@@ -452,7 +479,7 @@ impl ShardStore {
 
     /// How many messages the shard holds.
     pub(crate) fn len(&self) -> Result<u64, QueueError> {
-        self.read(ENVELOPE, |t| redb::ReadableTableMetadata::len(t))
+        self.read(ENVELOPE, redb::ReadableTableMetadata::len)
     }
 
     /// A message's content, checked against its CRC-32 when it has one:
@@ -465,6 +492,16 @@ impl ShardStore {
             Ok(t.get(id.as_u64())?.map(|v| v.value().to_vec()))
         })?;
         let Some(body) = body else {
+            // Removal takes envelope and content in one transaction, so an
+            // envelope without its content is a damaged page, not mail
+            // that is gone: saying None here would have it removed.
+            let envelope = self.read(ENVELOPE, |t| Ok(t.get(id.as_u64())?.is_some()))?;
+            if envelope {
+                return Err(QueueError::damaged(
+                    &self.path,
+                    format!("{id}: the envelope is there and its content is not"),
+                ));
+            }
             return Ok(None);
         };
         Ok(Some(match self.stored_crc(id)? {
@@ -475,18 +512,7 @@ impl ShardStore {
 
     /// The CRC-32 stored for a content, if any.
     fn stored_crc(&self, id: QueueId) -> Result<Option<u32>, QueueError> {
-        let ctx = || format!("read {}", self.path.display());
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        let table = txn
-            .open_table(CONTENT_CRC)
-            .map_err(|e| QueueError::storage(ctx(), e))?;
-        table
-            .get(id.as_u64())
-            .map(|v| v.map(|v| v.value()))
-            .map_err(|e| QueueError::storage(ctx(), e))
+        self.read(CONTENT_CRC, |t| Ok(t.get(id.as_u64())?.map(|v| v.value())))
     }
 }
 
@@ -536,6 +562,23 @@ fn check_crc(body: &[u8], sum: u32) -> Result<(), String> {
 pub(crate) struct Damaged {
     pub(crate) id: QueueId,
     pub(crate) reason: String,
+}
+
+/// Runs `f`, turning a panic inside the storage engine — which is how
+/// redb meets some damaged pages — into an error naming the file, so that
+/// a damaged shard costs the operations that touch it and nothing else.
+pub(crate) fn contained<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, QueueError>,
+) -> Result<T, QueueError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the storage engine panicked".to_owned());
+        Err(QueueError::damaged(path, format!("storage engine: {text}")))
+    })
 }
 
 pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), QueueError> {

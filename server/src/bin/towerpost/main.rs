@@ -16,6 +16,7 @@ use towerpost_flush::FlushTarget;
 
 mod local_args;
 mod passwd;
+mod repair;
 
 #[derive(Parser)]
 #[command(
@@ -163,6 +164,15 @@ enum QueueCmd {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Read every record of every shard file and report damage (the server
+    /// must be stopped). Exit status 65 when a shard needs salvage.
+    Check,
+    /// Copy every readable record of a damaged shard file into a fresh one
+    /// and move the damaged file to `queue/corrupt/` (server stopped).
+    Salvage {
+        /// The shard: its index (`3`), file name or path.
+        shard: String,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, ExitCode> {
@@ -274,6 +284,9 @@ fn main() -> ExitCode {
                 QueueCmd::Release { ids } => (change(QueueAction::Release, ids), false),
                 QueueCmd::Delete { ids } => (change(QueueAction::Delete, ids), false),
                 QueueCmd::Requeue { ids } => (change(QueueAction::Requeue, ids), false),
+                // The two that work on the files themselves, server stopped.
+                QueueCmd::Check => return repair::check_command(&config),
+                QueueCmd::Salvage { shard } => return repair::salvage_command(&config, shard),
             };
             run_async(queue_command(config, request, json))
         }
