@@ -48,6 +48,17 @@ impl QueueError {
         }
     }
 
+    /// A write refused because the shard's file system is read-only.
+    pub(crate) fn read_only(shard: &std::path::Path) -> Self {
+        Self::storage(
+            format!("reopen {}", shard.display()),
+            redb::StorageError::Io(std::io::Error::new(
+                std::io::ErrorKind::ReadOnlyFilesystem,
+                "the file system is mounted read-only",
+            )),
+        )
+    }
+
     pub(crate) fn closed() -> Self {
         Self { kind: Kind::Closed }
     }

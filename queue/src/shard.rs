@@ -2,7 +2,7 @@
 //! that arrive while a commit is in flight into the next commit.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
@@ -237,6 +237,13 @@ impl Writer {
     }
 
     fn reopen(&mut self) -> Result<(), QueueError> {
+        // A file system the kernel turned read-only (after a disk error)
+        // stays so until it is unmounted: keep the open handle, which
+        // still reads, rather than close it for an open that must fail
+        // and leave the shard's mail unreadable.
+        if on_read_only_mount(&self.path) {
+            return Err(QueueError::read_only(&self.path));
+        }
         let mut guard = self.store.write().unwrap_or_else(|p| p.into_inner());
         // Close the old handle first: redb holds a lock on the file.
         guard.take();
@@ -274,5 +281,19 @@ impl Writer {
             self.broken = true;
             tracing::warn!(target: "towerpost::queue", "queue shard {}: cannot take back {} unacknowledged message(s): {e}; they may be delivered as well as resent", self.path.display(), undo.len());
         }
+    }
+}
+
+/// Whether the file system holding `path` refuses writes. An ext4 that
+/// turned read-only after an error still says `rw` to statvfs, so ask it
+/// the way the next commit would: by writing.
+fn on_read_only_mount(path: &Path) -> bool {
+    let probe = path.with_extension("write-probe");
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            false
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
     }
 }
