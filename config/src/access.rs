@@ -85,7 +85,7 @@ impl AccessTable {
 
     /// Like [`AccessTable::load`], with one message per problem.
     pub(crate) fn load_problems(path: PathBuf) -> Result<AccessTable, Vec<String>> {
-        match std::fs::read_to_string(&path) {
+        match crate::read::read_text(&path) {
             Ok(text) => Self::parse_problems(path, &text),
             Err(e) => Err(vec![format!(
                 "cannot read the access table {}: {e}",

@@ -33,7 +33,7 @@ impl AddressMap {
     }
 
     pub(crate) fn load_problems(path: PathBuf) -> Result<AddressMap, Vec<String>> {
-        match std::fs::read_to_string(&path) {
+        match crate::read::read_text(&path) {
             Ok(text) => Self::parse_problems(path, &text),
             Err(e) => Err(vec![format!("cannot read {}: {e}", path.display())]),
         }

@@ -247,7 +247,7 @@ fn user_name(name: &str) -> bool {
 
 /// Reads a file of user names.
 fn user_file(path: PathBuf) -> Result<UserPattern, Vec<String>> {
-    let text = std::fs::read_to_string(&path)
+    let text = crate::read::read_text(&path)
         .map_err(|e| vec![format!("cannot read the user list {}: {e}", path.display())])?;
     let mut names = BTreeSet::new();
     let mut problems = Vec::new();

@@ -143,7 +143,7 @@ impl PasswordMap {
     /// Reads the map at `path`; the error has one line per problem.
     pub fn load(path: impl Into<PathBuf>) -> Result<PasswordMap, String> {
         let path = path.into();
-        match std::fs::read_to_string(&path) {
+        match crate::read::read_text(&path) {
             Ok(text) => Self::parse(path, &text),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }

@@ -82,7 +82,7 @@ fn valid_user(name: &str) -> bool {
 impl PasswordFile {
     /// Reads the file at `path`; a file that does not exist is empty.
     pub fn load(path: &Path) -> Result<PasswordFile, PasswordFileError> {
-        match std::fs::read_to_string(path) {
+        match towerpost_config::read_text(path) {
             Ok(text) => Self::parse(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PasswordFile {
                 path: path.to_owned(),
