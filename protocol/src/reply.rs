@@ -187,7 +187,7 @@ fn itoa3(code: u16) -> [u8; 3] {
 
 /// Replaces CR, LF and other control characters so that a reply line stays
 /// one line on the wire whatever text was put into it.
-fn sanitize(text: Cow<'static, str>) -> Cow<'static, str> {
+pub(crate) fn sanitize(text: Cow<'static, str>) -> Cow<'static, str> {
     if text.chars().any(|c| c.is_control()) {
         Cow::Owned(
             text.chars()

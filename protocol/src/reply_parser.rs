@@ -63,7 +63,12 @@ impl ReplyParser {
             Some(b'-') => (false, &line[4..]),
             Some(_) => return Err(malformed()),
         };
-        self.lines.push(text.to_owned());
+        // Control characters become spaces here, before the enhanced code
+        // is looked for, as Reply would do after: otherwise a reply with a
+        // tab after its code would read back differently from how it was
+        // first read.
+        self.lines
+            .push(crate::reply::sanitize(text.to_owned().into()).into_owned());
         if !last {
             return Ok(None);
         }
@@ -98,6 +103,18 @@ fn split_enhanced(text: &str, code: u16) -> Option<(EnhancedCode, &str)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_control_character_after_the_code_reads_back_the_same() {
+        // Found by the reply_parser fuzz check.
+        let first = ReplyParser::new()
+            .line("451 4.3.0\t thyrd")
+            .unwrap()
+            .unwrap();
+        let wire = String::from_utf8(first.to_bytes()).unwrap();
+        let again = ReplyParser::new().line(wire.trim_end()).unwrap().unwrap();
+        assert_eq!(again, first);
+    }
+
     use super::*;
 
     #[test]
