@@ -134,6 +134,18 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// Decodes an envelope record as a shard stores it, in any format
+    /// version up to this binary's; the error names `id` and what is wrong.
+    pub fn from_record(id: QueueId, bytes: &[u8]) -> Result<Envelope, crate::QueueError> {
+        crate::record::decode(id, bytes)
+    }
+
+    /// The record [`Envelope::from_record`] reads back, in this binary's
+    /// format.
+    pub fn to_record(&self, id: QueueId) -> Result<Vec<u8>, crate::QueueError> {
+        crate::record::encode(id, self)
+    }
+
     /// A new message from `sender` (`None` for `<>`) to `recipients`,
     /// `size` octets, arrived at `arrival_time` (Unix seconds): incoming,
     /// with no client, no HELO name and no ESMTP parameters.

@@ -98,6 +98,14 @@ pub enum QueueAction {
     Requeue,
 }
 
+impl ControlRequest {
+    /// Reads one request line as a client sends it (JSON); the error says
+    /// what is wrong with it.
+    pub fn parse(line: &str) -> Result<ControlRequest, serde_json::Error> {
+        serde_json::from_str(line)
+    }
+}
+
 impl QueueAction {
     /// The per-message line and the summary word, as postsuper prints them.
     pub fn words(self) -> (&'static str, &'static str) {
@@ -407,7 +415,7 @@ async fn handle(stream: UnixStream, uid: Option<u32>, context: Handling) -> std:
     )
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request in time"))??;
-    let response = match serde_json::from_str::<ControlRequest>(&line) {
+    let response = match ControlRequest::parse(&line) {
         Ok(ControlRequest::Change { action, .. }) if !uid.is_some_and(privileged) => {
             ControlResponse::Error(format!(
                 "permission denied: only root and the queue owner may {} messages",
