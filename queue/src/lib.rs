@@ -20,6 +20,7 @@ mod fault;
 mod id;
 mod manager;
 mod message;
+mod overlay;
 mod queue;
 mod record;
 mod salvage;

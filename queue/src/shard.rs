@@ -238,10 +238,24 @@ impl Writer {
 
     fn reopen(&mut self) -> Result<(), QueueError> {
         // A file system the kernel turned read-only (after a disk error)
-        // stays so until it is unmounted: keep the open handle, which
-        // still reads, rather than close it for an open that must fail
-        // and leave the shard's mail unreadable.
+        // stays so until it is unmounted. The failed handle serves only
+        // what redb had cached; open the file read-only instead, so that
+        // the shard's mail can still be listed and delivered, and keep
+        // failing commits until the file system takes writes again.
         if on_read_only_mount(&self.path) {
+            let mut guard = self.store.write().unwrap_or_else(|p| p.into_inner());
+            if !guard.as_ref().is_some_and(ShardStore::is_read_only) {
+                guard.take();
+                match ShardStore::open_read_only(&self.path) {
+                    Ok(store) => {
+                        *guard = Some(store);
+                        tracing::warn!(target: "towerpost::queue", "queue shard {}: the file system refuses writes; the shard is read-only until it takes them again", self.path.display());
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "towerpost::queue", "queue shard {}: cannot open read-only: {e}", self.path.display());
+                    }
+                }
+            }
             return Err(QueueError::read_only(&self.path));
         }
         let mut guard = self.store.write().unwrap_or_else(|p| p.into_inner());
@@ -286,14 +300,18 @@ impl Writer {
 
 /// Whether the file system holding `path` refuses writes. An ext4 that
 /// turned read-only after an error still says `rw` to statvfs, so ask it
-/// the way the next commit would: by writing.
+/// the way the next commit would, by writing: an unnamed O_TMPFILE leaves
+/// nothing behind, whatever happens next. A file system without O_TMPFILE
+/// counts as writable (the reopen then finds out).
 fn on_read_only_mount(path: &Path) -> bool {
-    let probe = path.with_extension("write-probe");
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            false
-        }
-        Err(e) => e.kind() == std::io::ErrorKind::ReadOnlyFilesystem,
-    }
+    use rustix::fs::{Mode, OFlags};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    matches!(
+        rustix::fs::open(
+            dir,
+            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600)
+        ),
+        Err(rustix::io::Errno::ROFS)
+    )
 }

@@ -9,6 +9,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use crate::error::QueueError;
 use crate::id::QueueId;
 use crate::message::{Envelope, QueueEntry, QueueState};
+use crate::overlay::ReadOnlyOverlay;
 use crate::record;
 
 pub(crate) const CONTENT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("content");
@@ -105,6 +106,8 @@ pub(crate) type Outcomes = Vec<Result<Applied, QueueError>>;
 pub(crate) struct ShardStore {
     path: PathBuf,
     db: Database,
+    /// Opened through [`ReadOnlyOverlay`]: reads only, every commit fails.
+    read_only: bool,
 }
 
 impl ShardStore {
@@ -128,10 +131,35 @@ impl ShardStore {
         let store = Self {
             path: path.to_owned(),
             db,
+            read_only: false,
         };
         // Create the tables up front so readers never see them missing.
         store.write(&mut [], true)?;
         Ok(store)
+    }
+
+    /// Opens the file for reading only, for when its file system refuses
+    /// writes: see [`ReadOnlyOverlay`]. Every commit fails.
+    pub(crate) fn open_read_only(path: &Path) -> Result<Self, QueueError> {
+        let ctx = || format!("open {} read-only", path.display());
+        let backend = ReadOnlyOverlay::open(path)
+            .map_err(|e| QueueError::storage(ctx(), redb::StorageError::Io(e)))?;
+        let db = contained(path, || {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create_with_backend(backend)
+                .map_err(|e| QueueError::storage(ctx(), e))
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            db,
+            read_only: true,
+        })
+    }
+
+    /// Whether this is the read-only handle of [`ShardStore::open_read_only`].
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Applies `batch` in one durable transaction: all or nothing. An
@@ -146,6 +174,9 @@ impl ShardStore {
     /// committed (no fsync for an update that finds its message gone)
     /// unless `always`.
     fn write(&self, batch: &mut [StoreOp], always: bool) -> Result<Outcomes, QueueError> {
+        if self.read_only {
+            return Err(QueueError::read_only(&self.path));
+        }
         let ctx = || format!("commit to {}", self.path.display());
         let storage = |e: redb::StorageError| QueueError::storage(ctx(), e);
         let mut txn = self
@@ -471,6 +502,9 @@ impl ShardStore {
     /// keeps a file at its peak size otherwise). Crash-safe; the caller
     /// holds the store exclusively. Returns whether the file shrank.
     pub(crate) fn compact(&mut self) -> Result<bool, QueueError> {
+        if self.read_only {
+            return Ok(false);
+        }
         let path = self.path.display().to_string();
         self.db
             .compact()
