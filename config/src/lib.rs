@@ -79,7 +79,7 @@ pub use crate::access::{AccessAction, AccessTable};
 pub use crate::address_map::AddressMap;
 pub use crate::error::ConfigError;
 pub use crate::flush::{UserPattern, UserRule};
-pub use crate::read::{MAX_FILE_BYTES, read_text};
+pub use crate::read::{MAX_FILE_BYTES, check_file, read_text};
 pub use crate::restrictions::Restriction;
 pub use crate::sasl::{Login, PasswordMap, SaslSecurityOption, SmtpdTlsLevel};
 pub use crate::tls_policy::{TlsMatch, TlsPolicy, TlsPolicyMap};
@@ -400,7 +400,7 @@ impl Config {
 fn load(file: Option<&Path>, env: EnvVars) -> Result<Config, ConfigError> {
     let mut figment = Figment::from(Defaults);
     if let Some(path) = file {
-        if let Err(e) = read::read_text(path) {
+        if let Err(e) = read::check_file(path).and_then(|()| std::fs::File::open(path)) {
             return Err(ConfigError::new(vec![Problem {
                 kind: ProblemKind::File,
                 origin: Origin::File(path.to_owned()),

@@ -210,6 +210,8 @@ fn load(source: &Source, provider: &CryptoProvider) -> Result<Loaded, TlsError> 
         Source::Chain(p) => ("smtpd_tls_chain_files", p.as_path(), p.as_path()),
         Source::Pair { cert, key } => ("smtpd_tls_cert_file", cert.as_path(), key.as_path()),
     };
+    // A path naming /dev/zero or a FIFO must not be read.
+    towerpost_config::check_file(cert_path).map_err(|e| tls_error(what, cert_path, e))?;
     let certs = CertificateDer::pem_file_iter(cert_path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| tls_error(what, cert_path, e))?;
@@ -220,6 +222,7 @@ fn load(source: &Source, provider: &CryptoProvider) -> Result<Loaded, TlsError> 
         Source::Chain(_) => what,
         Source::Pair { .. } => "smtpd_tls_key_file",
     };
+    towerpost_config::check_file(key_path).map_err(|e| tls_error(key_what, key_path, e))?;
     let key =
         PrivateKeyDer::from_pem_file(key_path).map_err(|e| tls_error(key_what, key_path, e))?;
     let certified = CertifiedKey::from_der(certs, key, provider)

@@ -267,7 +267,9 @@ impl MtaSts {
             .user_agent(concat!("towerpost/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("MTA-STS HTTPS client: {e}"))?;
-        let cache = match std::fs::read(&settings.cache_file) {
+        let cache = match towerpost_config::check_file(&settings.cache_file)
+            .and_then(|()| std::fs::read(&settings.cache_file))
+        {
             Ok(bytes) => match serde_json::from_slice::<CacheFile>(&bytes) {
                 Ok(file) if file.version == CACHE_VERSION => file.policies,
                 Ok(file) => {
