@@ -2,7 +2,7 @@
 """A next hop for the soak test: answers DATA 250, 4xx or 5xx in fixed
 proportions (default 80/15/5), decided by a seeded generator so that a
 run can be repeated. Loopback only. Needs python3-aiosmtpd."""
-import argparse, asyncio, random
+import argparse, asyncio, random, signal, sys
 from aiosmtpd.controller import Controller
 
 class Handler:
@@ -34,13 +34,14 @@ def main():
     c = Controller(handler, hostname="127.0.0.1", port=a.port)
     c.start()
     print(f"soak sink on 127.0.0.1:{a.port}", flush=True)
-    try:
-        asyncio.get_event_loop().run_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
+    # A background job of a script ignores SIGINT: stop on SIGTERM.
+    def stop(*_):
         c.stop()
         print(f"sink replies: {handler.counts}", flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.pause()
 
 if __name__ == "__main__":
     main()

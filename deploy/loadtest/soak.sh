@@ -23,8 +23,9 @@ command -v smtp-source >/dev/null || { echo "smtp-source missing (apt-get instal
 
 work=$(mktemp -d /var/tmp/towerpost-soak.XXXXXX)
 cleanup() {
-  kill "${load_pid:-}" "${server_pid:-}" 2>/dev/null || true
-  kill -INT "${sink_pid:-}" 2>/dev/null || true
+  # The load loop's smtp-source first, then the loop, the server, the sink.
+  if [ -n "${load_pid:-}" ]; then pkill -P "$load_pid" 2>/dev/null || true; fi
+  kill "${load_pid:-}" "${server_pid:-}" "${sink_pid:-}" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -48,10 +49,16 @@ tls = "none"
 CONF
 "$BIN" --config "$work/towerpost.toml" serve > "$work/towerpost.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 50); do
-  (exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT) 2>/dev/null && break
+listening=0
+for _ in $(seq 100); do
+  if (exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT) 2>/dev/null; then listening=1; break; fi
   sleep 0.1
 done
+if [ "$listening" = 0 ]; then
+  echo "towerpost did not start listening on 127.0.0.1:$SMTP_PORT:" >&2
+  tail -20 "$work/towerpost.log" >&2
+  exit 1
+fi
 
 # The load: every second, RATE messages of 1 KiB over 5 sessions, a new
 # connection per message as a relay sees it.
@@ -68,9 +75,15 @@ load_pid=$!
 echo "seconds,rss_kib,fds,queued" | tee "$work/samples.csv"
 start=$SECONDS
 while kill -0 "$load_pid" 2>/dev/null; do
-  rss=$(awk '/^VmRSS:/ {print $2}' /proc/$server_pid/status)
-  fds=$(ls /proc/$server_pid/fd | wc -l)
-  queued=$("$BIN" --config "$work/towerpost.toml" queue list --json 2>/dev/null | wc -l)
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "towerpost exited during the soak:" >&2
+    tail -20 "$work/towerpost.log" >&2
+    exit 1
+  fi
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status" || echo -1)
+  fds=$(ls "/proc/$server_pid/fd" 2>/dev/null | wc -l || echo -1)
+  # One failed sample is a missing number, not the end of the run.
+  queued=$("$BIN" --config "$work/towerpost.toml" queue list --json 2>/dev/null | wc -l || echo -1)
   echo "$((SECONDS - start)),$rss,$fds,$queued" | tee -a "$work/samples.csv"
   sleep "$SAMPLE"
 done

@@ -46,7 +46,9 @@ pub fn check(data: &[u8]) {
     let loaded = if mode % 2 == 0 {
         let path = scratch_file();
         std::fs::write(&path, text.as_bytes()).expect("write the scratch configuration");
-        Config::load_with_env(Some(&path), &[])
+        let loaded = Config::load_with_env(Some(&path), &[]);
+        let _ = std::fs::remove_file(&path);
+        loaded
     } else {
         let vars: Vec<(String, String)> = text
             .lines()

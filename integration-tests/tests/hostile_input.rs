@@ -50,6 +50,9 @@ fn usage(pid: u32) -> Usage {
 /// Runs `attack`, then checks that the server is alive, logged no panic,
 /// gave back its descriptors and stayed within its memory bound.
 fn survives(server: &Server, name: &str, attack: impl FnOnce(&Server)) {
+    // Reset the peak (VmHWM) to the present size, so that each attack's
+    // peak is its own.
+    std::fs::write(format!("/proc/{}/clear_refs", server.pid()), "5").expect("clear_refs");
     let before = usage(server.pid());
     let started = Instant::now();
     attack(server);
@@ -57,7 +60,7 @@ fn survives(server: &Server, name: &str, attack: impl FnOnce(&Server)) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let after = loop {
         let now = usage(server.pid());
-        if now.fds <= before.fds + 2 || Instant::now() > deadline {
+        if now.fds <= before.fds || Instant::now() > deadline {
             break now;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -71,14 +74,16 @@ fn survives(server: &Server, name: &str, attack: impl FnOnce(&Server)) {
         before.fds,
         after.fds
     );
+    // One descriptor of slack: the previous check's client connection may
+    // still have been closing when `before` was taken.
     assert!(
-        after.fds <= before.fds + 2,
+        after.fds <= before.fds + 1,
         "{name}: fds {} -> {}",
         before.fds,
         after.fds
     );
     assert!(
-        after.hwm_kib <= before.rss_kib.max(before.hwm_kib) + RSS_SLACK_KIB,
+        after.hwm_kib <= before.rss_kib + RSS_SLACK_KIB,
         "{name}: peak RSS {} KiB from {} KiB",
         after.hwm_kib,
         before.rss_kib
@@ -358,10 +363,15 @@ fn invalid_tls(server: &Server) {
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         let _ = s.write_all(b"\x16\x03\x01\x00\x05hello, not a ClientHello\r\nEHLO x\r\n");
-        let mut buf = [0u8; 64];
-        // An alert or a close, never a greeting.
-        let n = s.read(&mut buf).unwrap_or(0);
-        assert!(!buf[..n].starts_with(b"220"), "greeted over garbage TLS");
+        // An alert or a close, never a greeting, and not a wait for more.
+        let mut answer = Vec::new();
+        match s.read_to_end(&mut answer) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("garbage TLS left open: {e}"),
+        }
+        assert!(!answer.starts_with(b"220"), "greeted over garbage TLS");
+        assert!(answer.len() < 64, "more than an alert: {answer:?}");
     }
     let mut c = Client::connect(server.addr_of("starttls"));
     assert!(c.cmd("EHLO attacker.test").contains("STARTTLS"));
@@ -456,31 +466,54 @@ fn hostile_config_values_are_refused_naming_the_key() {
         ),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let fifo_table = format!(
+        "smtpd_client_restrictions = \"check_client_access {}\"",
+        fifo.display()
+    );
     let long_key = format!("{} = 1", "k".repeat(70_000));
     let mut all: Vec<(&str, &str)> = cases.to_vec();
     all.push((&long_key, "unknown key"));
+    all.push((&fifo_table, "not a regular file"));
     for (text, named) in all {
         let path = dir.path().join("towerpost.toml");
+        let err_path = dir.path().join("stderr");
         std::fs::write(&path, text).expect("write config");
-        let start = Instant::now();
-        let out = std::process::Command::new(integration_tests::towerpost_bin())
+        let mut child = std::process::Command::new(integration_tests::towerpost_bin())
             .arg("--config")
             .arg(&path)
             .args(["config", "check"])
-            .output()
+            .stdout(std::process::Stdio::null())
+            // A file, not a pipe: a long error must not block the child.
+            .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+            .spawn()
             .expect("run towerpost");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let start = Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!(
+                    "config check hung on {:?}",
+                    text.chars().take(60).collect::<String>()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = child.wait().expect("exit status");
+        let stderr = std::fs::read_to_string(&err_path).expect("stderr");
         let shown: String = text.chars().take(60).collect();
-        assert!(!out.status.success(), "{shown}: accepted");
+        assert!(!status.success(), "{shown}: accepted");
         assert!(stderr.contains(named), "{shown}: {stderr}");
         assert!(
             stderr.contains("towerpost.toml"),
             "{shown}: no file named: {stderr}"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{shown}: hung for {:?}",
-            start.elapsed()
         );
     }
 }
