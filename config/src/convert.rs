@@ -18,8 +18,8 @@ use towerpost_protocol::valid_domain;
 use crate::error::{Origin, Problem};
 use crate::keys::{LISTENER_KEYS, TRANSPORT_KEYS, keys, suggest};
 use crate::{
-    BareNewline, Listener, ListenerOverrides, Nexthop, SmtpTlsLevel, TlsMode, TransportConfig,
-    TransportKind, TransportMapEntry,
+    BareNewline, Listener, ListenerOverrides, LogFormat, Nexthop, SmtpTlsLevel, TlsMode,
+    TransportConfig, TransportKind, TransportMapEntry,
 };
 
 /// Describes a value for "found ..." in messages.
@@ -333,6 +333,33 @@ pub(crate) fn bare_newline(value: &Value) -> Result<BareNewline, String> {
     }
 }
 
+/// `log_format`: `postfix` or `json`.
+pub(crate) fn log_format(value: &Value) -> Result<LogFormat, String> {
+    const EXPECTED: &str = "\"postfix\" or \"json\"";
+    match value {
+        Value::String(_, s) => match s.trim().to_ascii_lowercase().as_str() {
+            "postfix" => Ok(LogFormat::Postfix),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(found(EXPECTED, value)),
+        },
+        other => Err(found(EXPECTED, other)),
+    }
+}
+
+/// `syslog_name`: the program name in each log line, before
+/// `/service[pid]:`. Letters, digits, `.`, `_`, `-` and `/` (Postfix's
+/// `postfix/submission`), so no log line can be forged through it.
+pub(crate) fn syslog_name(value: &Value) -> Result<String, String> {
+    let name = text(value)?;
+    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(fine) {
+        return Err(format!(
+            "expected a name of up to 64 letters, digits, '.', '_', '-' or '/', found {name:?}"
+        ));
+    }
+    Ok(name)
+}
+
 fn tls_mode(value: &Value) -> Result<TlsMode, String> {
     const EXPECTED: &str = "\"none\", \"starttls\" or \"implicit\"";
     match value {
@@ -343,6 +370,14 @@ fn tls_mode(value: &Value) -> Result<TlsMode, String> {
             _ => Err(found(EXPECTED, value)),
         },
         other => Err(found(EXPECTED, other)),
+    }
+}
+
+/// A socket address, or nothing for the empty string.
+pub(crate) fn optional_socket_address(value: &Value) -> Result<Option<SocketAddr>, String> {
+    match value {
+        Value::String(_, s) if s.trim().is_empty() => Ok(None),
+        other => socket_address(other).map(Some),
     }
 }
 

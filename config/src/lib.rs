@@ -84,8 +84,8 @@ pub use crate::restrictions::Restriction;
 pub use crate::sasl::{Login, PasswordMap, SaslSecurityOption, SmtpdTlsLevel};
 pub use crate::tls_policy::{TlsMatch, TlsPolicy, TlsPolicyMap};
 pub use crate::values::{
-    BareNewline, Listener, ListenerOverrides, RateLimit, SmtpTlsLevel, SmtpdPolicy, TlsMode,
-    TransportConfig, TransportKind, TransportMapEntry,
+    BareNewline, Listener, ListenerOverrides, LogFormat, RateLimit, SmtpTlsLevel, SmtpdPolicy,
+    TlsMode, TransportConfig, TransportKind, TransportMapEntry,
 };
 /// Next hops and routes are shared with the queue and the SMTP client.
 pub use towerpost_protocol::{Nexthop, Route};

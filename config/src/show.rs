@@ -9,9 +9,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::{
-    AddressMap, BareNewline, Listener, ListenerOverrides, Nexthop, PasswordMap, RateLimit,
-    Restriction, SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap, TransportMapEntry,
-    UserRule,
+    AddressMap, BareNewline, Listener, ListenerOverrides, LogFormat, Nexthop, PasswordMap,
+    RateLimit, Restriction, SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap,
+    TransportMapEntry, UserRule,
 };
 
 /// A value's rendering as a [`Setting`].
@@ -107,6 +107,18 @@ impl Show for Option<RateLimit> {
     /// `"N/unit"`, or `0` for none.
     fn show(&self) -> Setting<'_> {
         Setting::Rendered(self.map_or_else(|| "0".to_owned(), |r| r.to_string()))
+    }
+}
+
+impl Show for LogFormat {
+    fn show(&self) -> Setting<'_> {
+        Setting::Word(self.as_str())
+    }
+}
+
+impl Show for Option<std::net::SocketAddr> {
+    fn show(&self) -> Setting<'_> {
+        Setting::Rendered(self.map(|a| a.to_string()).unwrap_or_default())
     }
 }
 

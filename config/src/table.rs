@@ -21,7 +21,7 @@ use crate::keys::{
 use crate::restrictions::ListKind;
 use crate::show::Setting;
 use crate::{
-    AddressMap, BareNewline, Listener, Nexthop, PasswordMap, RateLimit, Restriction,
+    AddressMap, BareNewline, Listener, LogFormat, Nexthop, PasswordMap, RateLimit, Restriction,
     SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap, TransportConfig,
     TransportMapEntry, UserRule, convert, flush, restrictions, sasl,
 };
@@ -44,6 +44,22 @@ config_keys! {
     /// `relay_domains`: domains this relay accepts mail for, lower-cased; a
     /// leading dot (`.example.com`) means subdomains. Default: none.
     relay_domains "relay_domains": Vec<String> = d(Vec::<String>::new()) => (one convert::domains);
+    /// `syslog_name`: the program name in each log line
+    /// (`towerpost/smtpd[pid]: …`). Default `towerpost`; `postfix` makes
+    /// the lines match tools' stock patterns without an override.
+    syslog_name "syslog_name": String = d("towerpost") => (one convert::syslog_name);
+    /// `log_format` (towerpost): `postfix`, the mail-log line as Postfix
+    /// writes it, or `json`, one JSON object per line with the same
+    /// fields. Default `postfix`.
+    log_format "log_format": LogFormat = d("postfix") => (one convert::log_format);
+    /// `maillog_file`: the file the log goes to, opened for appending and
+    /// reopened on SIGUSR1 (after logrotate moved it). Default unset: standard
+    /// error (the journal under systemd).
+    maillog_file "maillog_file": Option<PathBuf> = d("") => (one convert::optional_path);
+    /// `metrics_listen` (towerpost): the address of the HTTP listener
+    /// serving Prometheus metrics at `/metrics` and a health check at
+    /// `/healthz`. Default unset: no listener.
+    metrics_listen "metrics_listen": Option<std::net::SocketAddr> = d("") => (one convert::optional_socket_address);
     /// `queue_directory`: where the queue lives. Default `spool`, relative
     /// to the working directory.
     queue_directory "queue_directory": PathBuf = d("spool") => (one convert::path);

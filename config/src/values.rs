@@ -95,6 +95,33 @@ impl fmt::Display for TlsMode {
     }
 }
 
+/// How mail-log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LogFormat {
+    /// `postfix`: `Mon DD HH:MM:SS host name/service[pid]: text`, the
+    /// syslog shape that pflogsumm, fail2ban and grep already read.
+    #[default]
+    Postfix,
+    /// `json`: one JSON object per line with the same fields.
+    Json,
+}
+
+impl LogFormat {
+    /// The configuration spelling: `postfix` or `json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Postfix => "postfix",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What to do with a bare newline (LF not preceded by CR) from a client
 /// (`smtpd_forbid_bare_newline`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

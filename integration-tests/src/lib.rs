@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,8 @@ pub struct Server {
     /// An example program to run instead of `towerpost serve`, with extra
     /// environment; it reads its config from TOWERPOST_CONFIG.
     program: Option<(PathBuf, Vec<(String, String)>)>,
+    /// Set to stop following `maillog_file`, when one is configured.
+    following: Option<Arc<AtomicBool>>,
 }
 
 impl Server {
@@ -152,6 +155,7 @@ impl Server {
             dir,
             child: None,
             program: None,
+            following: None,
             listeners: listeners
                 .iter()
                 .map(|(n, _, _)| ((*n).to_owned(), "127.0.0.1:0".parse().expect("address")))
@@ -186,6 +190,7 @@ impl Server {
             )),
             listeners: vec![("smtp".into(), "127.0.0.1:0".parse().expect("address"))],
             log: Arc::new(Mutex::new(String::new())),
+            following: None,
         };
         let config = format!(
             "myhostname = \"mx.towerpost.test\"\nqueue_directory = \"{}\"\n{extra_config}\n\n[[listener]]\nname = \"smtp\"\naddress = \"127.0.0.1:0\"\n",
@@ -225,18 +230,22 @@ impl Server {
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         let log = self.log.clone();
+        let listeners = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split(" listener ").nth(1)
-                    && let Some((name, addr)) = rest.split_once(" on ")
-                {
-                    let _ = tx.send((name.to_owned(), addr.trim().to_owned()));
-                }
-                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
+                record_line(&line, &listeners, &log);
             }
         });
+        // With `maillog_file` the log goes there: follow it, through
+        // rotations, for the whole life of this Server.
+        if let Some(path) = maillog_file(&self.config_path())
+            && self.following.is_none()
+        {
+            let stop = Arc::new(AtomicBool::new(false));
+            self.following = Some(stop.clone());
+            let log = self.log.clone();
+            std::thread::spawn(move || follow(&path, &stop, |line| record_line(line, &tx, &log)));
+        }
         for _ in 0..self.listeners.len() {
             let (name, addr) = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
                 let _ = child.kill();
@@ -361,6 +370,97 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        if let Some(stop) = &self.following {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Adds one log line to `log`, and reports a `listener NAME on ADDRESS`
+/// line (plain or JSON) to `listeners`.
+fn record_line(
+    line: &str,
+    listeners: &std::sync::mpsc::Sender<(String, String)>,
+    log: &Mutex<String>,
+) {
+    let text = if line.starts_with('{') {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(|m| format!(" {m}")))
+            .unwrap_or_default()
+    } else {
+        line.to_owned()
+    };
+    if let Some(rest) = text.split(" listener ").nth(1)
+        && let Some((name, addr)) = rest.split_once(" on ")
+    {
+        let _ = listeners.send((name.to_owned(), addr.trim().to_owned()));
+    }
+    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+    log.push_str(line);
+    log.push('\n');
+}
+
+/// The `maillog_file = "…"` line of a config file, if any.
+fn maillog_file(config: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(config).ok()?;
+    text.lines().find_map(|l| {
+        let value = l
+            .trim()
+            .strip_prefix("maillog_file")?
+            .trim()
+            .strip_prefix('=')?;
+        let value = value.trim().strip_prefix('"')?.strip_suffix('"')?;
+        (!value.is_empty()).then(|| PathBuf::from(value))
+    })
+}
+
+/// Calls `on_line` with each line appended to the file at `path`, like
+/// `tail -F`: when the name comes to mean a new file (logrotate moved the
+/// old one, the server reopened), the old file is read to its end first.
+/// Returns once `stop` is set and nothing more has arrived.
+fn follow(path: &Path, stop: &AtomicBool, mut on_line: impl FnMut(&str)) {
+    use std::os::unix::fs::MetadataExt;
+    let mut current: Option<(std::fs::File, u64)> = None;
+    let mut partial = Vec::new();
+    let mut drain = |file: &mut std::fs::File, partial: &mut Vec<u8>| {
+        let mut got = false;
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got = true;
+            partial.extend_from_slice(&buf[..n]);
+            while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=end).collect();
+                on_line(String::from_utf8_lossy(&line[..end]).as_ref());
+            }
+        }
+        got
+    };
+    loop {
+        if current.is_none()
+            && let Ok(file) = std::fs::File::open(path)
+            && let Ok(meta) = file.metadata()
+        {
+            current = Some((file, meta.ino()));
+        }
+        let mut got = false;
+        if let Some((file, inode)) = &mut current {
+            got = drain(file, &mut partial);
+            let renamed = std::fs::metadata(path).is_ok_and(|m| m.ino() != *inode);
+            if !got && renamed {
+                // The writer switched only after its last line here.
+                drain(file, &mut partial);
+                current = None;
+                continue;
+            }
+        }
+        if !got && stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -39,6 +39,11 @@ impl MailTime {
         self.0.strftime("%b %e %H:%M:%S")
     }
 
+    /// RFC 3339 in UTC, for JSON log lines: `2026-11-28T16:03:54Z`.
+    pub fn rfc3339(self) -> impl fmt::Display {
+        self.0.strftime("%Y-%m-%dT%H:%M:%SZ")
+    }
+
     /// postqueue's "Arrival Time" column: `Sat Nov 28 16:03:54`.
     pub fn queue_listing(self) -> impl fmt::Display {
         self.0.strftime("%a %b %d %H:%M:%S")
@@ -63,6 +68,7 @@ mod tests {
         assert_eq!(t.log_stamp().to_string(), "Nov 28 16:03:54");
         assert_eq!(t.queue_listing().to_string(), "Sat Nov 28 16:03:54");
         assert_eq!(t.compact().to_string(), "20261128160354");
+        assert_eq!(t.rfc3339().to_string(), "2026-11-28T16:03:54Z");
     }
 
     #[test]

@@ -73,11 +73,12 @@ impl ServerBuilder {
         crate::listener::serve_with(self.config, self.layers, shutdown).await
     }
 
-    /// Installs the log output, serves until SIGTERM or SIGINT, and shuts
-    /// down gracefully: what `towerpost serve` does.
+    /// Installs the log output (reopened on SIGUSR1), serves until SIGTERM
+    /// or SIGINT, and shuts down gracefully: what `towerpost serve` does.
     pub async fn run(self) -> Result<(), ServeError> {
-        crate::logging::init(&self.config.myhostname);
+        let log = crate::logging::init(&self.config).map_err(ServeError::Log)?;
         let shutdown = CancellationToken::new();
+        tokio::spawn(crate::logging::reopen_on_sigusr1(log, shutdown.clone()));
         let signals = shutdown.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};

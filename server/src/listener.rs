@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The password file could not be read.
     #[error("{0}")]
     Sasl(crate::sasl::AuthError),
+    /// `maillog_file` could not be opened.
+    #[error("{0}")]
+    Log(std::io::Error),
     /// The queue could not be opened.
     #[error("{0}")]
     Queue(#[from] towerpost_queue::QueueError),

@@ -23,6 +23,26 @@ use crate::message::{Envelope, QueueState, Recipient, RecipientStatus, domain_of
 
 const TARGET: &str = "towerpost::qmgr";
 
+/// Who logs a recipient's outcome, as in Postfix's mail log: the SMTP
+/// client for what a delivery agent reported (`towerpost/smtp`), the
+/// `error` service for what the queue manager decided without one
+/// (`defer_transports`, a suspended destination, a missing transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agent {
+    Smtp,
+    Error,
+}
+
+/// Logs a recipient's status line under its [`Agent`]'s name.
+macro_rules! log_status {
+    ($agent:expr, $($arg:tt)+) => {
+        match $agent {
+            Agent::Smtp => tracing::info!(target: "towerpost::smtp", $($arg)+),
+            Agent::Error => tracing::info!(target: "towerpost::error", $($arg)+),
+        }
+    };
+}
+
 pub(super) async fn run(
     shared: Arc<Shared>,
     id: QueueId,
@@ -88,6 +108,7 @@ fn unix(t: SystemTime) -> u64 {
 struct Result1 {
     recipient: Recipient,
     outcome: Outcome,
+    agent: Agent,
     relay: String,
     queued_wait: Duration,
     setup: Duration,
@@ -102,6 +123,7 @@ impl Result1 {
         Self {
             recipient,
             outcome,
+            agent: Agent::Error,
             relay: "none".into(),
             queued_wait,
             setup: Duration::ZERO,
@@ -243,25 +265,25 @@ async fn attempt(
         };
         match &r.outcome {
             Outcome::Sent { dsn, reply } => {
-                tracing::info!(target: TARGET, "{}", line(dsn, &format!("sent ({reply})")));
+                log_status!(r.agent, "{}", line(dsn, &format!("sent ({reply})")));
                 if r.owes_success_notice() {
                     succeeded.push(r);
                 }
             }
             Outcome::Bounced { dsn, reason, .. } => {
-                tracing::info!(target: TARGET, "{}", line(dsn, &format!("bounced ({reason})")));
+                log_status!(r.agent, "{}", line(dsn, &format!("bounced ({reason})")));
                 bounced.push(r);
             }
             Outcome::Deferred { dsn, reason } if too_old => {
-                tracing::info!(
-                    target: TARGET,
+                log_status!(
+                    r.agent,
                     "{}",
                     line(dsn, &format!("expired, returned to sender ({reason})"))
                 );
                 bounced.push(r);
             }
             Outcome::Deferred { dsn, reason } => {
-                tracing::info!(target: TARGET, "{}", line(dsn, &format!("deferred ({reason})")));
+                log_status!(r.agent, "{}", line(dsn, &format!("deferred ({reason})")));
                 let mut recipient = r.recipient.clone();
                 recipient.status = RecipientStatus::Deferred {
                     dsn: dsn.clone(),
@@ -410,6 +432,9 @@ async fn send_to_agent(
     } = *job;
     let content = job.content.clone();
     let n = recipients.len();
+    // An agent's own report is logged as the agent's; anything decided
+    // here instead, as the error service's.
+    let mut agent = Agent::Error;
     let report = if let Some(t) = shared.transports.get(&route.transport) {
         match shared
             .destinations
@@ -460,7 +485,10 @@ async fn send_to_agent(
                     Err(_) => Feedback::None,
                 });
                 match result {
-                    Ok(report) if report.outcomes.len() == n => report,
+                    Ok(report) if report.outcomes.len() == n => {
+                        agent = Agent::Smtp;
+                        report
+                    }
                     Ok(_) => DeliveryReport::all(
                         n,
                         Outcome::Deferred {
@@ -502,6 +530,7 @@ async fn send_to_agent(
         .map(|(recipient, outcome)| Result1 {
             recipient,
             outcome,
+            agent,
             relay: report.relay.clone(),
             queued_wait,
             setup: report.setup,
@@ -652,7 +681,7 @@ async fn notify_sender(
         )
     };
     shared.queue.enqueue(bounce_id, &bounce, message).await?;
-    tracing::info!(target: TARGET, "{id}: sender {what} notification: {bounce_id}");
+    tracing::info!(target: "towerpost::bounce", "{id}: sender {what} notification: {bounce_id}");
     Ok(())
 }
 

@@ -135,6 +135,12 @@ where
                 reply
             }
             None => {
+                // cleanup(8)'s line, which log readers join on.
+                tracing::info!(
+                    target: "towerpost::cleanup",
+                    "{id}: message-id=<{}>",
+                    message_id(&content).unwrap_or_default()
+                );
                 let message = RequestKind::Message(ReceivedMessage { id, content });
                 self.call_kind(message).await
             }
@@ -147,5 +153,64 @@ where
         }
         self.reset_transaction();
         reply
+    }
+}
+
+/// The first `Message-ID:` header's value without its angle brackets, as
+/// log-safe text (printable ASCII, at most 250 characters); `None` without
+/// one. Only the header section is read.
+fn message_id(content: &[u8]) -> Option<String> {
+    let mut lines = content.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None; // the end of the header section
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !line[..colon]
+            .trim_ascii_end()
+            .eq_ignore_ascii_case(b"message-id")
+        {
+            continue;
+        }
+        let mut value = line[colon + 1..].to_vec();
+        // Folded onto continuation lines.
+        while let Some(next) =
+            lines.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t'))
+        {
+            value.extend_from_slice(next.strip_suffix(b"\r").unwrap_or(next));
+        }
+        let value = value.trim_ascii();
+        let value = value
+            .strip_prefix(b"<")
+            .and_then(|v| v.strip_suffix(b">"))
+            .unwrap_or(value);
+        return Some(
+            value
+                .iter()
+                .take(250)
+                .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+                .collect(),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_id;
+
+    #[test]
+    fn message_id_of_the_header_section_only() {
+        let m = b"Received: from x\r\n\tby y\r\nMessage-ID: <1@example.test>\r\n\r\nbody\r\n";
+        assert_eq!(message_id(m).as_deref(), Some("1@example.test"));
+        let folded = b"message-id:\r\n <2@example.test>\r\n\r\n";
+        assert_eq!(message_id(folded).as_deref(), Some("2@example.test"));
+        let in_body = b"Subject: x\r\n\r\nMessage-ID: <3@example.test>\r\n";
+        assert_eq!(message_id(in_body), None);
+        let hostile = b"Message-ID: <a\x1b[31mb c>\r\n\r\n";
+        assert_eq!(message_id(hostile).as_deref(), Some("a?[31mb?c"));
     }
 }
