@@ -60,6 +60,11 @@ config_keys! {
     /// serving Prometheus metrics at `/metrics` and a health check at
     /// `/healthz`. Default unset: no listener.
     metrics_listen "metrics_listen": Option<std::net::SocketAddr> = d("") => (one convert::optional_socket_address);
+    /// `metrics_destination_limit` (towerpost): how many recipient
+    /// domains, those with the most queued mail, `/metrics` reports in
+    /// `towerpost_queue_destination_messages`, besides every
+    /// `fast_flush_domains` site. Default 20, at most 1000.
+    metrics_destination_limit "metrics_destination_limit": usize = d(20u64) => (one |v| convert::count(v, 0, 1000));
     /// `queue_directory`: where the queue lives. Default `spool`, relative
     /// to the working directory.
     queue_directory "queue_directory": PathBuf = d("spool") => (one convert::path);

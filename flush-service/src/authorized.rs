@@ -75,6 +75,7 @@ where
                 target: "towerpost::postqueue",
                 "User {user}({uid}) is not allowed to flush the mail queue"
             );
+            towerpost_metrics::metrics().flush(request.origin.label(), "refused");
             return Box::pin(async move { Ok(refused) });
         }
         Box::pin(self.inner.call(request))

@@ -190,7 +190,38 @@ impl Service<FlushRequest> for FlushService {
     }
 
     fn call(&mut self, request: FlushRequest) -> Self::Future {
-        Box::pin(self.clone().flush(request))
+        let origin = request.origin.label();
+        let flush = self.clone().flush(request);
+        Box::pin(async move {
+            let result = flush.await;
+            let outcome = match &result {
+                Ok(FlushResponse::Started { messages: 0 } | FlushResponse::NoSuchMessage) => {
+                    "nothing"
+                }
+                Ok(FlushResponse::Finished(done)) if done.is_empty() => "nothing",
+                Ok(FlushResponse::Started { .. } | FlushResponse::Finished(_)) => "queued",
+                Ok(
+                    FlushResponse::NotEligible { .. }
+                    | FlushResponse::InvalidSite
+                    | FlushResponse::NotAuthorized { .. },
+                ) => "refused",
+                Err(_) => "error",
+            };
+            towerpost_metrics::metrics().flush(origin, outcome);
+            result
+        })
+    }
+}
+
+impl FlushOrigin {
+    /// The `origin` label of `towerpost_flush_requests_total`: `etrn`, or
+    /// `local` for every control-socket request (`postqueue`, `sendmail
+    /// -q`, `towerpost flush`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            FlushOrigin::Smtp { .. } => "etrn",
+            FlushOrigin::Local { .. } => "local",
+        }
     }
 }
 

@@ -32,7 +32,7 @@ pub use error::QueueError;
 pub use id::{QueueId, QueueIdParseError};
 pub use manager::{
     DestinationIndex, FlushScope, Flusher, ManagerSettings, MemoryIndex, Pacing, QueueManager,
-    Router, Transport,
+    QueueStats, Router, Transport,
 };
 pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
 pub use queue::{Quarantined, Queue, QueueSettings};

@@ -85,7 +85,10 @@ impl EtrnRestrictions {
             };
             match decision {
                 Some(Decision::Permit) => return None,
-                Some(Decision::Refuse(reply)) => return Some(reply),
+                Some(Decision::Refuse(reply)) => {
+                    towerpost_metrics::metrics().reject("ETRN", r.name());
+                    return Some(reply);
+                }
                 None => {}
             }
         }

@@ -22,6 +22,7 @@ pub mod delivery;
 mod etrn_restrictions;
 mod listener;
 mod logging;
+mod metrics_http;
 pub mod policy;
 pub mod queue_list;
 mod rate_limit;

@@ -170,6 +170,28 @@ pub(crate) async fn serve_with(
         };
         accept_loops.spawn(accept_loop(listener, context, sessions.clone()));
     }
+    if let Some(address) = config.metrics_listen {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| ServeError::Bind {
+                name: "metrics_listen".into(),
+                address,
+                source,
+            })?;
+        // Not "listener NAME on": that shape is for the SMTP listeners.
+        tracing::info!(
+            target: "towerpost::master",
+            "metrics listener on {}",
+            listener.local_addr().map_or(address, |a| a)
+        );
+        let state = Arc::new(crate::metrics_http::MetricsState {
+            manager: manager.flusher(),
+            top: config.metrics_destination_limit,
+            sites: crate::metrics_http::flush_sites(&config),
+            shutdown: shutdown.clone(),
+        });
+        tokio::spawn(crate::metrics_http::serve(listener, state));
+    }
     let control_task = tokio::spawn(control.run(shutdown.clone()));
     tracing::info!(target: "towerpost::master", "daemon started -- version {}", env!("CARGO_PKG_VERSION"));
 
@@ -291,6 +313,12 @@ async fn refuse(
     limit: usize,
 ) {
     use tokio::io::AsyncWriteExt;
+    towerpost_metrics::metrics()
+        .connections_refused
+        .get_or_create(&towerpost_metrics::RefusedLabels {
+            reason: "session_limit",
+        })
+        .inc();
     tracing::warn!(
         target: "towerpost::smtpd",
         "too many sessions ({limit}, smtpd_session_limit); refusing {}",

@@ -19,6 +19,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use towerpost_metrics::metrics;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
@@ -169,6 +170,12 @@ impl ClientLimits {
                     );
                 }
                 if (limit > 0 && count >= limit) || !allowed {
+                    let rule = if allowed {
+                        "smtpd_client_connection_count_limit"
+                    } else {
+                        "smtpd_client_connection_rate_limit"
+                    };
+                    metrics().reject("CONNECT", rule);
                     return Some(Reply::enhanced(
                         421,
                         e(4, 7, 0),
@@ -178,6 +185,7 @@ impl ClientLimits {
                 // Implicit TLS (port 465): the handshake was a new TLS
                 // session; over the limit, Postfix answers 421 and hangs up.
                 if request.session.tls && !self.allow(&self.tls, &key) {
+                    metrics().reject("CONNECT", "smtpd_client_new_tls_session_rate_limit");
                     return Some(Reply::enhanced(
                         421,
                         e(4, 7, 0),
@@ -202,11 +210,13 @@ impl ClientLimits {
             }
             RequestKind::Command(Command::Mail { .. }) => {
                 (!self.allow(&self.messages, &key)).then(|| {
+                    metrics().reject("MAIL", "smtpd_client_message_rate_limit");
                     Reply::enhanced(450, e(4, 7, 1), format!("Error: too much mail from {ip}"))
                 })
             }
             RequestKind::Command(Command::Rcpt { .. } | Command::Vrfy { .. }) => {
                 (!self.allow(&self.recipients, &key)).then(|| {
+                    metrics().reject("RCPT", "smtpd_client_recipient_rate_limit");
                     Reply::enhanced(
                         450,
                         e(4, 7, 1),
@@ -215,6 +225,7 @@ impl ClientLimits {
                 })
             }
             RequestKind::Command(Command::StartTls) => (!self.allow(&self.tls, &key)).then(|| {
+                metrics().reject("STARTTLS", "smtpd_client_new_tls_session_rate_limit");
                 Reply::enhanced(
                     454,
                     e(4, 7, 0),
@@ -226,6 +237,7 @@ impl ClientLimits {
             }),
             RequestKind::Command(Command::Auth { .. }) => {
                 (!self.allow(&self.auth, &key)).then(|| {
+                    metrics().reject("AUTH", "smtpd_client_auth_rate_limit");
                     Reply::enhanced(
                         450,
                         e(4, 7, 1),

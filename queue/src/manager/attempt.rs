@@ -238,6 +238,9 @@ async fn attempt(
     let mut remaining = Vec::new();
     let mut bounced = Vec::new();
     let mut succeeded = Vec::new();
+    let metrics = towerpost_metrics::metrics();
+    let mut any_sent = false;
+    let mut any_expired = false;
     for mut r in results {
         if shared.settings.soft_bounce
             && let Outcome::Bounced { dsn, reason, .. } = &r.outcome
@@ -266,12 +269,15 @@ async fn attempt(
         match &r.outcome {
             Outcome::Sent { dsn, reply } => {
                 log_status!(r.agent, "{}", line(dsn, &format!("sent ({reply})")));
+                count_recipient("sent", Some(age));
+                any_sent = true;
                 if r.owes_success_notice() {
                     succeeded.push(r);
                 }
             }
             Outcome::Bounced { dsn, reason, .. } => {
                 log_status!(r.agent, "{}", line(dsn, &format!("bounced ({reason})")));
+                count_recipient("bounced", Some(age));
                 bounced.push(r);
             }
             Outcome::Deferred { dsn, reason } if too_old => {
@@ -280,10 +286,13 @@ async fn attempt(
                     "{}",
                     line(dsn, &format!("expired, returned to sender ({reason})"))
                 );
+                count_recipient("expired", Some(age));
+                any_expired = true;
                 bounced.push(r);
             }
             Outcome::Deferred { dsn, reason } => {
                 log_status!(r.agent, "{}", line(dsn, &format!("deferred ({reason})")));
+                count_recipient("deferred", None);
                 let mut recipient = r.recipient.clone();
                 recipient.status = RecipientStatus::Deferred {
                     dsn: dsn.clone(),
@@ -294,6 +303,12 @@ async fn attempt(
         }
     }
 
+    if !bounced.is_empty() {
+        metrics.messages_bounced.inc();
+    }
+    if any_expired {
+        metrics.messages_expired.inc();
+    }
     if !succeeded.is_empty() {
         // Delivered is delivered: a notice that cannot be queued is logged,
         // the recipient is not tried again for it.
@@ -340,8 +355,12 @@ async fn attempt(
     if remaining.is_empty() {
         shared.queue.remove(id).await?;
         tracing::info!(target: TARGET, "{id}: removed");
+        if any_sent {
+            metrics.messages_delivered.inc();
+        }
         return Ok(Disposition::Done);
     }
+    metrics.messages_deferred.inc();
     let wait = backoff(
         age,
         shared.settings.minimal_backoff_time,
@@ -524,6 +543,11 @@ async fn send_to_agent(
     let queued_wait = activated
         .elapsed()
         .saturating_sub(report.setup + report.transmission);
+    if agent == Agent::Smtp {
+        towerpost_metrics::metrics()
+            .delivery_duration
+            .observe((report.setup + report.transmission).as_secs_f64());
+    }
     recipients
         .into_iter()
         .zip(report.outcomes)
@@ -538,6 +562,19 @@ async fn send_to_agent(
             success_action: report.success_action,
         })
         .collect()
+}
+
+/// Counts one recipient's outcome, and for a final one (sent, returned)
+/// its time in the queue.
+fn count_recipient(outcome: &'static str, time_in_queue: Option<Duration>) {
+    let metrics = towerpost_metrics::metrics();
+    metrics
+        .recipients
+        .get_or_create(&towerpost_metrics::OutcomeLabels { outcome })
+        .inc();
+    if let Some(t) = time_in_queue {
+        metrics.queue_time.observe(t.as_secs_f64());
+    }
 }
 
 /// The DSN's `Remote-MTA` host name (RFC 3464 §2.3.5, `dns; name`) from

@@ -22,6 +22,16 @@ pub trait DestinationIndex: Send {
     fn remove(&mut self, id: QueueId);
     /// The messages with deferred mail for `domain`.
     fn ids(&self, domain: &str) -> Vec<QueueId>;
+    /// How many messages [`ids`](Self::ids) would return.
+    fn count(&self, domain: &str) -> usize {
+        self.ids(domain).len()
+    }
+    /// The `n` domains with the most messages, most first (for metrics);
+    /// an index that cannot tell returns none.
+    fn largest(&self, n: usize) -> Vec<(String, usize)> {
+        let _ = n;
+        Vec::new()
+    }
 }
 
 /// The index in memory: two maps, so that every operation costs what the
@@ -62,11 +72,55 @@ impl DestinationIndex for MemoryIndex {
             .map(|ids| ids.iter().copied().collect())
             .unwrap_or_default()
     }
+
+    fn count(&self, domain: &str) -> usize {
+        self.by_domain.get(domain).map_or(0, HashSet::len)
+    }
+
+    /// One pass over the domains keeping the `n` largest: the cost is the
+    /// number of domains, never the number of messages.
+    fn largest(&self, n: usize) -> Vec<(String, usize)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut heap: BinaryHeap<Reverse<(usize, &str)>> = BinaryHeap::new();
+        for (domain, ids) in &self.by_domain {
+            heap.push(Reverse((ids.len(), domain.as_str())));
+            if heap.len() > n {
+                heap.pop();
+            }
+        }
+        let mut out: Vec<(String, usize)> = heap
+            .into_iter()
+            .map(|Reverse((count, domain))| (domain.to_owned(), count))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_domains_come_first() {
+        let mut index = MemoryIndex::default();
+        let ids: Vec<QueueId> = (1..7u64).map(QueueId::from_u64).collect();
+        for id in &ids[..3] {
+            index.add("big.test", *id);
+        }
+        index.add("mid.test", ids[3]);
+        index.add("mid.test", ids[4]);
+        index.add("small.test", ids[5]);
+        assert_eq!(
+            index.largest(2),
+            [("big.test".to_owned(), 3), ("mid.test".to_owned(), 2)]
+        );
+        assert_eq!(index.count("small.test"), 1);
+        assert_eq!(index.count("none.test"), 0);
+        index.remove(ids[0]);
+        assert_eq!(index.count("big.test"), 2);
+    }
 
     #[test]
     fn add_remove_and_lookup_per_domain() {

@@ -20,6 +20,7 @@ mod state;
 mod tests;
 
 pub use index::{DestinationIndex, MemoryIndex};
+pub use state::QueueStats;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,6 +252,12 @@ enum Command {
         FlushScope,
         tokio::sync::oneshot::Sender<Vec<(QueueId, tokio::sync::oneshot::Receiver<String>)>>,
     ),
+    /// The queue's size by state and per domain.
+    Stats {
+        top: usize,
+        sites: Vec<String>,
+        reply: tokio::sync::oneshot::Sender<QueueStats>,
+    },
     /// Answer once nothing is ready or being delivered, after making due
     /// what the clock says is due (tests step through the schedule).
     #[cfg(test)]
@@ -276,6 +283,7 @@ impl std::fmt::Debug for Command {
             Command::Flush(scope, _) | Command::FlushWait(scope, _) => {
                 write!(f, "Flush({scope:?})")
             }
+            Command::Stats { .. } => f.write_str("Stats"),
             #[cfg(test)]
             Command::WhenIdle(_) => f.write_str("WhenIdle"),
         }
@@ -291,6 +299,17 @@ impl Flusher {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.commands
             .send(Command::Flush(scope, reply))
+            .await
+            .map_err(|_| QueueError::closed())?;
+        answer.await.map_err(|_| QueueError::closed())
+    }
+
+    /// The queue's size by state, and queued messages per domain for the
+    /// `top` largest domains and for each of `sites` (lower-case).
+    pub async fn stats(&self, top: usize, sites: Vec<String>) -> Result<QueueStats, QueueError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::Stats { top, sites, reply })
             .await
             .map_err(|_| QueueError::closed())?;
         answer.await.map_err(|_| QueueError::closed())
@@ -435,6 +454,9 @@ async fn run(
                     let ids = state.flush(&scope);
                     let pending = ids.into_iter().map(|id| (id, state.wait_for(id))).collect();
                     let _ = reply.send(pending);
+                }
+                Command::Stats { top, sites, reply } => {
+                    let _ = reply.send(state.stats(top, &sites));
                 }
                 #[cfg(test)]
                 Command::WhenIdle(reply) => {

@@ -21,6 +21,22 @@ use crate::id::QueueId;
 use crate::message::{QueueEntry, QueueState, domain_of};
 use crate::queue::Event;
 
+/// The queue's size as the manager sees it, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// New or due messages waiting for an attempt.
+    pub incoming: usize,
+    /// Messages being delivered.
+    pub active: usize,
+    /// Messages waiting for their next attempt.
+    pub deferred: usize,
+    /// Messages on hold.
+    pub hold: usize,
+    /// Queued messages (not on hold) per recipient domain: the largest,
+    /// most first, then the sites asked for.
+    pub domains: Vec<(String, usize)>,
+}
+
 /// A `flush --wait` caller: told the outcome of the first attempt that
 /// started after it asked (`asked` is the attempt count at that time).
 struct Waiter {
@@ -46,6 +62,8 @@ pub(crate) struct Schedule {
     index: Box<dyn DestinationIndex>,
     /// What flushes released since each message's last attempt started.
     releases: HashMap<QueueId, Release>,
+    /// Messages on hold (only counted: held mail is not scheduled).
+    held: HashSet<QueueId>,
     waiters: HashMap<QueueId, Vec<Waiter>>,
 }
 
@@ -60,6 +78,7 @@ impl Schedule {
             started: 0,
             index,
             releases: HashMap::new(),
+            held: HashSet::new(),
             waiters: HashMap::new(),
         }
     }
@@ -68,7 +87,10 @@ impl Schedule {
     pub(crate) fn load(&mut self, entry: &QueueEntry) {
         let envelope = &entry.envelope;
         match envelope.state {
-            QueueState::Hold => return,
+            QueueState::Hold => {
+                self.held.insert(entry.id);
+                return;
+            }
             QueueState::Deferred => self.defer(entry.id, envelope.next_attempt),
             QueueState::Incoming | QueueState::Active => self.push_ready(entry.id),
         }
@@ -81,6 +103,7 @@ impl Schedule {
     pub(crate) fn event(&mut self, event: Event) {
         match event {
             Event::Due { id, domains } => {
+                self.held.remove(&id);
                 for d in &domains {
                     self.index.add(d, id);
                 }
@@ -93,8 +116,14 @@ impl Schedule {
                     self.push_ready(id);
                 }
             }
-            Event::Held(id) => self.forget(id, "on hold"),
-            Event::Deleted(id) => self.forget(id, "deleted"),
+            Event::Held(id) => {
+                self.held.insert(id);
+                self.forget(id, "on hold");
+            }
+            Event::Deleted(id) => {
+                self.held.remove(&id);
+                self.forget(id, "deleted");
+            }
         }
     }
 
@@ -135,6 +164,24 @@ impl Schedule {
             }
         }
         ids
+    }
+
+    /// How many messages are in each state, and per domain: the `top`
+    /// largest and each of `sites`. Costs the number of domains at most.
+    pub(crate) fn stats(&self, top: usize, sites: &[String]) -> QueueStats {
+        let mut domains = self.index.largest(top);
+        for site in sites {
+            if !domains.iter().any(|(d, _)| d == site) {
+                domains.push((site.clone(), self.index.count(site)));
+            }
+        }
+        QueueStats {
+            incoming: self.in_ready.len(),
+            active: self.active.len(),
+            deferred: self.due.len(),
+            hold: self.held.len(),
+            domains,
+        }
     }
 
     /// Registers a `flush --wait` caller for `id`.

@@ -81,7 +81,10 @@ impl SmtpdRestrictions {
             for restriction in list {
                 match facts.evaluate(restriction, class, &*self.dns).await {
                     Some(Decision::Permit) => break,
-                    Some(Decision::Refuse(reply)) => return Some(reply),
+                    Some(Decision::Refuse(reply)) => {
+                        towerpost_metrics::metrics().reject("RCPT", restriction.name());
+                        return Some(reply);
+                    }
                     None => {}
                 }
             }
@@ -89,7 +92,11 @@ impl SmtpdRestrictions {
         // Postfix's smtpd_reject_unlisted_recipient: applied after the
         // lists unless one of them already decided about it.
         if self.config.smtpd_reject_unlisted_recipient {
-            return facts.unlisted_recipient();
+            let refused = facts.unlisted_recipient();
+            if refused.is_some() {
+                towerpost_metrics::metrics().reject("RCPT", "smtpd_reject_unlisted_recipient");
+            }
+            return refused;
         }
         None
     }

@@ -146,6 +146,10 @@ where
             }
         };
         if reply.is_positive() {
+            let metrics = towerpost_metrics::metrics();
+            metrics.messages_accepted.inc();
+            let recipients = self.txn.as_ref().map_or(0, |t| t.recipients.len());
+            metrics.recipients_accepted.inc_by(recipients as u64);
             // Postfix: "Forgive any previous client errors when a message
             // was received successfully."
             self.junk = 0;

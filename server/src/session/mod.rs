@@ -24,6 +24,7 @@ mod stats;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use towerpost_metrics::{CommandLabels, RefusedLabels, ResultLabels, class_label, verb_label};
 
 use tokio::time::Instant;
 
@@ -203,6 +204,9 @@ where
 
     /// Runs the session to its end.
     pub async fn run(mut self) {
+        let metrics = towerpost_metrics::metrics();
+        metrics.connections.inc();
+        metrics.connections_open.inc();
         let client = self.info.client_name();
         tracing::info!(target: "towerpost::smtpd", "connect from {client}");
         let close = self.session().await;
@@ -219,6 +223,7 @@ where
             let _ = self.call_kind(RequestKind::Disconnect).await;
         }
         tracing::info!(target: "towerpost::smtpd", "disconnect from {client}{}", self.stats);
+        metrics.connections_open.dec();
     }
 
     async fn session(&mut self) -> Close {
@@ -241,6 +246,12 @@ where
         let greeting = self.call_kind(RequestKind::Connect).await;
         self.push(&greeting);
         if greeting.code() != 220 {
+            towerpost_metrics::metrics()
+                .connections_refused
+                .get_or_create(&RefusedLabels {
+                    reason: "client_limit",
+                })
+                .inc();
             return Close::Done;
         }
         self.connected = true;
@@ -293,6 +304,7 @@ where
             Ok(c) => c,
             Err(e) => {
                 self.stats.record("unknown", false);
+                count_command("unknown", &e.reply());
                 let close = matches!(e, CommandError::BdatSyntax);
                 let r = self.reply(e.reply()).await;
                 return if close { Some(Close::Done) } else { r };
@@ -435,6 +447,8 @@ where
                 match self.receive_data().await {
                     Ok(reply) => {
                         self.stage = "end-of-message";
+                        // Counted once, by the reply after the content.
+                        count_command(verb, &reply);
                         self.reply(reply).await
                     }
                     Err(close) => Some(close),
@@ -574,6 +588,7 @@ where
     /// Records the outcome of a command and queues its reply.
     async fn finish(&mut self, verb: &'static str, reply: Reply) -> Option<Close> {
         self.stage = verb;
+        count_command(verb, &reply);
         self.stats
             .record(verb, reply.is_positive() || reply.is_intermediate());
         self.reply(reply).await
@@ -700,6 +715,30 @@ where
 /// Client text made safe for a log line, as Postfix's `printable()`:
 /// anything but printable ASCII (a newline could forge a whole line that
 /// fail2ban believes) becomes `?`; at most 100 characters.
+/// Counts a command by verb and reply class, and an AUTH by result.
+fn count_command(verb: &str, reply: &Reply) {
+    let metrics = towerpost_metrics::metrics();
+    metrics
+        .commands
+        .get_or_create(&CommandLabels {
+            verb: verb_label(verb),
+            class: class_label(reply.code()),
+        })
+        .inc();
+    if verb == "auth" {
+        let result = match reply.code() {
+            235 => "success",
+            535 => "failure",
+            454 => "unavailable",
+            _ => return, // out of sequence, not enabled: not an attempt
+        };
+        metrics
+            .sasl_authentications
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+}
+
 fn printable(text: &str) -> String {
     text.chars()
         .take(100)

@@ -68,6 +68,7 @@ where
         let client = self.info.client_name();
         match tokio::time::timeout(self.effective_timeout(), self.io.upgrade(acceptor)).await {
             Ok(Ok(summary)) => {
+                towerpost_metrics::metrics().tls("inbound", true);
                 tracing::info!(
                     target: "towerpost::smtpd",
                     "Anonymous TLS connection established from {client}: {summary}"
@@ -79,10 +80,12 @@ where
                 Ok(())
             }
             Ok(Err(e)) => {
+                towerpost_metrics::metrics().tls("inbound", false);
                 tracing::info!(target: "towerpost::smtpd", "SSL_accept error from {client}: {e}");
                 Err(Close::Lost)
             }
             Err(_) => {
+                towerpost_metrics::metrics().tls("inbound", false);
                 tracing::info!(target: "towerpost::smtpd", "SSL_accept error from {client}: timeout");
                 Err(Close::Lost)
             }

@@ -345,7 +345,9 @@ impl SmtpClient {
         .or_else(|| ServerName::try_from(host.clone()).ok())
         .unwrap_or_else(|| ServerName::IpAddress(peer.ip().into()));
         let connector = self.settings.trust.connector(check);
-        let tls = match tokio::time::timeout(t, connector.connect(sni, raw)).await {
+        let handshake = tokio::time::timeout(t, connector.connect(sni, raw)).await;
+        towerpost_metrics::metrics().tls("outbound", matches!(handshake, Ok(Ok(_))));
+        let tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 return Err(Failure::soft(

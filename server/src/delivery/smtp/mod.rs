@@ -131,9 +131,9 @@ impl SmtpClient {
         let started = Instant::now();
         let n = req.recipients.len();
         let key = format!("{}:{}", req.transport, req.nexthop);
-        let session = match self.cached(&key).await {
-            Some(s) => Ok(s),
-            None => self.connect(&req.nexthop).await,
+        let (session, reuse) = match self.cached(&key).await {
+            Some(s) => (Ok(s), "reused"),
+            None => (self.connect(&req.nexthop).await, "new"),
         };
         let mut session = match session {
             Ok(s) => s,
@@ -145,6 +145,10 @@ impl SmtpClient {
             }
         };
         let setup = started.elapsed();
+        towerpost_metrics::metrics()
+            .outbound_sessions
+            .get_or_create(&towerpost_metrics::ReuseLabels { session: reuse })
+            .inc();
         let relay = format!(
             "{}[{}]:{}",
             session.host,
