@@ -339,6 +339,31 @@ impl Queue {
         Ok(all)
     }
 
+    /// Folds `f` over every queued message, one shard at a time, without
+    /// holding the queue in memory (for summaries such as `queue shape`).
+    /// Returns the result and how many records could not be decoded.
+    pub async fn fold<A, F>(&self, init: A, f: F) -> Result<(A, usize), QueueError>
+    where
+        A: Send + 'static,
+        F: Fn(&mut A, QueueId, Envelope) + Clone + Send + 'static,
+    {
+        let mut acc = init;
+        let mut damaged = 0;
+        for shard in &self.inner.shards {
+            let f = f.clone();
+            let (next, n) = shard
+                .read(move |s| {
+                    let mut acc = acc;
+                    let n = s.for_each_envelope(|id, e| f(&mut acc, id, e))?;
+                    Ok((acc, n))
+                })
+                .await?;
+            acc = next;
+            damaged += n;
+        }
+        Ok((acc, damaged))
+    }
+
     /// The records moved aside because their envelope cannot be decoded.
     pub async fn quarantined(&self) -> Result<Vec<Quarantined>, QueueError> {
         let mut all = Vec::new();

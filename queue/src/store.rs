@@ -437,6 +437,27 @@ impl ShardStore {
         Ok((entries, damaged))
     }
 
+    /// Calls `f` with each envelope that decodes, in id order, without
+    /// collecting them: memory is what `f` keeps. Returns how many records
+    /// could not be decoded (`entries` moves those aside).
+    pub(crate) fn for_each_envelope(
+        &self,
+        mut f: impl FnMut(QueueId, Envelope),
+    ) -> Result<usize, QueueError> {
+        self.read(ENVELOPE, |t| {
+            let mut damaged = 0;
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let id = QueueId::from_u64(k.value());
+                match record::decode(id, v.value()) {
+                    Ok(envelope) => f(id, envelope),
+                    Err(_) => damaged += 1,
+                }
+            }
+            Ok(damaged)
+        })
+    }
+
     /// The records moved aside, with why their envelope cannot be read
     /// (empty: it can be read now, and [`StoreOp::Restore`] takes it back).
     pub(crate) fn quarantined(&self) -> Result<Vec<Damaged>, QueueError> {

@@ -75,6 +75,15 @@ pub enum ControlRequest {
         /// `-t`.
         extract: bool,
     },
+    /// qshape: recipients (or senders) by domain and age, for the
+    /// messages in `states`.
+    Shape {
+        /// The states to count.
+        states: Vec<QueueState>,
+        /// By sender domain instead of recipient domain (qshape `-s`).
+        #[serde(default)]
+        senders: bool,
+    },
     /// Change messages (`postsuper -h/-H/-d/-r`); `ids` may be `["ALL"]`.
     Change {
         /// What to do.
@@ -145,6 +154,8 @@ pub enum ControlResponse {
     FlushedWait(Vec<(String, String)>),
     /// A submitted message was queued under this id.
     Queued(String),
+    /// The queue's shape.
+    Shape(crate::queue_shape::QueueShape),
     /// The flush was refused; the text is postqueue's, the code its exit
     /// status.
     FlushRefused {
@@ -501,6 +512,14 @@ async fn run_request(
         },
         ControlRequest::Submit { .. } => {
             ControlResponse::Error("submission needs the running server".into())
+        }
+        ControlRequest::Shape { states, senders } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let start = crate::queue_shape::ShapeBuilder::new(now, states, senders);
+            let (shape, _damaged) = queue.fold(start, |b, _, e| b.add(&e)).await?;
+            ControlResponse::Shape(shape.finish())
         }
         ControlRequest::Flush { .. } => ControlResponse::FlushRefused {
             text: "Cannot flush mail queue - mail system is down".into(),

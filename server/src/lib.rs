@@ -25,6 +25,7 @@ mod logging;
 mod metrics_http;
 pub mod policy;
 pub mod queue_list;
+pub mod queue_shape;
 mod rate_limit;
 pub mod recover;
 mod request;

@@ -271,7 +271,8 @@ pub struct QueueManager {
     flusher: Flusher,
 }
 
-/// Asks the queue manager to deliver deferred mail now; cheap to clone.
+/// Asks the queue manager to deliver deferred mail now, or how much mail
+/// it holds ([`stats`](Self::stats)); cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Flusher {
     commands: mpsc::Sender<Command>,

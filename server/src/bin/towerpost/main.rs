@@ -13,6 +13,7 @@ use towerpost::sysexits::{
 };
 use towerpost_config::Config;
 use towerpost_flush::FlushTarget;
+use towerpost_queue::QueueState;
 
 mod local_args;
 mod passwd;
@@ -164,6 +165,20 @@ enum QueueCmd {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Recipients by domain and age, like Postfix's qshape: which site is
+    /// backing up, and since when.
+    Shape {
+        /// Queues to count: incoming, active, deferred, hold, or all.
+        /// Default: incoming and active, as qshape.
+        #[arg(value_enum)]
+        queues: Vec<ShapeQueue>,
+        /// By sender domain instead (qshape -s).
+        #[arg(long, short = 's')]
+        senders: bool,
+        /// The table as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read every record of every shard file and report damage (the server
     /// must be stopped). Exit status 65 when a shard needs salvage.
     Check,
@@ -173,6 +188,42 @@ enum QueueCmd {
         /// The shard: its index (`3`), file name or path.
         shard: String,
     },
+}
+
+/// A queue `queue shape` can count.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ShapeQueue {
+    Incoming,
+    Active,
+    Deferred,
+    Hold,
+    All,
+}
+
+/// The states of the queues named (qshape's default without any).
+fn shape_states(queues: &[ShapeQueue]) -> Vec<QueueState> {
+    use QueueState::{Active, Deferred, Hold, Incoming};
+    let mut states = Vec::new();
+    let named = if queues.is_empty() {
+        &[ShapeQueue::Incoming, ShapeQueue::Active][..]
+    } else {
+        queues
+    };
+    for q in named {
+        let these: &[QueueState] = match q {
+            ShapeQueue::Incoming => &[Incoming],
+            ShapeQueue::Active => &[Active],
+            ShapeQueue::Deferred => &[Deferred],
+            ShapeQueue::Hold => &[Hold],
+            ShapeQueue::All => &[Incoming, Active, Deferred, Hold],
+        };
+        for s in these {
+            if !states.contains(s) {
+                states.push(*s);
+            }
+        }
+    }
+    states
 }
 
 fn load(cli: &Cli) -> Result<Config, ExitCode> {
@@ -280,6 +331,17 @@ fn main() -> ExitCode {
             let (request, json) = match action {
                 QueueCmd::List { json } => (ControlRequest::List, *json),
                 QueueCmd::Show { id } => (ControlRequest::Show { id: id.clone() }, false),
+                QueueCmd::Shape {
+                    queues,
+                    senders,
+                    json,
+                } => (
+                    ControlRequest::Shape {
+                        states: shape_states(queues),
+                        senders: *senders,
+                    },
+                    *json,
+                ),
                 QueueCmd::Hold { ids } => (change(QueueAction::Hold, ids), false),
                 QueueCmd::Release { ids } => (change(QueueAction::Release, ids), false),
                 QueueCmd::Delete { ids } => (change(QueueAction::Delete, ids), false),
@@ -484,6 +546,20 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
         }
         ControlResponse::Message(entry) => {
             print!("{}", control::format_show(&entry));
+            ExitCode::SUCCESS
+        }
+        ControlResponse::Shape(shape) => {
+            if json {
+                match serde_json::to_string(&shape) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("towerpost: fatal: {e}");
+                        return ExitCode::from(EX_SOFTWARE);
+                    }
+                }
+            } else {
+                print!("{}", shape.to_text());
+            }
             ExitCode::SUCCESS
         }
         ControlResponse::Changed { done, missing } => {
