@@ -90,6 +90,7 @@ mod tests {
 
     fn request(uid: u32, user: &str) -> FlushRequest {
         FlushRequest {
+            progress: None,
             target: FlushTarget::All,
             origin: FlushOrigin::Local {
                 uid,

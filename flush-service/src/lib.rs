@@ -19,6 +19,6 @@ mod service;
 
 pub use authorized::{AuthorizedFlushUsers, AuthorizedFlushUsersLayer, FlushUserPolicy};
 pub use service::{
-    Eligibility, FlushError, FlushOrigin, FlushRequest, FlushResponse, FlushService, FlushTarget,
-    normalize_site,
+    Eligibility, FlushError, FlushEvent, FlushOrigin, FlushProgress, FlushRequest, FlushResponse,
+    FlushService, FlushTarget, normalize_site,
 };

@@ -52,7 +52,34 @@ pub struct FlushRequest {
     /// Answer only once every flushed message was attempted, with what
     /// each attempt did ([`FlushResponse::Finished`]).
     pub wait: bool,
+    /// With `wait`: where to report each message as its attempt ends.
+    pub progress: Option<FlushProgress>,
 }
+
+/// One flushed message's attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushEvent {
+    /// Messages the flush scheduled.
+    pub total: usize,
+    /// The message.
+    pub id: String,
+    /// What its attempt did (`sent 1`, `deferred 1 (reason)`, …).
+    pub outcome: String,
+}
+
+/// Where a waited-for flush reports each message as it finishes (for
+/// `flush --wait`'s progress). Requests compare equal when they report
+/// to the same place.
+#[derive(Debug, Clone)]
+pub struct FlushProgress(pub tokio::sync::mpsc::UnboundedSender<FlushEvent>);
+
+impl PartialEq for FlushProgress {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
+impl Eq for FlushProgress {}
 
 /// The answer. Refusals are answers, not errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,9 +190,19 @@ impl FlushService {
             }
         };
         if request.wait {
+            let progress = request.progress;
             let outcomes = self
                 .flusher
-                .flush_and_wait(scope)
+                .flush_and_watch(scope, |total, id, outcome| {
+                    if let Some(FlushProgress(tx)) = &progress {
+                        // A reader that went away stops only the report.
+                        let _ = tx.send(FlushEvent {
+                            total,
+                            id: id.to_string(),
+                            outcome: outcome.to_owned(),
+                        });
+                    }
+                })
                 .await
                 .map_err(FlushError)?;
             return Ok(FlushResponse::Finished(

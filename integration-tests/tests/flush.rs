@@ -374,6 +374,68 @@ fn flush_wait_reports_each_message_outcome() {
 }
 
 #[test]
+fn a_waited_flush_reports_progress_as_each_attempt_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    let s = parked_sites();
+    s.customer.set_rule(|stage| match stage {
+        integration_tests::sink::Stage::Rcpt(r) if r.starts_with("later@") => {
+            Some("451 4.2.0 mailbox busy".into())
+        }
+        _ => None,
+    });
+    let mut ids: Vec<String> = (0..4)
+        .map(|i| send(&s.server, &[&format!("now{i}@customer.test")]))
+        .collect();
+    ids.push(send(&s.server, &["later@customer.test"]));
+    for id in &ids {
+        wait_parked(&s.server, id);
+    }
+    // What `towerpost flush --wait` sends: progress lines, then the answer.
+    let socket = s.server.spool().join("control.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(integration_tests::WAIT))
+        .unwrap();
+    stream
+        .write_all(
+            b"{\"command\":\"flush\",\"target\":{\"site\":\"customer.test\"},\"wait\":true,\"progress\":true}\n",
+        )
+        .unwrap();
+    let lines: Vec<serde_json::Value> = BufReader::new(stream)
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    let mut seen = Vec::new();
+    for (n, line) in lines[..5].iter().enumerate() {
+        let p = &line["progress"];
+        assert_eq!(p["done"], n + 1, "{line}");
+        assert_eq!(p["total"], 5, "{line}");
+        seen.push(p["id"].as_str().unwrap().to_owned());
+    }
+    let last = &lines[4]["progress"];
+    assert_eq!(last["failed"], 1, "the deferred one: {lines:#?}");
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+    assert_eq!(lines[5]["flushed_wait"].as_array().unwrap().len(), 5);
+
+    // Piped, the command prints each message's line, then the summary.
+    let more = send(&s.server, &["now9@customer.test"]);
+    wait_parked(&s.server, &more);
+    let (status, out, err) = s
+        .server
+        .cli(&["flush", "--site", "customer.test", "--wait"]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains(&format!("{more}: sent 1\n")), "{out}");
+    assert!(
+        !out.contains('\r'),
+        "no terminal redraws when piped: {out:?}"
+    );
+    assert!(out.ends_with("towerpost: flushed 2 messages\n"), "{out}");
+}
+
+#[test]
 fn flush_racing_with_delivery_and_arrival_misses_nothing() {
     // One active message at a time, and a slow destination keeps message A
     // in delivery while ETRN arrives; B is queued behind it, never attempted

@@ -26,7 +26,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use towerpost_flush::{
-    AuthorizedFlushUsers, FlushOrigin, FlushRequest, FlushResponse, FlushService, FlushTarget,
+    AuthorizedFlushUsers, FlushEvent, FlushOrigin, FlushProgress, FlushRequest, FlushResponse,
+    FlushService, FlushTarget,
 };
 use towerpost_protocol::MailTime;
 use towerpost_queue::{
@@ -64,6 +65,10 @@ pub enum ControlRequest {
         /// Answer once every flushed message was attempted.
         #[serde(default)]
         wait: bool,
+        /// With `wait`: send a [`ControlResponse::Progress`] line as each
+        /// message's attempt ends, before the answer.
+        #[serde(default)]
+        progress: bool,
     },
     /// Queue a message from a local user (`sendmail`); the content
     /// follows the request line, up to the end of the stream.
@@ -152,6 +157,20 @@ pub enum ControlResponse {
     Flushed(usize),
     /// A waited-for flush: each message and what its attempt did.
     FlushedWait(Vec<(String, String)>),
+    /// During a waited-for flush that asked for progress: one message's
+    /// attempt ended. More lines follow, the last one the answer.
+    Progress {
+        /// Messages whose attempt ended so far, this one included.
+        done: usize,
+        /// Messages the flush scheduled.
+        total: usize,
+        /// Of `done`, those with a recipient deferred or returned.
+        failed: usize,
+        /// The message.
+        id: String,
+        /// What its attempt did.
+        outcome: String,
+    },
     /// A submitted message was queued under this id.
     Queued(String),
     /// The queue's shape.
@@ -310,6 +329,7 @@ async fn flush(
     uid: u32,
     target: FlushTarget,
     wait: bool,
+    progress: Option<FlushProgress>,
 ) -> ControlResponse {
     use tower::{Service, ServiceExt};
     let name = match &target {
@@ -323,6 +343,7 @@ async fn flush(
             user: user_name(uid).await,
         },
         wait,
+        progress,
     };
     let refused = |text: String, code| ControlResponse::FlushRefused { text, code };
     let result = match service.ready().await {
@@ -474,22 +495,76 @@ async fn handle(stream: UnixStream, uid: Option<u32>, context: Handling) -> std:
                 Err(e) => ControlResponse::Error(e.to_string()),
             }
         }
-        Ok(ControlRequest::Flush { target, wait }) => match uid {
-            Some(uid) => flush(local_flush, uid, target, wait).await,
+        Ok(ControlRequest::Flush {
+            target,
+            wait,
+            progress,
+        }) => match uid {
+            Some(uid) if wait && progress => {
+                flush_with_progress(local_flush, uid, target, &mut write).await?
+            }
+            Some(uid) => flush(local_flush, uid, target, wait, None).await,
             None => ControlResponse::Error("cannot identify the requesting user".into()),
         },
         Ok(request) => execute(&queue, request).await,
         Err(e) => ControlResponse::Error(format!("bad request: {e}")),
     };
-    let mut out = serde_json::to_vec(&response)?;
+    send_line(&mut write, &response).await?;
+    tokio::time::timeout(SUBMIT_TIMEOUT, write.shutdown())
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "reply not read in time"))?
+}
+
+/// Writes one response line; a reader that never reads must not keep its
+/// place.
+async fn send_line(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    response: &ControlResponse,
+) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(response)?;
     out.push(b'\n');
-    // A reader that never reads must not keep its place.
-    tokio::time::timeout(SUBMIT_TIMEOUT, async {
-        write.write_all(&out).await?;
-        write.shutdown().await
-    })
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "reply not read in time"))?
+    tokio::time::timeout(SUBMIT_TIMEOUT, write.write_all(&out))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "reply not read in time"))?
+}
+
+/// A waited-for flush that reports each message as its attempt ends, then
+/// answers as [`flush`] does.
+async fn flush_with_progress(
+    service: LocalFlush,
+    uid: u32,
+    target: FlushTarget,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<ControlResponse> {
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let run = flush(service, uid, target, true, Some(FlushProgress(tx)));
+    tokio::pin!(run);
+    let (mut done, mut failed) = (0, 0);
+    let mut report = |event: FlushEvent| {
+        done += 1;
+        if event.outcome.contains("deferred") || event.outcome.contains("bounced") {
+            failed += 1;
+        }
+        ControlResponse::Progress {
+            done,
+            total: event.total,
+            failed,
+            id: event.id,
+            outcome: event.outcome,
+        }
+    };
+    let response = loop {
+        tokio::select! {
+            biased;
+            Some(event) = events.recv() => send_line(write, &report(event)).await?,
+            response = &mut run => break response,
+        }
+    };
+    // Attempts that ended just before the answer.
+    while let Ok(event) = events.try_recv() {
+        send_line(write, &report(event)).await?;
+    }
+    Ok(response)
 }
 
 /// Carries out a request on `queue`: by the server for the socket, and by
@@ -607,6 +682,25 @@ pub async fn request_with_body(
     request: &ControlRequest,
     body: &[u8],
 ) -> std::io::Result<Option<ControlResponse>> {
+    exchange(queue_directory, request, body, |_| {}).await
+}
+
+/// Like [`request`], calling `on_progress` with each
+/// [`ControlResponse::Progress`] line that comes before the answer.
+pub async fn request_with_progress(
+    queue_directory: &Path,
+    request: &ControlRequest,
+    on_progress: impl FnMut(&ControlResponse),
+) -> std::io::Result<Option<ControlResponse>> {
+    exchange(queue_directory, request, &[], on_progress).await
+}
+
+async fn exchange(
+    queue_directory: &Path,
+    request: &ControlRequest,
+    body: &[u8],
+    mut on_progress: impl FnMut(&ControlResponse),
+) -> std::io::Result<Option<ControlResponse>> {
     let path = socket_path(queue_directory);
     let stream = match UnixStream::connect(&path).await {
         Ok(s) => s,
@@ -626,11 +720,22 @@ pub async fn request_with_body(
     write.write_all(&line).await?;
     write.write_all(body).await?;
     write.shutdown().await?;
-    let mut answer = String::new();
-    BufReader::new(read).read_line(&mut answer).await?;
-    serde_json::from_str(&answer)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut answer = String::new();
+        if reader.read_line(&mut answer).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection without an answer",
+            ));
+        }
+        let response: ControlResponse = serde_json::from_str(&answer)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        match response {
+            ControlResponse::Progress { .. } => on_progress(&response),
+            answer => return Ok(Some(answer)),
+        }
+    }
 }
 
 /// `queue show`: the envelope and each recipient's state, readable.

@@ -164,6 +164,7 @@ impl SmtpCore {
             return Reply::new(458, "Unable to queue messages");
         };
         let request = FlushRequest {
+            progress: None,
             target: FlushTarget::Site(node.clone()),
             origin: FlushOrigin::Smtp {
                 client: session.client.ip(),

@@ -323,19 +323,40 @@ impl Flusher {
         &self,
         scope: FlushScope,
     ) -> Result<Vec<(QueueId, String)>, QueueError> {
+        self.flush_and_watch(scope, |_, _, _| {}).await
+    }
+
+    /// Like [`flush_and_wait`](Self::flush_and_wait), calling `each` with
+    /// the number of messages scheduled and each message's outcome as its
+    /// attempt ends (in the order they end); the result is in id order.
+    pub async fn flush_and_watch(
+        &self,
+        scope: FlushScope,
+        mut each: impl FnMut(usize, QueueId, &str) + Send,
+    ) -> Result<Vec<(QueueId, String)>, QueueError> {
+        use futures::StreamExt;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.commands
             .send(Command::FlushWait(scope, reply))
             .await
             .map_err(|_| QueueError::closed())?;
         let pending = answer.await.map_err(|_| QueueError::closed())?;
-        let mut out = Vec::with_capacity(pending.len());
-        for (id, outcome) in pending {
-            let text = outcome
-                .await
-                .unwrap_or_else(|_| "not attempted (shutdown)".into());
+        let total = pending.len();
+        let mut ending: futures::stream::FuturesUnordered<_> = pending
+            .into_iter()
+            .map(|(id, outcome)| async move {
+                let text = outcome
+                    .await
+                    .unwrap_or_else(|_| "not attempted (shutdown)".into());
+                (id, text)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(total);
+        while let Some((id, text)) = ending.next().await {
+            each(total, id, &text);
             out.push((id, text));
         }
+        out.sort_by_key(|(id, _)| *id);
         Ok(out)
     }
 }

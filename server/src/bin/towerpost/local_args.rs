@@ -12,6 +12,7 @@ pub(crate) fn flush_request(target: FlushTarget) -> ControlRequest {
     ControlRequest::Flush {
         target,
         wait: false,
+        progress: false,
     }
 }
 
@@ -175,6 +176,7 @@ mod tests {
             Ok(PostqueueAction::Flush(ControlRequest::Flush {
                 target,
                 wait: false,
+                progress: false,
             })) => target,
             Ok(_) => panic!("not a flush"),
             Err(e) => panic!("refused: {e}"),

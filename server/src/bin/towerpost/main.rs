@@ -286,8 +286,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(EX_USAGE);
                 }
             };
-            if let ControlRequest::Flush { wait: w, .. } = &mut request {
+            if let ControlRequest::Flush {
+                wait: w, progress, ..
+            } = &mut request
+            {
                 *w = *wait;
+                *progress = *wait;
             }
             run_async(flush_command(config, request, "towerpost"))
         }
@@ -466,7 +470,39 @@ async fn submit_command(config: Config, request: ControlRequest, ignore_dots: bo
 /// Sends a flush request and reports like postqueue: silent on success,
 /// `<prog>: fatal: …` and its exit code on refusal.
 async fn flush_command(config: Config, request: ControlRequest, prog: &str) -> ExitCode {
-    match control::request(&config.queue_directory, &request).await {
+    use std::io::{IsTerminal, Write};
+    // `flush --wait`: on a terminal, one status line redrawn in place;
+    // piped, each message's line as its attempt ends.
+    let terminal = std::io::stdout().is_terminal();
+    let mut streamed = false;
+    let on_progress = |p: &ControlResponse| {
+        if let ControlResponse::Progress {
+            done,
+            total,
+            failed,
+            id,
+            outcome,
+        } = p
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = if terminal {
+                write!(
+                    out,
+                    "\r\x1b[Kflushing: {done}/{total} done, {failed} failed"
+                )
+            } else {
+                streamed = true;
+                writeln!(out, "{id}: {outcome}")
+            };
+            let _ = out.flush();
+        }
+    };
+    let answer =
+        control::request_with_progress(&config.queue_directory, &request, on_progress).await;
+    if terminal {
+        print!("\r\x1b[K");
+    }
+    match answer {
         Ok(Some(ControlResponse::Flushed(n))) => {
             if prog == "towerpost" {
                 println!(
@@ -477,8 +513,10 @@ async fn flush_command(config: Config, request: ControlRequest, prog: &str) -> E
             ExitCode::SUCCESS
         }
         Ok(Some(ControlResponse::FlushedWait(outcomes))) => {
-            for (id, outcome) in &outcomes {
-                println!("{id}: {outcome}");
+            if !streamed {
+                for (id, outcome) in &outcomes {
+                    println!("{id}: {outcome}");
+                }
             }
             let n = outcomes.len();
             println!(
@@ -585,6 +623,7 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
         }
         ControlResponse::Flushed(_)
         | ControlResponse::FlushedWait(_)
+        | ControlResponse::Progress { .. }
         | ControlResponse::FlushRefused { .. }
         | ControlResponse::Queued(_) => {
             eprintln!("towerpost: fatal: unexpected answer from the server");
