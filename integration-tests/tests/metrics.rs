@@ -79,7 +79,7 @@ fn counters_move_by_exactly_what_a_scripted_session_did() {
     let (code, body) = get(http, "/healthz");
     assert_eq!(
         (code, body.as_str()),
-        (200, "ok: listeners and queue manager up\n")
+        (200, "ok: serving, queue manager answering\n")
     );
     assert_eq!(get(http, "/nothing").0, 404);
     let before = scrape(http);

@@ -85,14 +85,15 @@ pub struct TlsLabels {
 /// An AUTH attempt's result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    /// `success` or `failure`.
+    /// `success`, `failure`, or `unavailable` (the password store could
+    /// not be read: 454).
     pub result: &'static str,
 }
 
 /// A rejection and the rule that made it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
-    /// `CONNECT`, `HELO`, `MAIL`, `RCPT`, `ETRN`, `DATA`, `END-OF-MESSAGE`.
+    /// `CONNECT`, `MAIL`, `RCPT`, `ETRN`, `STARTTLS` or `AUTH`.
     pub stage: &'static str,
     /// The restriction or limit that answered (`reject_unauth_destination`,
     /// `smtpd_client_message_rate_limit`, …), from the fixed list of names
@@ -124,12 +125,13 @@ pub struct Metrics {
     pub messages_accepted: Counter,
     /// Recipients of stored messages.
     pub recipients_accepted: Counter,
-    /// Messages that left the queue delivered (every recipient sent or,
-    /// for some, returned).
+    /// Messages removed from the queue after an attempt that sent to at
+    /// least one recipient (the others, if any, returned).
     pub messages_delivered: Counter,
     /// Delivery attempts that left the message deferred.
     pub messages_deferred: Counter,
-    /// Messages returned to their sender for at least one recipient.
+    /// Non-delivery notifications queued: one per attempt that returned
+    /// recipients (bounced or expired) to the sender.
     pub messages_bounced: Counter,
     /// Messages that reached `maximal_queue_lifetime` (or
     /// `bounce_queue_lifetime`) with a recipient still undelivered.
@@ -206,7 +208,7 @@ impl Metrics {
         let messages_delivered = Counter::default();
         registry.register(
             "messages_delivered",
-            "Messages that left the queue with every recipient sent or returned",
+            "Messages removed from the queue after an attempt that sent to a recipient",
             messages_delivered.clone(),
         );
         let messages_deferred = Counter::default();
@@ -218,7 +220,7 @@ impl Metrics {
         let messages_bounced = Counter::default();
         registry.register(
             "messages_bounced",
-            "Messages returned to the sender for at least one recipient",
+            "Non-delivery notifications: attempts that returned recipients to the sender",
             messages_bounced.clone(),
         );
         let messages_expired = Counter::default();
@@ -343,6 +345,26 @@ impl Metrics {
         self.tls_handshakes
             .get_or_create(&TlsLabels { direction, result })
             .inc();
+    }
+}
+
+/// Counts something in a gauge for as long as it lives: incremented on
+/// creation, decremented on drop, so a panic or an aborted task cannot
+/// leave the gauge high.
+#[derive(Debug)]
+pub struct Open(Gauge);
+
+impl Open {
+    /// Increments `gauge` until the returned value is dropped.
+    pub fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

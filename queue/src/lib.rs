@@ -31,8 +31,8 @@ pub use delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, DeliveryS
 pub use error::QueueError;
 pub use id::{QueueId, QueueIdParseError};
 pub use manager::{
-    DestinationIndex, FlushScope, Flusher, ManagerSettings, MemoryIndex, Pacing, QueueManager,
-    QueueStats, Router, Transport,
+    Agent, DestinationIndex, FlushScope, Flusher, ManagerSettings, MemoryIndex, Pacing,
+    QueueManager, QueueStats, Router, Transport,
 };
 pub use message::{Envelope, QueueEntry, QueueState, Recipient, RecipientStatus};
 pub use queue::{Quarantined, Queue, QueueSettings};

@@ -189,6 +189,7 @@ pub(crate) async fn serve_with(
             top: config.metrics_destination_limit,
             sites: crate::metrics_http::flush_sites(&config),
             shutdown: shutdown.clone(),
+            scrape: std::sync::Mutex::new(()),
         });
         tokio::spawn(crate::metrics_http::serve(listener, state));
     }

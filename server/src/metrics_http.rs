@@ -34,6 +34,10 @@ pub(crate) struct MetricsState {
     /// The `fast_flush_domains` entries that name one domain.
     pub(crate) sites: Vec<String>,
     pub(crate) shutdown: CancellationToken,
+    /// Held from setting the queue gauges to encoding them, so that one
+    /// scrape's refill of the domain gauges never shows in another's
+    /// half-done.
+    pub(crate) scrape: std::sync::Mutex<()>,
 }
 
 /// Serves until `shutdown`.
@@ -81,10 +85,15 @@ async fn answer(request: &Request<Incoming>, state: &MetricsState) -> Response<F
         "/metrics" => {
             // Counters are exported even when the manager cannot answer;
             // its gauges keep their last values then.
-            if let Ok(Ok(stats)) = read_stats(state).await {
-                set_queue_gauges(&stats);
-            }
-            let mut response = Response::new(Full::new(Bytes::from(metrics().encode())));
+            let stats = read_stats(state).await;
+            let text = {
+                let _scrape = state.scrape.lock().unwrap_or_else(|p| p.into_inner());
+                if let Ok(Ok(stats)) = &stats {
+                    set_queue_gauges(stats);
+                }
+                metrics().encode()
+            };
+            let mut response = Response::new(Full::new(Bytes::from(text)));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static(
@@ -98,7 +107,7 @@ async fn answer(request: &Request<Incoming>, state: &MetricsState) -> Response<F
                 return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
             }
             match read_stats(state).await {
-                Ok(Ok(_)) => text(StatusCode::OK, "ok: listeners and queue manager up\n"),
+                Ok(Ok(_)) => text(StatusCode::OK, "ok: serving, queue manager answering\n"),
                 Ok(Err(e)) => text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("queue manager: {e}\n"),

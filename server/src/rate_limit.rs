@@ -19,10 +19,10 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use towerpost_metrics::metrics;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
+use towerpost_metrics::metrics;
 use towerpost_protocol::{Command, EnhancedCode, Reply};
 
 use crate::policy::{PolicyLayer, SmtpPolicy};

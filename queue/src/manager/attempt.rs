@@ -15,7 +15,7 @@ use towerpost_protocol::{Ret, Route};
 
 use super::destination::{Feedback, Why};
 use super::schedule::{backoff, expired, seconds};
-use super::{Disposition, Release, Shared};
+use super::{Agent, Disposition, Release, Shared};
 use crate::delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, Outcome};
 use crate::dsn::{DsnAction, DsnRecipient, DsnReport, build_dsn};
 use crate::id::QueueId;
@@ -23,21 +23,13 @@ use crate::message::{Envelope, QueueState, Recipient, RecipientStatus, domain_of
 
 const TARGET: &str = "towerpost::qmgr";
 
-/// Who logs a recipient's outcome, as in Postfix's mail log: the SMTP
-/// client for what a delivery agent reported (`towerpost/smtp`), the
-/// `error` service for what the queue manager decided without one
-/// (`defer_transports`, a suspended destination, a missing transport).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Agent {
-    Smtp,
-    Error,
-}
-
-/// Logs a recipient's status line under its [`Agent`]'s name.
+/// Logs a recipient's status line under its [`Agent`]'s name, as
+/// Postfix's mail log has it (a tracing target must be a constant).
 macro_rules! log_status {
     ($agent:expr, $($arg:tt)+) => {
         match $agent {
             Agent::Smtp => tracing::info!(target: "towerpost::smtp", $($arg)+),
+            Agent::Discard => tracing::info!(target: "towerpost::discard", $($arg)+),
             Agent::Error => tracing::info!(target: "towerpost::error", $($arg)+),
         }
     };
@@ -164,7 +156,7 @@ async fn attempt(
     };
     if envelope.state == QueueState::Hold {
         *summary = "on hold".into();
-        return Ok(Disposition::Done); // held meanwhile
+        return Ok(Disposition::Held); // held meanwhile
     }
     if !release.forced
         && envelope.state == QueueState::Deferred
@@ -451,8 +443,8 @@ async fn send_to_agent(
     } = *job;
     let content = job.content.clone();
     let n = recipients.len();
-    // An agent's own report is logged as the agent's; anything decided
-    // here instead, as the error service's.
+    // An agent's own report is logged under the agent's name; anything
+    // decided here instead, under the error service's.
     let mut agent = Agent::Error;
     let report = if let Some(t) = shared.transports.get(&route.transport) {
         match shared
@@ -505,7 +497,7 @@ async fn send_to_agent(
                 });
                 match result {
                     Ok(report) if report.outcomes.len() == n => {
-                        agent = Agent::Smtp;
+                        agent = t.agent;
                         report
                     }
                     Ok(_) => DeliveryReport::all(

@@ -74,11 +74,27 @@ pub struct ManagerSettings {
     pub failed_cohort_limit: u32,
 }
 
+/// What kind of delivery agent a transport is: the name its outcomes are
+/// logged under (`towerpost/smtp`, as Postfix's daemons). Outcomes decided
+/// without an agent (`defer_transports`, a suspended destination, a
+/// missing transport) are logged as `error`, as Postfix's error service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    /// An SMTP client (`smtp`).
+    Smtp,
+    /// Discards the mail (`discard`).
+    Discard,
+    /// Refuses or defers it (`error`).
+    Error,
+}
+
 /// A delivery transport and its per-destination limits.
 #[derive(Clone)]
 pub struct Transport {
     /// The delivery agent.
     pub service: DeliveryService,
+    /// Its kind, for the log.
+    pub agent: Agent,
     /// Parallel deliveries per destination (`…_destination_concurrency_limit`).
     pub concurrency_limit: usize,
     /// Recipients per delivery (`…_destination_recipient_limit`).
@@ -122,6 +138,8 @@ pub type Router = Arc<dyn Fn(&str) -> Route + Send + Sync>;
 enum Disposition {
     /// Delivered, bounced or gone: nothing left to schedule.
     Done,
+    /// Found on hold: nothing to schedule until it is released.
+    Held,
     /// Some recipients remain; try again at this Unix time. The domains
     /// of the remaining recipients feed the fast-flush index.
     Deferred(u64, Vec<String>),

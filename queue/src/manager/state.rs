@@ -219,7 +219,12 @@ impl Schedule {
         // could not be seen by it.
         let asked_meanwhile = self.releases.contains_key(&id);
         match disposition {
-            Disposition::Done => {
+            Disposition::Done | Disposition::Held => {
+                if matches!(disposition, Disposition::Done) {
+                    // Gone from the queue, even if held meanwhile (a
+                    // delivered message is removed all the same).
+                    self.held.remove(&id);
+                }
                 self.index.remove(id);
                 // Every caller learns what the last attempt did.
                 self.notify_all(id, summary);
@@ -460,6 +465,37 @@ mod tests {
     }
 
     #[test]
+    fn stats_count_each_state_and_forget_a_held_message_once_delivered() {
+        let mut s = schedule();
+        s.load(&deferred(1, &["a.test"]));
+        s.load(&deferred(2, &["a.test", "b.test"]));
+        s.scan_deferred(20_000);
+        s.start_next(1).unwrap();
+        let stats = s.stats(10, &["c.test".into()]);
+        assert_eq!(
+            (stats.incoming, stats.active, stats.deferred, stats.hold),
+            (1, 1, 0, 0)
+        );
+        assert_eq!(
+            stats.domains,
+            [
+                ("a.test".into(), 2),
+                ("b.test".into(), 1),
+                ("c.test".into(), 0)
+            ]
+        );
+        // Held while its attempt runs, then delivered all the same.
+        s.event(Event::Held(id(1)));
+        assert_eq!(s.stats(0, &[]).hold, 1);
+        s.finished(id(1), Disposition::Done, "sent 1");
+        assert_eq!(s.stats(0, &[]).hold, 0);
+        // Found on hold by its attempt: still held.
+        s.event(Event::Held(id(2)));
+        s.start_next(1);
+        assert_eq!(s.stats(0, &[]).hold, 1);
+    }
+
+    #[test]
     fn a_storage_error_keeps_the_message_in_the_index() {
         let mut s = schedule();
         s.load(&deferred(1, &["a.test"]));
@@ -480,7 +516,7 @@ mod tests {
             id: id(1),
             domains: vec!["a.test".into()],
         });
-        s.finished(id(1), Disposition::Done, "on hold");
+        s.finished(id(1), Disposition::Held, "on hold");
         let (again, release) = s.start_next(10).expect("looked at once more");
         assert_eq!(again, id(1));
         assert!(release.forced);

@@ -281,6 +281,7 @@ async fn start(
     .unwrap();
     let transport = Transport {
         service: agent.service(),
+        agent: super::Agent::Smtp,
         concurrency_limit: 10,
         recipient_limit: 50,
         rate_delay: Duration::ZERO,

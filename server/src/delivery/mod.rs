@@ -17,7 +17,7 @@ use tower::BoxError;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 use towerpost_config::{Config, TransportKind};
-use towerpost_queue::{DeliveryReport, DeliveryRequest, Outcome, Pacing, Router, Transport};
+use towerpost_queue::{Agent, DeliveryReport, DeliveryRequest, Outcome, Pacing, Router, Transport};
 
 pub use mta_sts::{MtaSts, MtaStsSettings};
 pub use sasl::ClientSasl;
@@ -90,6 +90,11 @@ pub fn transports_in(
             };
             let transport = Transport {
                 service,
+                agent: match t.kind {
+                    TransportKind::Smtp => Agent::Smtp,
+                    TransportKind::Discard => Agent::Discard,
+                    TransportKind::Error => Agent::Error,
+                },
                 // Postfix: a rate delay means one delivery at a time.
                 concurrency_limit: if t.destination_rate_delay.is_zero() {
                     t.destination_concurrency_limit

@@ -180,22 +180,28 @@ fn split_queue_id(text: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// The [`FIELDS`] in `text`, each up to the next one. `status=` and
-/// `helo=` come last in Postfix's lines and run to the end (a remote
-/// server's words, a client's HELO name: either may contain anything);
-/// nothing inside `<…>` starts a field, and the first occurrence of a name
-/// wins. The members are a convenience; `message` is the record.
+/// The [`FIELDS`] in `text`, each up to the next one. A field starts only
+/// after a space, never inside `<…>` or `"…"` (an address's quoted local
+/// part may hold anything); `status=` and `helo=` come last in Postfix's
+/// lines and run to the end (a remote server's words, a client's HELO
+/// name); the first occurrence of a name wins. The client-chosen values
+/// that come before other fields (SASL user names, Message-IDs) are logged
+/// without spaces, so they cannot start one. The members are a
+/// convenience; `message` is the record.
 fn fields(text: &str) -> Vec<(String, Value)> {
     let mut starts: Vec<(usize, &str)> = Vec::new();
-    let mut in_brackets = false;
+    let (mut in_brackets, mut in_quotes, mut escaped) = (false, false, false);
     for (i, c) in text.char_indices() {
+        let was_escaped = std::mem::take(&mut escaped);
         match c {
-            '<' => in_brackets = true,
-            '>' => in_brackets = false,
+            '\\' if in_quotes && !was_escaped => escaped = true,
+            '"' if !was_escaped => in_quotes = !in_quotes,
+            '<' if !in_quotes => in_brackets = true,
+            '>' if !in_quotes => in_brackets = false,
             _ => {}
         }
-        let boundary = i == 0 || matches!(text.as_bytes()[i - 1], b' ' | b',' | b';');
-        if in_brackets || !boundary {
+        let boundary = i == 0 || text.as_bytes()[i - 1] == b' ';
+        if in_brackets || in_quotes || !boundary {
             continue;
         }
         if let Some(name) = FIELDS
@@ -322,6 +328,26 @@ mod tests {
         assert_eq!(o["to"], "a@b");
         assert_eq!(o["dsn"], "5.0.0");
         assert_eq!(o["detail"], "said: to=<c@d>, dsn=2.0.0");
+    }
+
+    #[test]
+    fn values_a_client_chose_before_other_fields_cannot_start_one() {
+        // A SASL user name and a Message-ID are logged without spaces.
+        let o = object(
+            "warning: unknown[127.0.0.1]: SASL PLAIN authentication failed: \
+             authentication failure, sasl_username=x,client=10.9.8.7",
+        );
+        assert_eq!(o["sasl_username"], "x,client=10.9.8.7");
+        assert_eq!(o.get("client"), None);
+        let o = object("1K1Q63DKTNB: message-id=<a>,client=6.6.6.6,to=<y>");
+        assert_eq!(o["message-id"], "a>,client=6.6.6.6,to=<y");
+        assert_eq!((o.get("client"), o.get("to")), (None, None));
+        // A quoted local part may hold spaces, brackets and field names.
+        let o =
+            object("1K1Q63DKTNB: from=<\"a> to=<v@x> \\\" b\"@y>, size=10, nrcpt=1 (queue active)");
+        assert_eq!(o["from"], "\"a> to=<v@x> \\\" b\"@y");
+        assert_eq!(o.get("to"), None);
+        assert_eq!(o["size"], 10);
     }
 
     #[test]

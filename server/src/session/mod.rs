@@ -24,7 +24,6 @@ mod stats;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use towerpost_metrics::{CommandLabels, RefusedLabels, ResultLabels, class_label, verb_label};
 
 use tokio::time::Instant;
 
@@ -33,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
+use towerpost_metrics::{CommandLabels, RefusedLabels, ResultLabels, class_label, verb_label};
 use towerpost_protocol::{
     BareNewline, Command, CommandError, CommandReceiver, EnhancedCode, Frame, Reply,
 };
@@ -206,7 +206,7 @@ where
     pub async fn run(mut self) {
         let metrics = towerpost_metrics::metrics();
         metrics.connections.inc();
-        metrics.connections_open.inc();
+        let _open = towerpost_metrics::Open::new(&metrics.connections_open);
         let client = self.info.client_name();
         tracing::info!(target: "towerpost::smtpd", "connect from {client}");
         let close = self.session().await;
@@ -223,7 +223,6 @@ where
             let _ = self.call_kind(RequestKind::Disconnect).await;
         }
         tracing::info!(target: "towerpost::smtpd", "disconnect from {client}{}", self.stats);
-        metrics.connections_open.dec();
     }
 
     async fn session(&mut self) -> Close {
@@ -712,9 +711,6 @@ where
     }
 }
 
-/// Client text made safe for a log line, as Postfix's `printable()`:
-/// anything but printable ASCII (a newline could forge a whole line that
-/// fail2ban believes) becomes `?`; at most 100 characters.
 /// Counts a command by verb and reply class, and an AUTH by result.
 fn count_command(verb: &str, reply: &Reply) {
     let metrics = towerpost_metrics::metrics();
@@ -739,6 +735,9 @@ fn count_command(verb: &str, reply: &Reply) {
     }
 }
 
+/// Client text made safe for a log line, as Postfix's `printable()`:
+/// anything but printable ASCII (a newline could forge a whole line that
+/// fail2ban believes) becomes `?`; at most 100 characters.
 fn printable(text: &str) -> String {
     text.chars()
         .take(100)

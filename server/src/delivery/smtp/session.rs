@@ -22,23 +22,8 @@ pub(in crate::delivery) struct Session {
     pub(super) idle_since: Instant,
     /// TLS is active.
     pub(in crate::delivery) tls: bool,
-    _open: OpenSession,
-}
-
-/// Counts the session in `towerpost_smtp_sessions_open` while it lives.
-struct OpenSession;
-
-impl OpenSession {
-    fn new() -> Self {
-        towerpost_metrics::metrics().outbound_sessions_open.inc();
-        Self
-    }
-}
-
-impl Drop for OpenSession {
-    fn drop(&mut self) {
-        towerpost_metrics::metrics().outbound_sessions_open.dec();
-    }
+    /// Counted in `towerpost_smtp_sessions_open` while it lives.
+    _open: towerpost_metrics::Open,
 }
 
 impl Session {
@@ -51,7 +36,9 @@ impl Session {
             features: EhloCapabilities::default(),
             idle_since: Instant::now(),
             tls,
-            _open: OpenSession::new(),
+            _open: towerpost_metrics::Open::new(
+                &towerpost_metrics::metrics().outbound_sessions_open,
+            ),
         }
     }
 
