@@ -8,6 +8,9 @@
 #
 #   sessions=S messages=M size=B seconds=T msg_per_s=R
 #
+# On a terminal, smtp-source's running count of messages goes to stderr
+# while it runs.
+#
 # Exits non-zero if smtp-source fails (connection refused, any unexpected
 # SMTP reply, or the time limit).  smtp-source stops by itself after MESSAGES
 # messages; the whole run is additionally capped by `timeout`.
@@ -58,8 +61,9 @@ esac
 # -s/-m: parallel sessions / total messages.  -l: payload bytes (excluding
 # the From/To/Date/Message-Id headers smtp-source adds).  -M: HELO name (and
 # default domain) independent of the machine's hostname.  -C 3: retry a
-# connect that gets RST because the listen queue is full.  No -c: its running
-# counter would pollute stdout.  smtp-source never pipelines commands.
+# connect that gets RST because the listen queue is full.  -c (the running
+# counter) only on a terminal, see below.  smtp-source never pipelines
+# commands.
 args=(-s "$sessions" -m "$messages" -l "$size" -M bench.localhost
     -f bench@example.test -t sink@example.test -C 3)
 [[ $reconnect == 1 ]] || args+=(-d)
@@ -70,7 +74,14 @@ fi
 
 start=$(date +%s.%N)
 rc=0
-timeout --kill-after=10 "$limit" "$SMTP_SOURCE" "${args[@]}" "$target" || rc=$?
+if [[ -t 2 ]]; then
+    # On a terminal: smtp-source's running counter (-c), on stderr so that
+    # stdout keeps its one result line.
+    timeout --kill-after=10 "$limit" "$SMTP_SOURCE" -c "${args[@]}" "$target" >&2 || rc=$?
+    echo >&2
+else
+    timeout --kill-after=10 "$limit" "$SMTP_SOURCE" "${args[@]}" "$target" || rc=$?
+fi
 end=$(date +%s.%N)
 
 if ((rc != 0)); then

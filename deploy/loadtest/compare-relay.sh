@@ -13,7 +13,11 @@
 # clock.  msg/s = MESSAGES / seconds.  Every run is checked: the sink received
 # exactly WARMUP+MESSAGES messages, the server logged exactly that many
 # status=sent deliveries and no status=deferred/bounced/expired.  towerpost's
-# peak RSS (VmHWM) is read right before it is stopped.  Runs alternate
+# peak RSS (VmHWM) is read right before it is stopped.  For both servers
+# the CPU time of all their processes during the measured run (Postfix's
+# exited children through the master's cutime/cstime) and the peak RSS and
+# PSS summed over their processes (sampled every 0.5 s) go to results.tsv
+# (compare.sh reports them).  Runs alternate
 # between the servers (P T P T ...).  The Markdown table goes to stdout,
 # progress to stderr, raw runs to SCRATCH_DIR/results.tsv.
 #
@@ -101,7 +105,7 @@ make_scratch "$scratch"
 [[ $scratch != *[[:space:]]* ]] || die "SCRATCH_DIR must not contain whitespace"
 scratch_fstype
 results=$scratch/results.tsv
-printf 'server\tsessions\trun\tmessages\taccept_seconds\tseconds\tmsg_per_s\tsink_sessions\tpeak_rss_kib\n' >"$results"
+printf 'server\tsessions\trun\tmessages\taccept_seconds\tseconds\tmsg_per_s\tsink_sessions\tpeak_rss_kib\tcpu_seconds\tall_peak_rss_kib\tall_peak_pss_kib\n' >"$results"
 
 # --- process bookkeeping, so that an interrupted run leaves nothing behind --
 pf_dir=      # running Postfix instance dir, if any
@@ -282,7 +286,12 @@ run_one() {
         fi
     fi
 
+    local cpu0=0 cpu1=0 sampler='' cpu=- mem='- -'
     if ((rc == 0)); then
+        # CPU of all the server's processes, and their memory every 0.5 s.
+        cpu0=$(cpu_ticks "$server")
+        mem_sampler "$server" "$dir/mem.peak" &
+        sampler=$!
         t0=$(now_us)
         if ! line=$(ACCEPT_BENCH_TIMEOUT=$RUN_TIMEOUT "$BENCH" "127.0.0.1:$port" \
             "$s" "$m" "$SIZE"); then
@@ -293,6 +302,11 @@ run_one() {
             rc=1
         fi
         t1=$(now_us)
+        cpu1=$(cpu_ticks "$server")
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
+        cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')
+        mem=$(cat "$dir/mem.peak" 2>/dev/null) || mem='- -'
     fi
 
     # Postfix writes its log through postlogd (asynchronous): give the last
@@ -335,11 +349,11 @@ run_one() {
     rate=$(awk -v m="$m" -v t="$secs" 'BEGIN { printf "%.1f", m / t }')
     asecs=${line#*seconds=}
     asecs=${asecs%% *}
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$s" "$r" "$m" "$asecs" \
-        "$secs" "$rate" "$SINK_SESS" "$rss" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$s" "$r" "$m" "$asecs" \
+        "$secs" "$rate" "$SINK_SESS" "$rss" "$cpu" ${mem} >>"$results"
     log "$server: sessions=$s messages=$m size=$SIZE seconds=$secs msg_per_s=$rate" \
         "(run $r; accepted in ${asecs}s; sink: $SINK_MESG msgs over $SINK_SESS connections;" \
-        "sent=$sent deferred=0 bounced=0 warnings=$warns$(
+        "sent=$sent deferred=0 bounced=0 warnings=$warns; CPU ${cpu}s; peak RSS/PSS of all processes $mem KiB$(
             [[ $server == towerpost ]] && echo "; peak RSS ${rss} KiB"
         ))"
     [[ $KEEP_RUNS == 1 ]] || rm -rf "$dir" # queue/log can be large; kept on trouble

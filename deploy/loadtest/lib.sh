@@ -212,6 +212,65 @@ median() {
         }'
 }
 
+# --- CPU and memory of a server's processes ---------------------------------------
+
+# server_pids SERVER: print the pids of every process of the running server:
+# towerpost's one process (tp_pid), or Postfix's master and everything in
+# its session (master calls setsid(), so its pid is the session id).
+server_pids() {
+    local master f
+    if [[ $1 == towerpost ]]; then
+        [[ -n $tp_pid ]] && echo "$tp_pid"
+        return 0
+    fi
+    master=$(tr -d ' \n' <"$pf_dir/queue/pid/master.pid" 2>/dev/null) || return 0
+    [[ -n $master ]] || return 0
+    for f in /proc/[0-9]*/stat; do
+        # Field 6 is the session id; the command name (field 2) has no
+        # spaces for Postfix's programs.
+        awk -v sid="$master" '$6 == sid { print $1 }' "$f" 2>/dev/null || true
+    done
+}
+
+# cpu_ticks SERVER: user+system CPU of the server's processes in clock
+# ticks, counting Postfix's exited children through the master's cutime and
+# cstime (they are reaped by the master).
+cpu_ticks() {
+    local pid total=0 t
+    for pid in $(server_pids "$1"); do
+        t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null) || continue
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
+# mem_kib SERVER: "RSS PSS" summed over the server's processes, in KiB
+# (RSS counts shared pages once per process, as ps does; PSS shares them).
+mem_kib() {
+    local pid rss=0 pss=0 r p
+    for pid in $(server_pids "$1"); do
+        read -r r p < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } END { print r + 0, p + 0 }' \
+            "/proc/$pid/smaps_rollup" 2>/dev/null) || continue
+        rss=$((rss + r))
+        pss=$((pss + p))
+    done
+    echo "$rss $pss"
+}
+
+# mem_sampler SERVER FILE: every 0.5 s until killed (or the script that
+# started it is gone), write the peak "RSS PSS" so far (KiB, summed over
+# the server's processes) to FILE.
+mem_sampler() {
+    local peak_r=0 peak_p=0 r p
+    while kill -0 "$$" 2>/dev/null; do
+        read -r r p < <(mem_kib "$1")
+        ((r > peak_r)) && peak_r=$r
+        ((p > peak_p)) && peak_p=$p
+        echo "$peak_r $peak_p" >"$2.tmp" && mv -f "$2.tmp" "$2"
+        sleep 0.5
+    done
+}
+
 # --- servers and sinks -----------------------------------------------------------
 
 # start_postfix_instance DIR MODE [MODE_ARGS...]: postfix-instance.sh start
