@@ -29,7 +29,8 @@
 # repository's copy is docs/benchmarks.md.
 #
 # Environment: REPEATS [3], IDLE_CONNECTIONS [10000], POSTFIX_MAX_FILL [600],
-# and every driver's own variables. Needs root (Postfix instances). Takes
+# QUICK=1 (everything once and small: a check that the run works, in a few
+# minutes; the numbers mean nothing), and every driver's own variables. Needs root (Postfix instances). Takes
 # 30 to 60 minutes on 2 cores. All traffic goes to 127.0.0.1 only.
 set -euo pipefail
 export LC_ALL=C
@@ -52,6 +53,19 @@ done
 ((${#args[@]} == 2)) || usage "SCRATCH_DIR TOWERPOST_BIN [--write FILE]"
 scratch=${args[0]}
 TOWERPOST_BIN=${args[1]}
+# QUICK=1: everything once, small: checks that the whole run works on a
+# machine in a few minutes; its numbers mean nothing.
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    : "${REPEATS:=1}" "${IDLE_CONNECTIONS:=500}"
+    accept_counts=(MESSAGES_1=200 MESSAGES_10=500 MESSAGES_50=500)
+    relay_counts=(MESSAGES_1=200 MESSAGES_10=500 MESSAGES_50=500)
+    flush_counts=(TOWERPOST_COUNTS="200 2000" POSTFIX_COUNTS="200 2000")
+else
+    accept_counts=()
+    relay_counts=(MESSAGES_1=3000 MESSAGES_10=10000 MESSAGES_50=10000)
+    flush_counts=(TOWERPOST_COUNTS="2000 200000" POSTFIX_COUNTS="2000 200000")
+fi
 REPEATS=${REPEATS:-3}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 POSTFIX_MAX_FILL=${POSTFIX_MAX_FILL:-600}
@@ -99,14 +113,14 @@ step() {
 }
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-step accept-new env ACCEPT_BENCH_RECONNECT=1 REPEATS="$REPEATS" \
+step accept-new env ACCEPT_BENCH_RECONNECT=1 REPEATS="$REPEATS" "${accept_counts[@]}" \
     "$HERE/compare-accept.sh" "$scratch/accept-new" "$TOWERPOST_BIN"
-step accept-reuse env ACCEPT_BENCH_RECONNECT=0 REPEATS="$REPEATS" \
+step accept-reuse env ACCEPT_BENCH_RECONNECT=0 REPEATS="$REPEATS" "${accept_counts[@]}" \
     "$HERE/compare-accept.sh" "$scratch/accept-reuse" "$TOWERPOST_BIN"
 step relay env ACCEPT_BENCH_RECONNECT=1 REPEATS="$REPEATS" SESSIONS_LIST="1 10 50" \
-    MESSAGES_1=3000 MESSAGES_10=10000 MESSAGES_50=10000 DEADLINE=1500 \
+    "${relay_counts[@]}" DEADLINE=1500 \
     "$HERE/compare-relay.sh" "$scratch/relay" "$TOWERPOST_BIN"
-step flush env ROUNDS="$REPEATS" TOWERPOST_COUNTS="2000 200000" POSTFIX_COUNTS="2000 200000" \
+step flush env ROUNDS="$REPEATS" "${flush_counts[@]}" \
     POSTFIX_MAX_FILL="$POSTFIX_MAX_FILL" "$HERE/compare-flush.sh" "$scratch/flush" "$TOWERPOST_BIN"
 
 # --- 5. idle connections ---------------------------------------------------------
@@ -198,6 +212,7 @@ relay_median() {
         "$scratch/relay/results.tsv" 2>/dev/null | median 2
 }
 first() { echo "${1%% *}"; }
+second() { [[ $1 == *" "* ]] && echo "${1#* }"; }
 mib() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.1f MiB\n", k / 1024 }'; }
 
 row() { echo "| $1 | $2 | $3 | $4 |"; }
@@ -222,11 +237,11 @@ table() {
         row "end-to-end relay msg/s, $s session(s), new connection per message" "${p:-n/a}" "${t:-n/a}" "$(adv 1 "$p" "$t")"
     done
     local n shown
-    for n in 2000 200000; do
+    for n in ${flush_counts[0]#*=}; do
         shown=$(sed -E ':a; s/([0-9])([0-9]{3})($|,)/\1,\2\3/; ta' <<<"$n")
         p=$(flush_cell Postfix "$n")
         t=$(flush_cell towerpost "$n")
-        if [[ -z $p && $n == 200000 ]]; then
+        if [[ -z $p && $n == "${flush_counts[1]##* }" ]]; then
             # A Postfix fill scaled down to fit POSTFIX_MAX_FILL: its
             # largest setup, named.
             local last
@@ -257,8 +272,14 @@ table() {
         held=${IDLE[$server,held]:-}
         IDLE[$server,rss]=$(mib "$(first "$held")")
     done
-    row "RSS with $IDLE_CONNECTIONS idle connections" "${IDLE[postfix,rss]}" "${IDLE[towerpost,rss]}" \
+    row "RSS with $IDLE_CONNECTIONS idle connections, all processes" "${IDLE[postfix,rss]}" "${IDLE[towerpost,rss]}" \
         "$(adv 0 "${IDLE[postfix,rss]}" "${IDLE[towerpost,rss]}")"
+    for server in postfix towerpost; do
+        held=${IDLE[$server,held]:-}
+        IDLE[$server,pss]=$(mib "$(second "$held")")
+    done
+    row "PSS with $IDLE_CONNECTIONS idle connections" "${IDLE[postfix,pss]}" "${IDLE[towerpost,pss]}" \
+        "$(adv 0 "${IDLE[postfix,pss]}" "${IDLE[towerpost,pss]}")"
 }
 
 machine() {
@@ -280,7 +301,9 @@ notes() {
     echo "  acceptance rows, both relay to one \`smtp-sink\` for the relay rows."
     echo "* CPU: user + system time of every process of the server during the measured"
     echo "  run (Postfix's exited children through the master's cutime/cstime), divided by"
-    echo "  the messages relayed. Memory: sampled every 0.5 s, summed over processes."
+    echo "  the messages relayed. Memory: sampled every 0.5 s, summed over processes;"
+    echo "  RSS counts shared pages (libc, the binaries) once per Postfix process, PSS"
+    echo "  splits them between the processes that share them."
     echo "* Idle connections: ${IDLE[postfix,info]:-n/a} (Postfix); ${IDLE[towerpost,info]:-n/a} (towerpost)."
     echo "  Postfix serves at most \`default_process_limit\` (100) sessions at once; the"
     echo "  rest wait in the listen queue or fail to connect. RSS 15 s after the"
