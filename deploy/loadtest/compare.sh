@@ -29,6 +29,8 @@
 # repository's copy is docs/benchmarks.md.
 #
 # Environment: REPEATS [3], IDLE_CONNECTIONS [10000], POSTFIX_MAX_FILL [600],
+# STEPS [accept-new accept-reuse relay flush idle] (a subset re-runs those
+# steps and reports the others from the last run in SCRATCH_DIR),
 # QUICK=1 (everything once and small: a check that the run works, in a few
 # minutes; the numbers mean nothing), and every driver's own variables. Needs root (Postfix instances). Takes
 # 30 to 60 minutes on 2 cores. All traffic goes to 127.0.0.1 only.
@@ -99,11 +101,15 @@ cleanup() {
 set_cleanup_traps
 
 failures=()
+STEPS=${STEPS:-accept-new accept-reuse relay flush idle}
+# wanted NAME: whether STEPS names the step.
+wanted() { [[ " $STEPS " == *" $1 "* ]]; }
 # step NAME COMMAND...: run one driver, its table to out/NAME.md and its
 # log to out/NAME.log; a failure is noted and the other steps go on.
 step() {
     local name=$1
     shift
+    wanted "$name" || { log "== $name: not in STEPS, keeping $out/$name.md"; return 0; }
     log "== $name: $* (log: $out/$name.log)"
     if ! "$@" >"$out/$name.md" 2>"$out/$name.log"; then
         failures+=("$name")
@@ -139,6 +145,8 @@ idle_one() {
         towerpost_prepare "$dir" port_busy || return 1
         {
             echo "queue_directory = \"$dir/spool\""
+            # Every connection gets a session (the default is 500).
+            echo "smtpd_session_limit = 0"
             towerpost_listener_toml
         } >"$dir/towerpost.toml"
         towerpost_launch "$dir" port_busy --config "$dir/towerpost.toml" serve || return 1
@@ -172,19 +180,34 @@ idle_one() {
     log "idle $server: $IDLE_INFO; RSS/PSS KiB before $IDLE_BEFORE, held $IDLE_HELD, 15 s after $IDLE_AFTER"
 }
 declare -A IDLE
-log "== idle: $IDLE_CONNECTIONS idle connections per server"
+idle_file=$out/idle.tsv
+wanted idle || log "== idle: not in STEPS, keeping $idle_file"
+wanted idle && log "== idle: $IDLE_CONNECTIONS idle connections per server" && : >"$idle_file"
 for server in postfix towerpost; do
+    wanted idle || break
     settle
     if idle_one "$server" 2>>"$out/idle.log"; then
         IDLE[$server,before]=$IDLE_BEFORE
         IDLE[$server,held]=$IDLE_HELD
         IDLE[$server,after]=$IDLE_AFTER
         IDLE[$server,info]=$IDLE_INFO
+        printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$IDLE_BEFORE" "$IDLE_HELD" "$IDLE_AFTER" \
+            "$IDLE_INFO" >>"$idle_file"
     else
         failures+=("idle-$server")
         stop_servers
     fi
 done
+
+# A run of other steps reports the idle step's last results.
+if ! wanted idle && [[ -s $idle_file ]]; then
+    while IFS=$'\t' read -r server before held after info; do
+        IDLE[$server,before]=$before
+        IDLE[$server,held]=$held
+        IDLE[$server,after]=$after
+        IDLE[$server,info]=$info
+    done <"$idle_file"
+fi
 
 # --- the table -------------------------------------------------------------------
 # cell FILE KEY COLUMN: the COLUMN-th cell (1-based, after the leading "|")
@@ -289,7 +312,9 @@ machine() {
     pfv=$(postconf -d -h mail_version 2>/dev/null || echo unknown)
     commit=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
     if ! git -C "$HERE" diff --quiet HEAD 2>/dev/null; then commit="$commit (with local changes)"; fi
-    echo "Measured $started by \`deploy/loadtest/compare.sh\` on $(nproc) × ${cpu:-unknown CPU}, $mem RAM," \
+    local steps=
+    [[ $STEPS == "accept-new accept-reuse relay flush idle" ]] || steps=" (this run: $STEPS; the other steps from earlier runs in the same scratch directory)"
+    echo "Measured $started$steps by \`deploy/loadtest/compare.sh\` on $(nproc) × ${cpu:-unknown CPU}, $mem RAM," \
         "$(uname -sr), queues on $fstype; Postfix $pfv; towerpost $("$TOWERPOST_BIN" --version 2>/dev/null | awk '{ print $2 }')" \
         "at commit $commit. Medians of $REPEATS runs; 1 KiB messages."
 }
@@ -306,7 +331,8 @@ notes() {
     echo "  splits them between the processes that share them."
     echo "* Idle connections: ${IDLE[postfix,info]:-n/a} (Postfix); ${IDLE[towerpost,info]:-n/a} (towerpost)."
     echo "  Postfix serves at most \`default_process_limit\` (100) sessions at once; the"
-    echo "  rest wait in the listen queue or fail to connect. RSS 15 s after the"
+    echo "  rest wait in its listen queue or fail to connect. towerpost runs with"
+    echo "  \`smtpd_session_limit = 0\` here (its default, 500, would refuse the rest). RSS 15 s after the"
     echo "  connections closed: Postfix $(mib "$(first "${IDLE[postfix,after]:-}")"), towerpost $(mib "$(first "${IDLE[towerpost,after]:-}")")."
     local note
     note=$(grep -h -i 'scaled' "$out"/*.md 2>/dev/null | head -n 3 || true)
