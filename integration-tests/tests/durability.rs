@@ -63,5 +63,10 @@ fn sigterm_lets_a_transaction_finish_and_tells_idle_sessions_421() {
         t.join().unwrap()
     });
     assert!(status.success());
+    // Every handle of the queue was let go: it closed, rather than being
+    // given up on after 10 s.
+    server.wait_for_log("]: stopped");
+    let log = server.log();
+    assert!(!log.contains("queue did not close"), "{log}");
     assert_eq!(server.queue().len(), 1);
 }

@@ -216,8 +216,9 @@ pub(crate) async fn serve_with(
     let _ = control_task.await;
     manager.shutdown().await;
     // The queue closes once every handle is gone; this function's own
-    // must go first.
+    // must go first (the id source holds one too).
     drop(flush);
+    drop(ids);
     // Every acknowledged change is already committed, so a queue that
     // does not close in time (a handle still held somewhere) is no reason
     // to hang the exit.
