@@ -625,6 +625,28 @@ impl Client {
     }
 }
 
+/// `towerpost passwd --file FILE add USER --password-stdin`: a user of
+/// an AUTH password file, made as an operator makes one.
+pub fn add_sasl_user(file: &Path, user: &str, password: &str) {
+    let mut child = Command::new(towerpost_bin())
+        .args(["passwd", "--file"])
+        .arg(file)
+        .args(["add", user, "--password-stdin"])
+        .env_remove("TOWERPOST_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run towerpost passwd");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write the password");
+    let out = child.wait_with_output().expect("wait for towerpost passwd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The queue id from a `250 2.0.0 Ok: queued as ID` reply.
 pub fn queued_id(reply: &str) -> String {
     reply

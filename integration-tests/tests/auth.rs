@@ -3,34 +3,12 @@
 //! TLS; an authenticated client relays anywhere, an unauthenticated one
 //! does not. The password file is made with `towerpost passwd`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use integration_tests::sink::Sink;
-use integration_tests::{Client, Server, have_tool, run_python, towerpost_bin};
-
-/// `towerpost passwd --file FILE add USER --password-stdin`.
-fn add_user(file: &Path, user: &str, password: &str) {
-    let mut child = Command::new(towerpost_bin())
-        .args(["passwd", "--file"])
-        .arg(file)
-        .args(["add", user, "--password-stdin"])
-        .env_remove("TOWERPOST_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run towerpost passwd");
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use integration_tests::{Client, Server, add_sasl_user, have_tool, run_python, towerpost_bin};
 
 /// A relay with `smtp` (STARTTLS, no AUTH), `submission` (STARTTLS
 /// required, AUTH, authenticated senders only) and `submissions`
@@ -39,7 +17,7 @@ fn add_user(file: &Path, user: &str, password: &str) {
 fn submission_server(sink: &Sink) -> (Server, tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
-    add_user(&passwd, "alice@relay.test", "correct horse");
+    add_sasl_user(&passwd, "alice@relay.test", "correct horse");
     let config = format!(
         "mynetworks = \"192.0.2.0/24\"\nrelay_domains = [\"relay.test\"]\n\
          smtpd_sasl_password_file = \"{}\"\nrelayhost = \"[127.0.0.1]:{}\"\n\
@@ -224,7 +202,7 @@ fn plaintext_auth_only_where_explicitly_allowed() {
     let sink = Sink::start();
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
-    add_user(&passwd, "app", "pw");
+    add_sasl_user(&passwd, "app", "pw");
     let config = format!(
         "mynetworks = \"192.0.2.0/24\"\nsmtpd_sasl_password_file = \"{}\"\n\
          relayhost = \"[127.0.0.1]:{}\"",
@@ -291,7 +269,7 @@ fn a_changed_password_file_takes_effect_without_a_restart() {
     let sink = Sink::start();
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
-    add_user(&passwd, "app", "pw");
+    add_sasl_user(&passwd, "app", "pw");
     let server = Server::start_with_listeners(
         &format!(
             "smtpd_sasl_password_file = \"{}\"\nrelayhost = \"[127.0.0.1]:{}\"",
@@ -310,7 +288,7 @@ fn a_changed_password_file_takes_effect_without_a_restart() {
         assert_eq!(c.cmd("AUTH PLAIN AGFwcABwdw=="), expect);
     };
     login("235 2.7.0 Authentication successful");
-    add_user(&passwd, "app", "new password");
+    add_sasl_user(&passwd, "app", "new password");
     login("535 5.7.8 Error: authentication failed: authentication failure");
     let out = Command::new(towerpost_bin())
         .args(["passwd", "--file"])
@@ -331,7 +309,7 @@ fn a_changed_password_file_takes_effect_without_a_restart() {
     );
     server.wait_for_log("password file not usable, AUTH answers 454 until it is fixed");
     std::fs::remove_file(&passwd).unwrap();
-    add_user(&passwd, "app", "new password");
+    add_sasl_user(&passwd, "app", "new password");
     let mut c = Client::connect(server.addr_of("local"));
     c.cmd("EHLO client.test");
     assert_eq!(

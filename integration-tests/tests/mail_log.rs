@@ -8,22 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use integration_tests::sink::{Sink, Stage};
-use integration_tests::{Client, Server, have_tool, queued_id, towerpost_bin};
-
-/// `towerpost passwd --file FILE add USER --password-stdin`.
-fn add_user(file: &Path, user: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new(towerpost_bin())
-        .args(["passwd", "--file"])
-        .arg(file)
-        .args(["add", user, "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run towerpost passwd");
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait().unwrap().success());
-}
+use integration_tests::{Client, Server, add_sasl_user, have_tool, queued_id, towerpost_bin};
 
 fn b64(s: &str) -> String {
     use base64::Engine;
@@ -74,7 +59,7 @@ fn pflogsumm_and_fail2ban_read_the_rotated_mail_log() {
     });
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
-    add_user(&passwd, "alice@src.test", "correct horse");
+    add_sasl_user(&passwd, "alice@src.test", "correct horse");
     let maillog = dir.path().join("maillog");
     // 127.0.0.1 is outside mynetworks: it relays only to relay.test, or
     // once authenticated.

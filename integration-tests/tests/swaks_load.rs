@@ -3,13 +3,12 @@
 //! refuses, with the counts and reply codes it reports checked against
 //! what the sink received.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use integration_tests::sink::Sink;
-use integration_tests::{Server, have_tool, towerpost_bin};
+use integration_tests::{Server, add_sasl_user, have_tool};
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/loadtest/swaks-load.sh")
@@ -34,16 +33,7 @@ fn swaks_load_counts_what_the_server_accepted() {
     let sink = Sink::start();
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
-    let mut child = Command::new(towerpost_bin())
-        .args(["passwd", "--file"])
-        .arg(&passwd)
-        .args(["add", "load@relay.test", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "load secret").unwrap();
-    assert!(child.wait().unwrap().success());
+    add_sasl_user(&passwd, "load@relay.test", "load secret");
     let server = Server::start_with_listeners(
         &format!(
             "mynetworks = \"192.0.2.0/24\"\nrelay_domains = [\"relay.test\"]\n\
