@@ -122,10 +122,11 @@ config_keys! {
     /// 0: no limit.
     smtpd_session_limit "smtpd_session_limit": usize = d(500u64) => (one |v| convert::count(v, 0, usize::MAX));
     /// `smtpd_message_memory_limit` (towerpost): the most message content,
-    /// in bytes, that all sessions together hold while receiving; a
-    /// message that would exceed it is answered `452 4.3.1`, and so is
-    /// MAIL while there is no room (for its `SIZE=`). 0: no limit.
-    /// Default 256 MiB.
+    /// in bytes, that all sessions together hold in memory while
+    /// receiving (of a large message, its first 256 KiB and one 256 KiB
+    /// write buffer: the rest goes to its content file); a message that
+    /// would exceed it is answered `452 4.3.1`, and so is MAIL while there
+    /// is no room (for its `SIZE=`). 0: no limit. Default 256 MiB.
     smtpd_message_memory_limit "smtpd_message_memory_limit": u64 = d(268435456u64) => (one |v| convert::integer(v, 0, u64::MAX));
     /// `smtpd_per_record_deadline`: `smtpd_timeout` bounds a whole command
     /// line or DATA/BDAT transfer instead of each read, so a client that

@@ -72,6 +72,17 @@ fn full_disk_answers_452_and_keeps_the_session_usable() {
     let mut listed = server.queue_ids();
     listed.sort();
     assert_eq!(listed, accepted);
+    // Each is larger than what a record holds: the rest is in its content
+    // file, and the refused message left none behind.
+    let mut files: Vec<String> = std::fs::read_dir(disk.0.join("queue/content"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files, accepted,
+        "content files of the accepted messages only"
+    );
 }
 
 #[test]

@@ -325,9 +325,11 @@ fn one_address_many_connections(server: &Server) {
 }
 
 fn many_addresses_in_data(server: &Server) {
-    // 60 clients from 60 addresses each hold 4 MB of an unfinished DATA:
-    // 240 MB wanted, a 64 MiB budget. Bodies past it are read and
-    // dropped, and answered 452 at their end; memory stays bounded.
+    // 60 clients from 60 addresses each send 4 MB of an unfinished DATA:
+    // 240 MB against a 64 MiB budget. Beyond its first 256 KiB each body
+    // goes to its content file as it arrives, so a session holds about
+    // 512 KiB at most and every one is queued; the suite's RSS check
+    // shows memory stayed bounded (the budget's own 452 is load.rs's).
     let chunk = ("y".repeat(998) + "\r\n").repeat(1024);
     let mut held = Vec::new();
     for i in 0..60 {
@@ -350,10 +352,9 @@ fn many_addresses_in_data(server: &Server) {
         .iter()
         .filter(|r| *r == "452 4.3.1 Insufficient system storage")
         .count();
-    assert_eq!(queued + refused, 60, "{replies:?}");
-    assert!(
-        queued >= 10 && refused >= 10,
-        "{queued} queued, {refused} refused"
+    assert_eq!(
+        queued, 60,
+        "{queued} queued, {refused} refused: {replies:?}"
     );
 }
 

@@ -222,7 +222,9 @@ impl World {
                 notify: None,
                 orcpt: None,
             }],
-            content: Arc::new(b"Subject: sts\r\n\r\nhello\r\n".to_vec()),
+            content: towerpost_queue::Content::from_bytes(
+                b"Subject: sts\r\n\r\nhello\r\n".to_vec(),
+            ),
             eight_bit_mime: false,
             smtputf8: false,
             ret: None,

@@ -5,13 +5,13 @@
 //! for every recipient of the request; `Err` means the agent itself failed
 //! (a bug, a resource problem), and every recipient is deferred.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tower::BoxError;
 use tower::util::BoxCloneSyncService;
 use towerpost_protocol::{Address, Nexthop, Notify, Ret};
 
+use crate::content::Content;
 use crate::id::QueueId;
 
 /// One delivery attempt: one message, one destination, one or more of its
@@ -28,8 +28,9 @@ pub struct DeliveryRequest {
     pub sender: Option<Address>,
     /// The recipients of this attempt.
     pub recipients: Vec<DeliveryRecipient>,
-    /// The message content, CRLF line ends.
-    pub content: Arc<Vec<u8>>,
+    /// The message content, CRLF line ends: in memory, or for a large
+    /// message partly in its content file, read as it is sent.
+    pub content: Content,
     /// `BODY=8BITMIME` was declared on receipt.
     pub eight_bit_mime: bool,
     /// `SMTPUTF8` was declared on receipt.

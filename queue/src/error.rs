@@ -59,6 +59,11 @@ impl QueueError {
         )
     }
 
+    /// A content file could not be read (its error names the file).
+    pub(crate) fn content_file(source: std::io::Error) -> Self {
+        Self::storage("content file", redb::Error::Io(source))
+    }
+
     pub(crate) fn closed() -> Self {
         Self { kind: Kind::Closed }
     }

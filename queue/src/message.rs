@@ -131,6 +131,21 @@ pub struct Envelope {
     /// RFC 3461 `ENVID`, still encoded, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envid: Option<String>,
+    /// A large message: the part of its content beyond the first
+    /// [`INLINE_CONTENT_LIMIT`](crate::INLINE_CONTENT_LIMIT) octets is in
+    /// its content file (record format 3). Set by the queue when it stores
+    /// the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spooled: Option<SpooledPart>,
+}
+
+/// The part of a message's content in its content file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpooledPart {
+    /// Octets in the file.
+    pub size: u64,
+    /// The file's CRC-32, checked as it is read.
+    pub crc32: u32,
 }
 
 impl Envelope {
@@ -169,6 +184,7 @@ impl Envelope {
             smtputf8: false,
             ret: None,
             envid: None,
+            spooled: None,
         }
     }
 

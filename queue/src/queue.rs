@@ -10,10 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::content::Content;
+use crate::content_file::{self, ContentWriter, SpooledContent};
 use crate::error::QueueError;
 use crate::fault::Faults;
 use crate::id::{IdGenerator, QueueId};
-use crate::message::{Envelope, QueueEntry, domain_of};
+use crate::message::{Envelope, QueueEntry, SpooledPart, domain_of};
 use crate::record;
 use crate::shard::Shard;
 use crate::store::{Applied, Change, ShardStore, StoreOp, sync_parent_dir};
@@ -63,6 +65,8 @@ struct Inner {
     /// Shards that take new mail come first; shards left over from a
     /// larger `queue_shard_count` follow and are read, never written.
     shards: Vec<Shard>,
+    /// Where large messages keep the rest of their content.
+    content_dir: PathBuf,
     paths: Vec<PathBuf>,
     writable: usize,
     ids: IdGenerator,
@@ -80,9 +84,23 @@ impl Queue {
         let dir = settings.directory.join("queue");
         let writable = settings.shards.max(1);
         let dir2 = dir.clone();
-        let opened = tokio::task::spawn_blocking(move || open_shards(&dir2, writable))
-            .await
-            .map_err(|_| QueueError::closed())??;
+        let opened = tokio::task::spawn_blocking(move || {
+            let opened = open_shards(&dir2, writable)?;
+            let content = content_file::content_dir(&dir2);
+            create_dir_durably(&content)?;
+            // Before anything is served: an orphan is never delivered.
+            content_file::sweep_orphans(&content, |id| {
+                for (_, store, _) in &opened {
+                    if store.has_record(id)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })?;
+            Ok::<_, QueueError>(opened)
+        })
+        .await
+        .map_err(|_| QueueError::closed())??;
         let faults = Arc::new(Faults::default());
         let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut last = 0;
@@ -100,6 +118,7 @@ impl Queue {
         }
         let queue = Self {
             inner: Arc::new(Inner {
+                content_dir: content_file::content_dir(&dir),
                 shards,
                 paths,
                 writable,
@@ -159,6 +178,43 @@ impl Queue {
             })
             .await?;
         self.announce(id, envelope);
+        Ok(())
+    }
+
+    /// A writer for the content file of message `id`, for the part of a
+    /// large message beyond its first [`INLINE_CONTENT_LIMIT`] octets.
+    ///
+    /// [`INLINE_CONTENT_LIMIT`]: crate::INLINE_CONTENT_LIMIT
+    pub fn content_writer(&self, id: QueueId) -> ContentWriter {
+        ContentWriter::new(content_file::content_path(&self.inner.content_dir, id))
+    }
+
+    /// Stores a large message under `id`: `head`, its first octets, with
+    /// the envelope, and `rest`, its durable content file, named by the
+    /// envelope. As [`enqueue`](Self::enqueue), `Ok` means on stable
+    /// storage; on an error the file is removed.
+    pub async fn enqueue_spooled(
+        &self,
+        id: QueueId,
+        envelope: &Envelope,
+        head: Vec<u8>,
+        rest: SpooledContent,
+    ) -> Result<(), QueueError> {
+        let mut envelope = envelope.clone();
+        envelope.spooled = Some(SpooledPart {
+            size: rest.size(),
+            crc32: rest.crc32(),
+        });
+        let bytes = record::encode(id, &envelope)?;
+        self.home(id)
+            .apply(StoreOp::Insert {
+                id,
+                envelope: bytes,
+                content: head,
+            })
+            .await?;
+        rest.stored();
+        self.announce(id, &envelope);
         Ok(())
     }
 
@@ -380,10 +436,49 @@ impl Queue {
         Ok(all)
     }
 
-    /// A message's content, if it is queued. A body that fails its
-    /// checksum is never returned: the record is moved to quarantine with
-    /// an error line naming it, and the message is treated as gone.
+    /// A message's whole content in memory, if it is queued (tests and
+    /// tools; delivery uses [`open_content`](Self::open_content)).
     pub async fn content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
+        let Some(envelope) = self.envelope(id).await? else {
+            return Ok(None);
+        };
+        match self.open_content(id, &envelope).await? {
+            None => Ok(None),
+            Some(content) => content
+                .to_vec()
+                .await
+                .map(Some)
+                .map_err(QueueError::content_file),
+        }
+    }
+
+    /// A message's content for delivery: the part in its record, read now,
+    /// and for a large message (`envelope.spooled`) its content file, read
+    /// as it is sent. A record part that fails its checksum is never
+    /// returned: the record is moved to quarantine with an error line
+    /// naming it, and the message is treated as gone.
+    pub async fn open_content(
+        &self,
+        id: QueueId,
+        envelope: &Envelope,
+    ) -> Result<Option<Content>, QueueError> {
+        let Some(head) = self.record_content(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match envelope.spooled {
+            None => Content::from_bytes(head),
+            Some(part) => Content::spooled(
+                head,
+                content_file::content_path(&self.inner.content_dir, id),
+                part.size,
+                part.crc32,
+            ),
+        }))
+    }
+
+    /// The content stored in a message's record, checked against its
+    /// checksum (see [`open_content`](Self::open_content)).
+    async fn record_content(&self, id: QueueId) -> Result<Option<Vec<u8>>, QueueError> {
         for index in self.search_order(id) {
             match self.inner.shards[index]
                 .read(move |s| s.content(id))

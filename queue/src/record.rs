@@ -5,7 +5,8 @@
 //! | `v` | written by | what changed |
 //! |---|---|---|
 //! | absent (1) | 7b39c7e … 9cc85ce | the first format |
-//! | 2 | today | the tag; addresses, `NOTIFY` and `RET` are typed, so a reader checks their syntax, but they are stored as the same text |
+//! | 2 | d576540 … today | the tag; addresses, `NOTIFY` and `RET` are typed, so a reader checks their syntax, but they are stored as the same text |
+//! | 3 | today, for large messages only | `spooled`: the content continues in a content file; a binary that reads only 2 leaves such a record in quarantine rather than send half a message |
 //!
 //! A reader opens every version up to its own and refuses a newer one (a
 //! binary rolled back past a format change) with an error naming it,
@@ -17,8 +18,12 @@ use crate::error::QueueError;
 use crate::id::QueueId;
 use crate::message::Envelope;
 
-/// The format this code writes.
-pub(crate) const FORMAT: u32 = 2;
+/// The newest format this code reads, and writes for a large message.
+pub(crate) const FORMAT: u32 = 3;
+
+/// The format written for a message whose content is all in its record:
+/// still 2, so that such records stay readable by binaries before 3.
+const INLINE_FORMAT: u32 = 2;
 
 /// Records written before the tag existed.
 const UNTAGGED: u32 = 1;
@@ -46,11 +51,12 @@ fn untagged() -> u32 {
 
 /// The bytes stored for `envelope`.
 pub(crate) fn encode(id: QueueId, envelope: &Envelope) -> Result<Vec<u8>, QueueError> {
-    serde_json::to_vec(&Tagged {
-        v: FORMAT,
-        envelope,
-    })
-    .map_err(|e| QueueError::codec(id, e))
+    let v = if envelope.spooled.is_some() {
+        FORMAT
+    } else {
+        INLINE_FORMAT
+    };
+    serde_json::to_vec(&Tagged { v, envelope }).map_err(|e| QueueError::codec(id, e))
 }
 
 /// The envelope stored as `bytes`, in any format up to [`FORMAT`].
@@ -102,6 +108,26 @@ mod tests {
     }
 
     #[test]
+    fn only_a_record_that_names_a_content_file_is_format_3() {
+        let mut envelope = Envelope::new(None, vec![], 1_800_000_000, 300_000);
+        let inline = String::from_utf8(encode(id(), &envelope).unwrap()).unwrap();
+        assert!(inline.starts_with(r#"{"v":2,"#), "{inline}");
+        assert!(!inline.contains("spooled"), "{inline}");
+        envelope.spooled = Some(crate::message::SpooledPart {
+            size: 40_000,
+            crc32: 7,
+        });
+        let bytes = encode(id(), &envelope).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with(r#"{"v":3,"#), "{text}");
+        assert!(
+            text.contains(r#""spooled":{"size":40000,"crc32":7}"#),
+            "{text}"
+        );
+        assert_eq!(decode(id(), &bytes).unwrap(), envelope);
+    }
+
+    #[test]
     fn an_untagged_record_of_the_first_format_is_read() {
         let old = br#"{"sender":"","recipients":[{"address":"three@other.example.test","notify":"NEVER","status":{"status":"deferred","dsn":"4.4.1","reason":"connect to 127.0.0.1[127.0.0.1]:9: Connection refused"}}],"arrival_time":1796202766,"size":219,"state":"deferred","next_attempt":1796203091,"client":"unknown[127.0.0.1]","helo":"client.old.test","eight_bit_mime":true,"smtputf8":false,"ret":"FULL"}"#;
         let envelope = decode(id(), old).unwrap();
@@ -116,10 +142,10 @@ mod tests {
 
     #[test]
     fn a_newer_format_or_a_bad_address_is_refused_with_the_reason() {
-        let newer = br#"{"v":3,"sender":"","recipients":[],"arrival_time":0,"size":0}"#;
+        let newer = br#"{"v":4,"sender":"","recipients":[],"arrival_time":0,"size":0}"#;
         let e = decode(id(), newer).unwrap_err().to_string();
         assert!(
-            e.contains("format 3 is newer than this binary reads (2)"),
+            e.contains("format 4 is newer than this binary reads (3)"),
             "{e}"
         );
         let bad = br#"{"v":2,"sender":"no at sign","recipients":[],"arrival_time":0,"size":0}"#;

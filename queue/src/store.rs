@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::content_file;
 use crate::error::QueueError;
 use crate::id::QueueId;
 use crate::message::{Envelope, QueueEntry, QueueState};
@@ -187,6 +188,9 @@ impl ShardStore {
             .map_err(|e| QueueError::storage(ctx(), redb::Error::from(e)))?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut wrote = always;
+        // Content files of removed messages, unlinked once the removal is
+        // committed (a crash in between leaves an orphan, swept at start).
+        let mut unlink = Vec::new();
         {
             let open = |t| txn.open_table(t).map_err(|e| QueueError::storage(ctx(), e));
             let mut content = open(CONTENT)?;
@@ -281,7 +285,11 @@ impl ShardStore {
                     }
                     StoreOp::Remove { id } => {
                         content.remove(id.as_u64()).map_err(storage)?;
-                        let removed = envelope.remove(id.as_u64()).map_err(storage)?.is_some();
+                        let old = envelope.remove(id.as_u64()).map_err(storage)?;
+                        let removed = old.is_some();
+                        if old.is_some_and(|v| names_content_file(v.value())) {
+                            unlink.push(*id);
+                        }
                         // A quarantined record keeps its checksum, so its
                         // damaged body is never taken back as sound.
                         if removed {
@@ -360,10 +368,26 @@ impl ShardStore {
         }
         if wrote {
             txn.commit().map_err(|e| QueueError::storage(ctx(), e))?;
+            let dir = self.content_dir();
+            for id in unlink {
+                content_file::remove_quietly(&content_file::content_path(&dir, id));
+            }
         } else {
             txn.abort().map_err(|e| QueueError::storage(ctx(), e))?;
         }
         Ok(outcomes)
+    }
+
+    /// The directory of the queue's content files, next to the shards.
+    pub(crate) fn content_dir(&self) -> PathBuf {
+        content_file::content_dir(self.path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Whether a stored or quarantined record exists for `id` (a content
+    /// file named by neither is an orphan).
+    pub(crate) fn has_record(&self, id: QueueId) -> Result<bool, QueueError> {
+        Ok(self.contains(id)?
+            || self.read(QUARANTINE_ENVELOPE, |t| Ok(t.get(id.as_u64())?.is_some()))?)
     }
 
     /// Runs `f` on one table in a read transaction; errors name the file.
@@ -590,6 +614,17 @@ fn move_record(
     to_envelope.insert(id, raw)?;
     to_content.insert(id, body.as_slice())?;
     Ok(())
+}
+
+/// Whether a stored envelope names a content file. Only records of
+/// format 3 can; an undecodable one is kept (and so is its file).
+fn names_content_file(raw: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Spooled {
+        #[serde(default)]
+        spooled: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Spooled>(raw).is_ok_and(|s| s.spooled.is_some())
 }
 
 /// `envelope` with its state set to hold.

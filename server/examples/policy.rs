@@ -191,6 +191,7 @@ mod tests {
             .call(request(RequestKind::Message(ReceivedMessage {
                 id,
                 content,
+                rest: None,
             })));
         let check = async {
             let (seen, send) = handle.next_request().await.unwrap();

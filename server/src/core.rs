@@ -213,7 +213,7 @@ impl SmtpCore {
         let Some(txn) = transaction.as_deref() else {
             return Err("message without a transaction".into());
         };
-        let ReceivedMessage { id, content } = message;
+        let ReceivedMessage { id, content, rest } = message;
         let envelope = Envelope {
             client: session.client_name(),
             helo: session.helo.clone().unwrap_or_default(),
@@ -234,10 +234,13 @@ impl SmtpCore {
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
-                content.len() as u64,
+                content.len() as u64 + rest.as_ref().map_or(0, |r| r.size()),
             )
         };
-        queue.enqueue(id, &envelope, content).await?;
+        match rest {
+            None => queue.enqueue(id, &envelope, content).await?,
+            Some(rest) => queue.enqueue_spooled(id, &envelope, content, rest).await?,
+        }
         Ok(Reply::enhanced(
             250,
             EnhancedCode::new(2, 0, 0),

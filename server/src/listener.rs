@@ -165,6 +165,7 @@ pub(crate) async fn serve_with(
             ),
             settings: Arc::new(session_settings(&config, l, sasl.clone())),
             ids: ids.clone(),
+            content_files: queue.clone(),
             load: load.clone(),
             shutdown: shutdown.clone(),
         };
@@ -239,6 +240,7 @@ struct ListenerContext {
     service: crate::session::SmtpService,
     settings: Arc<SessionSettings>,
     ids: crate::session::IdSource,
+    content_files: towerpost_queue::Queue,
     load: Arc<crate::session::Load>,
     shutdown: CancellationToken,
 }
@@ -256,6 +258,7 @@ impl ListenerContext {
                 service: self.service.clone(),
                 settings: self.settings.clone(),
                 ids: self.ids.clone(),
+                content_files: Some(self.content_files.clone()),
                 load: self.load.clone(),
                 shutdown: self.shutdown.clone(),
             },

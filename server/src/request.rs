@@ -83,8 +83,15 @@ pub struct ReceivedMessage {
     /// The queue id the message will be stored under (already in its
     /// `Received:` header).
     pub id: QueueId,
-    /// The content, CRLF line endings, `Received:` header first.
+    /// The content, CRLF line endings, `Received:` header first; for a
+    /// large message, its first
+    /// [`INLINE_CONTENT_LIMIT`](towerpost_queue::INLINE_CONTENT_LIMIT)
+    /// octets, which hold its header section (a layer that adds a header
+    /// changes this part).
     pub content: Vec<u8>,
+    /// The rest of a large message, already durable in its content file;
+    /// stored with the message, or removed when the message is refused.
+    pub rest: Option<towerpost_queue::SpooledContent>,
 }
 
 /// What the client asked for.

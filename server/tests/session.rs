@@ -111,6 +111,7 @@ impl Session {
                 service: stack(seen.clone()),
                 settings: Arc::new(settings),
                 ids,
+                content_files: None,
                 load,
                 shutdown: CancellationToken::new(),
             },

@@ -16,6 +16,7 @@ use towerpost_protocol::{Ret, Route};
 use super::destination::{Feedback, Why};
 use super::schedule::{backoff, expired, seconds};
 use super::{Agent, Disposition, Release, Shared};
+use crate::content::Content;
 use crate::delivery::{DeliveryRecipient, DeliveryReport, DeliveryRequest, Outcome};
 use crate::dsn::{DsnAction, DsnRecipient, DsnReport, build_dsn};
 use crate::id::QueueId;
@@ -138,8 +139,27 @@ struct Job<'a> {
     shared: &'a Shared,
     id: QueueId,
     envelope: &'a Envelope,
-    content: Arc<Vec<u8>>,
+    /// Read when first needed — by the first part that holds its
+    /// destination's slot, or by a notification — so that messages
+    /// waiting for a slot hold no content in memory.
+    content: tokio::sync::OnceCell<Option<Content>>,
     activated: Instant,
+}
+
+impl Job<'_> {
+    /// The content; `None` when the message is gone (deleted meanwhile,
+    /// or moved to quarantine because its record fails its checksum).
+    async fn content(&self) -> Result<Option<Content>, crate::QueueError> {
+        self.content
+            .get_or_try_init(|| self.shared.queue.open_content(self.id, self.envelope))
+            .await
+            .cloned()
+    }
+
+    /// Whether reading the content found the message gone.
+    fn content_gone(&self) -> bool {
+        matches!(self.content.get(), Some(None))
+    }
 }
 
 async fn attempt(
@@ -171,10 +191,6 @@ async fn attempt(
             .collect();
         return Ok(Disposition::Deferred(envelope.next_attempt, domains));
     }
-    let Some(content) = shared.queue.content(id).await? else {
-        return Ok(Disposition::Done);
-    };
-    let content = Arc::new(content);
     tracing::info!(
         target: TARGET,
         "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
@@ -193,7 +209,7 @@ async fn attempt(
         shared,
         id,
         envelope: &envelope,
-        content: content.clone(),
+        content: tokio::sync::OnceCell::new(),
         activated,
     };
     let mut deliveries = Vec::new();
@@ -211,6 +227,10 @@ async fn attempt(
         .into_iter()
         .flatten()
         .collect();
+    if job.content_gone() {
+        *summary = "no longer in the queue".into();
+        return Ok(Disposition::Done);
+    }
 
     // The id is the arrival time to the microsecond; the envelope keeps
     // whole seconds. Prefer the id unless the clock was stepped meanwhile.
@@ -308,7 +328,7 @@ async fn attempt(
             shared,
             id,
             &envelope,
-            &content,
+            &job,
             &succeeded,
             now,
             Notice::Success,
@@ -321,16 +341,8 @@ async fn attempt(
     if !bounced.is_empty() {
         // The notification is stored before the original forgets the
         // recipients: a crash in between sends it twice, never not at all.
-        if let Err(e) = notify_sender(
-            shared,
-            id,
-            &envelope,
-            &content,
-            &bounced,
-            now,
-            Notice::Failure,
-        )
-        .await
+        if let Err(e) =
+            notify_sender(shared, id, &envelope, &job, &bounced, now, Notice::Failure).await
         {
             tracing::error!(target: TARGET, "{id}: cannot queue the non-delivery notification: {e}; will retry");
             for r in bounced {
@@ -366,7 +378,7 @@ async fn attempt(
             shared,
             id,
             &envelope,
-            &content,
+            &job,
             &delayed,
             now,
             Notice::Delay { until },
@@ -441,7 +453,6 @@ async fn send_to_agent(
         activated,
         ..
     } = *job;
-    let content = job.content.clone();
     let n = recipients.len();
     // An agent's own report is logged under the agent's name; anything
     // decided here instead, under the error service's.
@@ -464,6 +475,29 @@ async fn send_to_agent(
                 if let Some(pacing) = t.pacing {
                     shared.pace(&route, pacing).await;
                 }
+                let content = match job.content().await {
+                    Ok(Some(content)) => content,
+                    // Gone: the attempt ends without a word about these
+                    // recipients (see `content_gone`).
+                    Ok(None) => {
+                        slot.finish(Feedback::None);
+                        return Vec::new();
+                    }
+                    Err(e) => {
+                        slot.finish(Feedback::None);
+                        tracing::error!(target: TARGET, "{id}: {e}");
+                        return recipients
+                            .into_iter()
+                            .map(|r| {
+                                let outcome = Outcome::Deferred {
+                                    dsn: "4.3.0".into(),
+                                    reason: format!("cannot read the queued message: {e}"),
+                                };
+                                Result1::local(r, outcome, activated.elapsed())
+                            })
+                            .collect();
+                    }
+                };
                 let request = DeliveryRequest {
                     queue_id: id,
                     transport: route.transport.clone(),
@@ -621,7 +655,7 @@ async fn notify_sender(
     shared: &Shared,
     id: QueueId,
     envelope: &Envelope,
-    content: &[u8],
+    job: &Job<'_>,
     results: &[Result1],
     now: SystemTime,
     notice: Notice,
@@ -679,6 +713,24 @@ async fn notify_sender(
     if recipients.is_empty() {
         return Ok(());
     }
+    let Some(content) = job.content().await? else {
+        return Ok(()); // gone meanwhile: the attempt ends as done
+    };
+    let size_limit = shared.settings.bounce_size_limit;
+    // A large message's head holds its header section, which is all a
+    // notice returns of an original over `bounce_size_limit`; only an
+    // original within the limit is read whole.
+    let fits = content.len() <= size_limit as u64;
+    let whole;
+    let original: &[u8] = if content.is_whole() || !fits {
+        content.head()
+    } else {
+        whole = content
+            .to_vec()
+            .await
+            .map_err(crate::QueueError::content_file)?;
+        &whole
+    };
     let report = DsnReport {
         reporting_mta: &shared.settings.myhostname,
         queue_id: &id.to_string(),
@@ -687,11 +739,13 @@ async fn notify_sender(
         arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrival_time),
         now,
         recipients: &recipients,
-        original: content,
+        original,
         // RET=FULL asks for the whole message in a failure notice only
         // (RFC 3461 §4.3); others return the header section.
-        headers_only: envelope.ret == Some(Ret::Headers) || matches!(notice, Notice::Success),
-        size_limit: shared.settings.bounce_size_limit,
+        headers_only: envelope.ret == Some(Ret::Headers)
+            || matches!(notice, Notice::Success)
+            || !fits,
+        size_limit,
         will_retry_until: retry_until,
     };
     let message = build_dsn(&report);

@@ -8,14 +8,14 @@
 use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncWrite};
 use towerpost_protocol::{BdatDecoder, Command, EnhancedCode, Reply};
-use towerpost_queue::QueueId;
 
-use super::{Close, Connection, MemoryHold, insufficient_resources, make_room};
+use super::incoming::IncomingContent;
+use super::{Close, Connection};
 
 /// Where a BDAT transfer is, once its first chunk was accepted.
 pub(super) enum BdatTransfer {
     /// Chunks are stored.
-    Receiving(BdatContent),
+    Receiving(Box<BdatContent>),
     /// A chunk was refused; the octets since then are counted and dropped.
     Discarding {
         /// Octets discarded since the refusal (not counting the refused
@@ -27,10 +27,7 @@ pub(super) enum BdatTransfer {
 /// The message a transfer is receiving.
 pub(super) struct BdatContent {
     decoder: BdatDecoder,
-    id: QueueId,
-    content: Vec<u8>,
-    /// The memory `content` holds.
-    memory: MemoryHold,
+    content: IncomingContent,
 }
 
 impl<IO> Connection<IO>
@@ -44,7 +41,7 @@ where
         let mut transfer = match self.bdat.take() {
             Some(transfer) => transfer,
             None => match self.begin_bdat(size, last).await {
-                Ok(content) => BdatTransfer::Receiving(content),
+                Ok(content) => BdatTransfer::Receiving(Box::new(content)),
                 Err(refusal) => {
                     if let Err(close) = self.read_chunk(size, None).await {
                         return Some(close);
@@ -55,18 +52,26 @@ where
         };
         let null = size == 0 && !last;
         let into = match &mut transfer {
-            BdatTransfer::Receiving(content) if !null => Some(content),
+            BdatTransfer::Receiving(content) if !null => Some(&mut **content),
             _ => None,
         };
-        let out_of_memory = match self.read_chunk(size, into).await {
-            Ok(out_of_memory) => out_of_memory,
-            Err(close) => return Some(close),
-        };
-        let discarded = match transfer {
-            BdatTransfer::Discarding { discarded } => discarded,
+        if let Err(close) = self.read_chunk(size, into).await {
+            return Some(close);
+        }
+        let discarded = match &transfer {
+            BdatTransfer::Discarding { discarded } => *discarded,
             BdatTransfer::Receiving(_) => 0,
         };
-        let reply = if null || out_of_memory {
+        let refused = match &mut transfer {
+            // Whatever state the transfer was in, its content is dropped.
+            _ if null => Some(Reply::enhanced(551, e(5, 7, 1), "Null BDAT request")),
+            BdatTransfer::Receiving(c) => c
+                .content
+                .take_failure()
+                .map(|(why, received)| self.content_refusal(&why, received)),
+            BdatTransfer::Discarding { .. } => None,
+        };
+        let reply = if let Some(refusal) = refused {
             // The rest is discarded: nothing more is held for it. BDAT
             // LAST ends the transaction, whatever the answer.
             if last {
@@ -74,11 +79,7 @@ where
             } else {
                 self.bdat = Some(BdatTransfer::Discarding { discarded });
             }
-            if out_of_memory {
-                insufficient_resources()
-            } else {
-                Reply::enhanced(551, e(5, 7, 1), "Null BDAT request")
-            }
+            refusal
         } else {
             match transfer {
                 BdatTransfer::Discarding { discarded } => {
@@ -96,10 +97,10 @@ where
                     Reply::enhanced(250, e(2, 0, 0), format!("Ok: {size} bytes"))
                 }
                 BdatTransfer::Receiving(mut content) => {
-                    content.decoder.finish(&mut content.content);
+                    content.decoder.finish(content.content.buffer(2));
+                    content.content.settle().await;
                     let issues = content.decoder.issues();
-                    self.end_of_content(content.id, content.content, issues)
-                        .await
+                    self.end_of_content(content.content, issues).await
                 }
             }
         };
@@ -116,15 +117,13 @@ where
         if !reply.is_positive() {
             return Err(reply);
         }
-        let (id, content) = self.begin_content();
+        let (id, head) = self.begin_content();
         Ok(BdatContent {
             decoder: BdatDecoder::new(
                 self.settings.message_size_limit,
                 self.settings.text_line_limit,
             ),
-            id,
-            content,
-            memory: MemoryHold::new(&self.load),
+            content: self.incoming(id, head),
         })
     }
 
@@ -139,50 +138,41 @@ where
     }
 
     /// Reads a chunk's `size` octets, into `into` when given, else
-    /// dropping them. When the message outgrows the memory budget, its
-    /// content is freed, the rest of the chunk dropped, and the answer is
-    /// `true`.
+    /// dropping them. Content that cannot be kept (the memory budget is
+    /// spent, its file cannot be written) is read on and dropped; the
+    /// caller sees it failed.
     async fn read_chunk(
         &mut self,
         size: u64,
         mut into: Option<&mut BdatContent>,
-    ) -> Result<bool, Close> {
+    ) -> Result<(), Close> {
         let mut skipper = BdatDecoder::new(0, usize::MAX);
         skipper.start_chunk(size);
         if let Some(content) = into.as_deref_mut() {
             content.decoder.start_chunk(size);
         }
         self.start_transfer();
-        let mut out_of_memory = false;
         loop {
-            let used = match into.as_deref_mut() {
+            let (used, remaining) = match into.as_deref_mut() {
                 Some(c) => {
-                    make_room(&mut c.content, self.inbuf.len());
-                    let used = c.decoder.feed(&self.inbuf, Some(&mut c.content));
-                    if !c.memory.cover(c.content.capacity() as u64) {
-                        out_of_memory = true;
-                        skipper = BdatDecoder::new(0, usize::MAX);
-                        skipper.start_chunk(c.decoder.remaining());
-                        c.content = Vec::new();
-                        c.memory = MemoryHold::new(&self.load);
-                        into = None;
-                    }
-                    used
+                    let buffer = c.content.buffer(self.inbuf.len());
+                    let used = c.decoder.feed(&self.inbuf, Some(buffer));
+                    c.content.settle().await;
+                    (used, c.decoder.remaining())
                 }
-                None => skipper.feed(&self.inbuf, None),
+                None => {
+                    let used = skipper.feed(&self.inbuf, None);
+                    (used, skipper.remaining())
+                }
             };
             self.inbuf.advance(used);
             self.credit_transfer(used);
-            let remaining = match into.as_deref() {
-                Some(c) => c.decoder.remaining(),
-                None => skipper.remaining(),
-            };
             if remaining == 0 {
                 break;
             }
             self.read_more(false).await?;
         }
         self.deadline = None;
-        Ok(out_of_memory)
+        Ok(())
     }
 }

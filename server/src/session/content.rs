@@ -9,7 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use towerpost_protocol::{ContentIssues, DataDecoder, EnhancedCode, Reply};
 use towerpost_queue::QueueId;
 
-use super::{Close, Connection, MemoryHold, insufficient_resources, make_room, write_received};
+use super::incoming::{Failed, IncomingContent};
+use super::{Close, Connection, insufficient_resources, write_received};
 use crate::request::{ReceivedMessage, RequestKind};
 
 impl<IO> Connection<IO>
@@ -64,66 +65,68 @@ where
 
     /// Reads DATA content up to the end-of-data line and queues it.
     pub(super) async fn receive_data(&mut self) -> Result<Reply, Close> {
-        let (id, mut content) = self.begin_content();
+        let (id, head) = self.begin_content();
+        let mut content = self.incoming(id, head);
         let mut decoder = DataDecoder::new(
             self.settings.message_size_limit,
             self.settings.text_line_limit,
         );
         self.start_transfer();
-        let mut memory = MemoryHold::new(&self.load);
-        let mut out_of_memory = false;
-        let mut needed = 0u64;
         loop {
-            if !out_of_memory {
-                make_room(&mut content, self.inbuf.len());
-            }
-            let progress = decoder.feed(&self.inbuf, &mut content);
+            let progress = decoder.feed(&self.inbuf, content.buffer(self.inbuf.len()));
             self.inbuf.advance(progress.consumed);
             self.credit_transfer(progress.consumed);
-            if !out_of_memory && !memory.cover(content.capacity() as u64) {
-                out_of_memory = true;
-                // Give the memory back now, not at the end of the data.
-                memory = MemoryHold::new(&self.load);
-            }
-            if out_of_memory {
-                // Read on to the end of the data, keeping nothing.
-                needed = needed.saturating_add(content.len() as u64);
-                content = Vec::new();
-            }
+            content.settle().await;
             if progress.done {
                 break;
             }
             self.read_more(false).await?;
         }
         self.deadline = None;
-        if out_of_memory {
+        Ok(self.end_of_content(content, decoder.issues()).await)
+    }
+
+    /// Content of message `id` as it arrives, starting with `head`.
+    pub(super) fn incoming(&self, id: QueueId, head: Vec<u8>) -> IncomingContent {
+        IncomingContent::new(id, head, self.content_files.clone(), &self.load)
+    }
+
+    /// The answer for content that could not be kept, logged as a reject.
+    pub(super) fn content_refusal(&self, why: &Failed, received: u64) -> Reply {
+        let reply = match why {
             // A message bigger than all the memory there is will never
             // fit: that is permanent, not a reason to retry for days.
-            let reply = if self.load.beyond_budget(needed) {
-                Reply::enhanced(
-                    552,
-                    EnhancedCode::new(5, 3, 4),
-                    "Message size exceeds fixed limit",
-                )
-            } else {
-                insufficient_resources()
-            };
-            self.log_reject("END-OF-MESSAGE", &reply, None);
-            self.reset_transaction();
-            return Ok(reply);
-        }
-        let reply = self.end_of_content(id, content, decoder.issues()).await;
-        drop(memory); // held until the message is queued or refused
-        Ok(reply)
+            Failed::Memory if self.load.beyond_budget(received) => Reply::enhanced(
+                552,
+                EnhancedCode::new(5, 3, 4),
+                "Message size exceeds fixed limit",
+            ),
+            Failed::Memory => insufficient_resources(),
+            Failed::Storage(e) => {
+                let reply = if e.is_storage_full() {
+                    insufficient_resources()
+                } else {
+                    Reply::enhanced(
+                        451,
+                        EnhancedCode::new(4, 3, 0),
+                        "Error: queue file write error",
+                    )
+                };
+                tracing::warn!(target: "towerpost::smtpd", "{e}; replied {reply}");
+                reply
+            }
+        };
+        self.log_reject("END-OF-MESSAGE", &reply, None);
+        reply
     }
 
     /// The end of DATA or `BDAT … LAST`: refuse the content or queue it.
     pub(super) async fn end_of_content(
         &mut self,
-        id: QueueId,
-        content: Vec<u8>,
+        content: IncomingContent,
         issues: ContentIssues,
     ) -> Reply {
+        let id = content.id();
         let s = &self.settings;
         let reply = match issues.rejection(s.bare_newline, s.text_line_limit, &s.myhostname) {
             Some(reply) => {
@@ -134,16 +137,21 @@ where
                 );
                 reply
             }
-            None => {
-                // cleanup(8)'s line, which log readers join on.
-                tracing::info!(
-                    target: "towerpost::cleanup",
-                    "{id}: message-id=<{}>",
-                    message_id(&content).unwrap_or_default()
-                );
-                let message = RequestKind::Message(ReceivedMessage { id, content });
-                self.call_kind(message).await
-            }
+            None => match content.finish().await {
+                Err((why, received)) => self.content_refusal(&why, received),
+                Ok((content, rest, memory)) => {
+                    // cleanup(8)'s line, which log readers join on.
+                    tracing::info!(
+                        target: "towerpost::cleanup",
+                        "{id}: message-id=<{}>",
+                        message_id(&content).unwrap_or_default()
+                    );
+                    let message = RequestKind::Message(ReceivedMessage { id, content, rest });
+                    let reply = self.call_kind(message).await;
+                    drop(memory); // held until the message is queued or refused
+                    reply
+                }
+            },
         };
         if reply.is_positive() {
             let metrics = towerpost_metrics::metrics();

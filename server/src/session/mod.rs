@@ -16,6 +16,7 @@
 mod auth;
 mod bdat;
 mod content;
+mod incoming;
 mod load;
 mod received;
 mod starttls;
@@ -70,6 +71,11 @@ pub struct ConnectionParts {
     pub settings: Arc<SessionSettings>,
     /// Queue ids for accepted messages.
     pub ids: IdSource,
+    /// Where a large message's content beyond its first
+    /// [`INLINE_CONTENT_LIMIT`](towerpost_queue::INLINE_CONTENT_LIMIT)
+    /// octets is written as it arrives: the queue's content files. Without
+    /// (a session tested on its own), all of it is held in memory.
+    pub content_files: Option<towerpost_queue::Queue>,
     /// What all sessions share: their count and their message memory.
     pub load: Arc<Load>,
     /// Cancelled when the server shuts down.
@@ -139,6 +145,7 @@ pub struct Connection<IO> {
     service: SmtpService,
     settings: Arc<SessionSettings>,
     ids: IdSource,
+    content_files: Option<towerpost_queue::Queue>,
     load: Arc<Load>,
     shutdown: CancellationToken,
     /// The deadline of the record being read, when deadlines apply.
@@ -173,6 +180,7 @@ where
             service,
             settings,
             ids,
+            content_files,
             load,
             shutdown,
         } = parts;
@@ -185,6 +193,7 @@ where
             receiver: CommandReceiver::new(settings.command_line_limit),
             settings,
             ids,
+            content_files,
             load,
             shutdown,
             deadline: None,
@@ -382,8 +391,9 @@ where
                 };
                 // What the session itself can tell: no room for the message
                 // among those being received.
-                if !self.load.has_room_for(params.size.unwrap_or(1)) {
-                    let reply = if self.load.beyond_budget(params.size.unwrap_or(0)) {
+                let held = incoming::memory_for(params.size, self.content_files.is_some());
+                if !self.load.has_room_for(held.max(1)) {
+                    let reply = if self.load.beyond_budget(held) {
                         Reply::enhanced(552, e(5, 3, 4), "Message size exceeds fixed limit")
                     } else {
                         insufficient_resources()

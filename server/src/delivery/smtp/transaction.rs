@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use towerpost_protocol::{Address, EhloCapabilities};
-use towerpost_queue::{DeliveryRecipient, DeliveryRequest, Outcome};
+use towerpost_protocol::{Address, DataEncoder, EhloCapabilities};
+use towerpost_queue::{Content, DeliveryRecipient, DeliveryRequest, Outcome};
 
 use super::SmtpClient;
 use super::session::{Failure, Session, read_reply, reply_failure, send};
@@ -20,7 +20,8 @@ impl SmtpClient {
         req: &DeliveryRequest,
     ) -> (Vec<Outcome>, bool) {
         let n = req.recipients.len();
-        let content = match self.content_for(session, req) {
+        let host = format!("{}[{}]", session.host, session.peer.ip());
+        let content = match self.content_for(&session.features, &host, req).await {
             Ok(content) => content,
             Err(refused) => return (vec![refused.outcome(); n], true),
         };
@@ -44,40 +45,45 @@ impl SmtpClient {
     /// server without it; Postfix bounces it so, and so do we (no RFC 6857
     /// downgrade). RFC 6152 §3: 8-bit content for a server without
     /// 8BITMIME is converted to 7-bit, or bounced when that cannot be done.
-    fn content_for<'a>(
+    /// Only that conversion reads a large message whole; anything else is
+    /// streamed from the queue.
+    async fn content_for(
         &self,
-        session: &Session,
-        req: &'a DeliveryRequest,
-    ) -> Result<Cow<'a, [u8]>, Failure> {
-        let offered = &session.features;
-        let host = || format!("{}[{}]", session.host, session.peer.ip());
+        offered: &EhloCapabilities,
+        host: &str,
+        req: &DeliveryRequest,
+    ) -> Result<Content, Failure> {
+        // A large message's head holds its header section.
         let non_ascii = !req.sender.as_ref().is_none_or(Address::is_ascii)
             || req.recipients.iter().any(|r| !r.address.is_ascii())
-            || (req.smtputf8 && !header_section(&req.content).is_ascii());
+            || (req.smtputf8 && !header_section(req.content.head()).is_ascii());
         if non_ascii && !offered.smtputf8 {
             return Err(Failure::hard(
                 "5.6.7",
-                format!(
-                    "SMTPUTF8 is required, but was not offered by host {}",
-                    host()
-                ),
+                format!("SMTPUTF8 is required, but was not offered by host {host}"),
             ));
         }
         if offered.eight_bit_mime || !self.settings.mime_output_conversion {
-            return Ok(Cow::Borrowed(req.content.as_slice()));
+            return Ok(req.content.clone());
         }
-        crate::delivery::downgrade::to_7bit(&req.content).map_err(
-            |crate::delivery::downgrade::Impossible(why)| {
-                Failure::hard(
-                    "5.6.3",
-                    format!(
-                        "host {} does not offer 8BITMIME, and the message cannot be \
-                         converted to 7-bit: {why}",
-                        host()
-                    ),
-                )
-            },
-        )
+        let whole;
+        let all: &[u8] = if req.content.is_whole() {
+            req.content.head()
+        } else {
+            whole = req.content.to_vec().await.map_err(unreadable)?;
+            &whole
+        };
+        match crate::delivery::downgrade::to_7bit(all) {
+            Ok(Cow::Borrowed(_)) => Ok(req.content.clone()),
+            Ok(Cow::Owned(converted)) => Ok(Content::from_bytes(converted)),
+            Err(crate::delivery::downgrade::Impossible(why)) => Err(Failure::hard(
+                "5.6.3",
+                format!(
+                    "host {host} does not offer 8BITMIME, and the message cannot be \
+                     converted to 7-bit: {why}"
+                ),
+            )),
+        }
     }
 
     /// MAIL, RCPT, DATA and the content, in that order; with PIPELINING the
@@ -88,7 +94,7 @@ impl SmtpClient {
         &self,
         session: &mut Session,
         req: &DeliveryRequest,
-        content: &[u8],
+        content: &Content,
         outcomes: &mut [Option<Outcome>],
     ) -> Result<Outcome, Abort> {
         let s = &self.settings;
@@ -157,9 +163,7 @@ impl SmtpClient {
             let failure = reply_failure(session, &reply, "DATA command", true);
             return Err(self.abandon(session, failure).await);
         }
-        session
-            .write(&dot_stuff(content), s.data_xfer_timeout, "message body")
-            .await?;
+        send_content(session, content, s.data_xfer_timeout).await?;
         let reply = session.reply(s.data_done_timeout, "end of data").await?;
         if !reply.is_positive() {
             return Err(Abort {
@@ -222,7 +226,7 @@ impl From<Failure> for Abort {
 /// `MAIL FROM` with the parameters the server offers to take: SIZE
 /// (RFC 1870) of what is sent, BODY=8BITMIME (RFC 6152) and SMTPUTF8
 /// (RFC 6531) as received, RET and ENVID (RFC 3461).
-fn mail_command(req: &DeliveryRequest, offered: &EhloCapabilities, size: usize) -> String {
+fn mail_command(req: &DeliveryRequest, offered: &EhloCapabilities, size: u64) -> String {
     let sender = req.sender.as_ref().map_or("", Address::as_str);
     let mut line = format!("MAIL FROM:<{sender}>");
     if offered.size.is_some() {
@@ -277,6 +281,47 @@ async fn reset(session: &mut Session, timeout: Duration) -> bool {
             .is_ok_and(|r| r.is_positive())
 }
 
+/// Sends the content dot-stuffed, in writes of about [`SEND_CHUNK`], and
+/// the end of data only once all of it was read and found intact: a
+/// content file that cannot be read, or fails its checksum, ends the
+/// session without the final dot, so the server never takes part of a
+/// message for the whole.
+async fn send_content(
+    session: &mut Session,
+    content: &Content,
+    timeout: Duration,
+) -> Result<(), Abort> {
+    let mut reader = content.reader();
+    let mut encoder = DataEncoder::new();
+    let mut out = Vec::with_capacity(SEND_CHUNK + SEND_CHUNK / 32);
+    loop {
+        let chunk = reader.next_chunk().await.map_err(|e| Abort {
+            failure: unreadable(e),
+            reusable: false,
+        })?;
+        let Some(chunk) = chunk else { break };
+        for piece in chunk.chunks(SEND_CHUNK) {
+            encoder.encode(piece, &mut out);
+            if out.len() >= SEND_CHUNK {
+                session.write(&out, timeout, "message body").await?;
+                out.clear();
+            }
+        }
+    }
+    encoder.finish(&mut out);
+    session.write(&out, timeout, "message body").await?;
+    Ok(())
+}
+
+/// How much dot-stuffed content one write sends.
+const SEND_CHUNK: usize = 64 * 1024;
+
+/// A queued message that cannot be read: deferred, and the error logged.
+fn unreadable(e: std::io::Error) -> Failure {
+    tracing::error!(target: "towerpost::smtp", "cannot read queued content: {e}");
+    Failure::soft("4.3.0", format!("cannot read the queued message: {e}"))
+}
+
 /// The header section of stored content: up to the first empty line (none
 /// when the content starts with one).
 fn header_section(content: &[u8]) -> &[u8] {
@@ -286,52 +331,8 @@ fn header_section(content: &[u8]) -> &[u8] {
     memchr::memmem::find(content, b"\r\n\r\n").map_or(content, |i| &content[..i + 2])
 }
 
-/// RFC 5321 §4.5.2 transparency, plus the end of data. Content is stored
-/// as canonical CRLF text; a final line without a line end gets one.
-///
-/// Whatever the store holds (a spool written before stray CR and LF were
-/// normalised on receipt, a message from a local program), nothing but
-/// CRLF leaves as a line end (RFC 5321 §2.3.8): a bare LF is sent as CRLF
-/// and a bare CR as a space, so no byte sequence can end the data early
-/// at a receiver that is lax about line ends (outbound SMTP smuggling).
-fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
-    let mut line_start = true;
-    let mut rest = content;
-    while !rest.is_empty() {
-        if line_start && rest[0] == b'.' {
-            out.push(b'.');
-        }
-        match memchr::memchr2(b'\r', b'\n', rest) {
-            None => {
-                out.extend_from_slice(rest);
-                line_start = false;
-                rest = &[];
-            }
-            Some(i) => {
-                out.extend_from_slice(&rest[..i]);
-                if rest[i] == b'\r' && rest.get(i + 1) != Some(&b'\n') {
-                    out.push(b' ');
-                    line_start = false;
-                    rest = &rest[i + 1..];
-                } else {
-                    out.extend_from_slice(b"\r\n");
-                    line_start = true;
-                    rest = &rest[i + if rest[i] == b'\r' { 2 } else { 1 }..];
-                }
-            }
-        }
-    }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use towerpost_protocol::{Nexthop, Ret};
     use towerpost_queue::QueueId;
@@ -349,7 +350,7 @@ mod tests {
                 notify: Some("SUCCESS,DELAY".parse().unwrap()),
                 orcpt: Some("rfc822;orig@example.test".into()),
             }],
-            content: Arc::new(b"Subject: t\r\n\r\nbody\r\n".to_vec()),
+            content: towerpost_queue::Content::from_bytes(b"Subject: t\r\n\r\nbody\r\n".to_vec()),
             eight_bit_mime: true,
             smtputf8: true,
             ret: Some(Ret::Headers),
@@ -395,21 +396,5 @@ mod tests {
             mail_command(&req, &EhloCapabilities::default(), 1),
             "MAIL FROM:<>\r\n"
         );
-    }
-
-    #[test]
-    fn dot_stuffing_and_end_of_data() {
-        assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
-        assert_eq!(dot_stuff(b".\r\n"), b"..\r\n.\r\n");
-        assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
-        assert_eq!(dot_stuff(b""), b".\r\n");
-        // Stray CR and LF never leave as such.
-        assert_eq!(
-            dot_stuff(b"x\r.\rMAIL FROM:<e@x>\r\n"),
-            b"x . MAIL FROM:<e@x>\r\n.\r\n"
-        );
-        assert_eq!(dot_stuff(b"a\n.\nb\r\n"), b"a\r\n..\r\nb\r\n.\r\n");
-        assert_eq!(dot_stuff(b"a\r\n.\r"), b"a\r\n.. \r\n.\r\n");
-        assert_eq!(dot_stuff(b"a\r"), b"a \r\n.\r\n");
     }
 }
