@@ -121,6 +121,13 @@ config_keys! {
     /// under stress (per-record deadlines, `smtpd_timeout` at most 10 s).
     /// 0: no limit.
     smtpd_session_limit "smtpd_session_limit": usize = d(500u64) => (one |v| convert::count(v, 0, usize::MAX));
+    /// `smtpd_listen_backlog` (towerpost): how many connections the kernel
+    /// queues for each listener before they are accepted (`listen(2)`'s
+    /// backlog). Connections beyond it are dropped and the client retries
+    /// after a second or more, so a burst needs room; Linux caps the value
+    /// at `net.core.somaxconn` (4096 by default since 5.4). 1 to 65535.
+    /// Default 4096.
+    smtpd_listen_backlog "smtpd_listen_backlog": u32 = d(4096u64) => (one |v| convert::narrow(v, 1u32, 65535u32));
     /// `smtpd_message_memory_limit` (towerpost): the most message content,
     /// in bytes, that all sessions together hold in memory while
     /// receiving (of a large message, its first 256 KiB and one 256 KiB

@@ -133,9 +133,8 @@ pub(crate) async fn serve_with(
         Arc::new(move || queue.new_id())
     };
     for l in &config.listener {
-        let listener = TcpListener::bind(l.address)
-            .await
-            .map_err(|source| ServeError::Bind {
+        let listener =
+            bind(l.address, config.smtpd_listen_backlog).map_err(|source| ServeError::Bind {
                 name: l.name.clone(),
                 address: l.address,
                 source,
@@ -233,6 +232,21 @@ pub(crate) async fn serve_with(
     Ok(())
 }
 
+/// A listening socket on `address` with room for `backlog` connections
+/// not yet accepted (`TcpListener::bind` leaves the backlog to the
+/// library).
+fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind: a restart must not wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
+}
+
 /// What every session of one listener shares.
 struct ListenerContext {
     name: Arc<str>,
@@ -271,9 +285,19 @@ async fn accept_loop(
     context: ListenerContext,
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 ) {
+    // Finished sessions are reaped at the next accept, and also every
+    // second: after a burst, the set would otherwise keep every finished
+    // task's memory until the next client came (tens of MiB after 10,000).
+    let mut reap = tokio::time::interval(Duration::from_secs(1));
+    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
+            _ = reap.tick() => {
+                let mut set = sessions.lock().await;
+                while set.try_join_next().is_some() {}
+                continue;
+            }
             _ = context.shutdown.cancelled() => return,
         };
         let (stream, client) = match accepted {

@@ -15,6 +15,12 @@ use towerpost_config::Config;
 use towerpost_flush::FlushTarget;
 use towerpost_queue::QueueState;
 
+/// jemalloc, with its background threads purging freed pages (see
+/// `serve`): glibc's malloc kept much of what a burst of connections had
+/// used (measured in docs/benchmarks.md, "Connection bursts").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod local_args;
 mod passwd;
 mod repair;
@@ -401,6 +407,12 @@ fn raise_file_limit() {
 
 async fn serve(config: Config) -> ExitCode {
     raise_file_limit();
+    // Freed memory goes back to the system within seconds (jemalloc's
+    // decay) even while the server is idle, when no allocation would
+    // otherwise trigger the purge.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(target: "towerpost::master", "cannot start the allocator's background threads: {e}");
+    }
     match towerpost::ServerBuilder::new(config).run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
