@@ -119,11 +119,22 @@ enum ReadState {
         crc: crc32fast::Hasher,
     },
     Done,
+    /// An error was returned: every later call returns it again, so no
+    /// caller can take a failed read for the end of the content.
+    Failed(std::io::ErrorKind, String),
 }
 
 impl ContentReader {
     /// The next chunk; `None` at the end.
     pub async fn next_chunk(&mut self) -> std::io::Result<Option<Arc<Vec<u8>>>> {
+        let read = self.read_chunk().await;
+        if let Err(e) = &read {
+            self.state = ReadState::Failed(e.kind(), e.to_string());
+        }
+        read
+    }
+
+    async fn read_chunk(&mut self) -> std::io::Result<Option<Arc<Vec<u8>>>> {
         loop {
             match &mut self.state {
                 ReadState::Head => {
@@ -140,6 +151,9 @@ impl ContentReader {
                     }
                 }
                 ReadState::Done => return Ok(None),
+                ReadState::Failed(kind, text) => {
+                    return Err(std::io::Error::new(*kind, text.clone()));
+                }
                 ReadState::File { file, left, crc } => {
                     let rest = self.content.rest.clone().expect("a file state has a file");
                     if *left == 0 {
@@ -227,6 +241,7 @@ mod tests {
             "head and three file chunks came before the error"
         );
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        assert!(reader.next_chunk().await.is_err(), "the failure sticks");
 
         // A file cut short is an error too.
         std::fs::write(&path, &rest[..1000]).unwrap();

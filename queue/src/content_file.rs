@@ -160,10 +160,11 @@ impl SpooledContent {
         self.crc32
     }
 
-    /// The envelope that names the file is committed: the file is the
-    /// queue's now.
-    pub(crate) fn stored(mut self) {
+    /// The envelope commit that names the file is under way: the file is
+    /// the queue's now, and dropping this no longer removes it.
+    pub(crate) fn hand_over(mut self) -> PathBuf {
         self.stored = true;
+        std::mem::take(&mut self.path)
     }
 }
 
@@ -212,12 +213,63 @@ pub(crate) fn sweep_orphans(
             None => true,
         };
         if !keep {
-            tracing::warn!(target: "towerpost::queue",
-                "{}: removed orphaned content file {} (no queued message names it)",
-                name.to_string_lossy(), entry.path().display());
-            std::fs::remove_file(entry.path()).map_err(|e| QueueError::directory(dir, e))?;
-            removed += 1;
+            // One file that cannot be removed is no reason not to serve
+            // the queue: it is named in the log, and tried again next time.
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::warn!(target: "towerpost::queue",
+                        "{}: removed orphaned content file {} (no queued message names it)",
+                        name.to_string_lossy(), entry.path().display());
+                    removed += 1;
+                }
+                Err(e) => tracing::error!(target: "towerpost::queue",
+                    "{}: cannot remove orphaned content file {}: {e}",
+                    name.to_string_lossy(), entry.path().display()),
+            }
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Envelope, Queue, QueueSettings};
+
+    /// A failed envelope commit leaves no content file behind, whether it
+    /// failed before writing or after (and was undone).
+    #[tokio::test]
+    async fn a_failed_commit_removes_the_file_it_would_have_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(QueueSettings {
+            directory: dir.path().to_owned(),
+            shards: 1,
+        })
+        .await
+        .unwrap();
+        let files = || {
+            std::fs::read_dir(dir.path().join("queue/content"))
+                .unwrap()
+                .count()
+        };
+        for fail_after_writing in [false, true] {
+            if fail_after_writing {
+                queue.faults().fail_after(1);
+            } else {
+                queue.faults().fail_before(1);
+            }
+            let id = queue.new_id();
+            let mut writer = queue.content_writer(id);
+            writer.append(&mut vec![b'x'; 1000]).await.unwrap();
+            let spooled = writer.finish().await.unwrap();
+            assert_eq!(files(), 1);
+            let envelope = Envelope::new(None, vec![], 0, 1004);
+            let stored = queue
+                .enqueue_spooled(id, &envelope, b"h\r\n\r\n".to_vec(), spooled)
+                .await;
+            assert!(stored.is_err(), "the injected fault");
+            assert!(queue.envelope(id).await.unwrap().is_none());
+            assert_eq!(files(), 0, "fail_after_writing={fail_after_writing}");
+        }
+        queue.shutdown().await;
+    }
 }

@@ -206,14 +206,33 @@ impl Queue {
             crc32: rest.crc32(),
         });
         let bytes = record::encode(id, &envelope)?;
-        self.home(id)
+        // From here the file is the queue's: if this future is dropped
+        // while the commit is in flight (a session aborted at shutdown),
+        // the commit may still name it, so it must not be unlinked then;
+        // a file that ends up unnamed is an orphan for the next start.
+        let path = rest.hand_over();
+        let stored = self
+            .home(id)
             .apply(StoreOp::Insert {
                 id,
                 envelope: bytes,
                 content: head,
             })
-            .await?;
-        rest.stored();
+            .await;
+        if let Err(e) = stored {
+            // Not stored, as far as the shard can tell: the file goes now
+            // (a full disk needs the space), unless a record names it
+            // after all.
+            if !self
+                .home(id)
+                .read(move |s| s.has_record(id))
+                .await
+                .unwrap_or(true)
+            {
+                content_file::remove_quietly(&path);
+            }
+            return Err(e);
+        }
         self.announce(id, &envelope);
         Ok(())
     }

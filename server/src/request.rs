@@ -91,6 +91,8 @@ pub struct ReceivedMessage {
     pub content: Vec<u8>,
     /// The rest of a large message, already durable in its content file;
     /// stored with the message, or removed when the message is refused.
+    /// A layer must pass it on with `content`: dropping it would queue
+    /// the head alone, a truncated message.
     pub rest: Option<towerpost_queue::SpooledContent>,
 }
 

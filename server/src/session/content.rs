@@ -96,11 +96,18 @@ where
         let reply = match why {
             // A message bigger than all the memory there is will never
             // fit: that is permanent, not a reason to retry for days.
-            Failed::Memory if self.load.beyond_budget(received) => Reply::enhanced(
-                552,
-                EnhancedCode::new(5, 3, 4),
-                "Message size exceeds fixed limit",
-            ),
+            Failed::Memory
+                if self.load.beyond_budget(super::incoming::memory_for(
+                    Some(received),
+                    self.content_files.is_some(),
+                )) =>
+            {
+                Reply::enhanced(
+                    552,
+                    EnhancedCode::new(5, 3, 4),
+                    "Message size exceeds fixed limit",
+                )
+            }
             Failed::Memory => insufficient_resources(),
             Failed::Storage(e) => {
                 let reply = if e.is_storage_full() {
