@@ -704,3 +704,62 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     );
     stdout
 }
+
+/// The Debian package python3-aiosmtpd installs for the system Python.
+pub const AIOSMTPD_PYTHON: &str = "/usr/bin/python3";
+
+/// Whether Python's aiosmtpd is installed; without it, a printed reason
+/// (and a failure under `REQUIRE_TEST_TOOLS=1`).
+pub fn have_aiosmtpd() -> bool {
+    let found = Command::new(AIOSMTPD_PYTHON)
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("REQUIRE_TEST_TOOLS").as_deref() != Ok("1"),
+            "python3-aiosmtpd is required (REQUIRE_TEST_TOOLS=1) but not installed"
+        );
+        eprintln!("SKIPPED: python3-aiosmtpd is not installed");
+    }
+    found
+}
+
+/// A Python SMTP server (an aiosmtpd script that prints `READY <port>`
+/// once it listens), killed when dropped.
+pub struct PythonServer {
+    child: Child,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl PythonServer {
+    /// Runs `script` with `args` and waits for its `READY <port>` line.
+    pub fn start(script: &str, args: &[&std::ffi::OsStr]) -> PythonServer {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(AIOSMTPD_PYTHON)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("read aiosmtpd's READY line");
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("aiosmtpd did not start: {line:?}"));
+        PythonServer { child, port }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

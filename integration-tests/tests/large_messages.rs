@@ -6,15 +6,10 @@
 //! A crash in the middle of a large DATA leaves a file that no envelope
 //! names: the next start removes it, and it is never delivered.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration_tests::sink::Sink;
-use integration_tests::{Server, queued_id};
-
-/// The Debian package python3-aiosmtpd installs for the system Python.
-const PYTHON: &str = "/usr/bin/python3";
+use integration_tests::{PythonServer, Server, have_aiosmtpd, queued_id};
 
 /// A next hop that writes each message's content, as received, to
 /// `<dir>/<n>.eml`, and its recipients to `<dir>/<n>.rcpt`.
@@ -45,51 +40,19 @@ finally:
 "#;
 
 struct NextHop {
-    child: Child,
-    port: u16,
+    server: PythonServer,
     dir: tempfile::TempDir,
-}
-
-impl Drop for NextHop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl NextHop {
     /// aiosmtpd on loopback; `None` (with the reason printed) without it.
     fn start() -> Option<NextHop> {
-        let found = Command::new(PYTHON)
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            assert!(
-                std::env::var("REQUIRE_TEST_TOOLS").as_deref() != Ok("1"),
-                "python3-aiosmtpd is required (REQUIRE_TEST_TOOLS=1) but not installed"
-            );
-            eprintln!("SKIPPED: python3-aiosmtpd is not installed");
+        if !have_aiosmtpd() {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(PYTHON)
-            .arg("-c")
-            .arg(NEXT_HOP)
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start aiosmtpd");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("aiosmtpd did not start: {line:?}"));
-        Some(NextHop { child, port, dir })
+        let server = PythonServer::start(NEXT_HOP, &[dir.path().as_os_str()]);
+        Some(NextHop { server, dir })
     }
 
     /// The first `n` messages received, waiting up to `timeout`.
@@ -194,7 +157,7 @@ fn large_messages_survive_kill_9_after_their_250_and_arrive_intact() {
     let Some(next_hop) = NextHop::start() else {
         return;
     };
-    let mut server = Server::start(&parked_to(next_hop.port));
+    let mut server = Server::start(&parked_to(next_hop.server.port));
 
     // 8 MiB by DATA.
     let by_data = message("data", &body(8 << 20, 1));

@@ -3,14 +3,10 @@
 //! loopback. A wrong password defers the mail with the smarthost's reply;
 //! once the password file is fixed, the mail goes through, authenticated.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration_tests::{Server, have_tool, write_certificate};
-
-/// The Debian package python3-aiosmtpd installs for the system Python.
-const PYTHON: &str = "/usr/bin/python3";
+use integration_tests::{PythonServer, Server, have_aiosmtpd, have_tool, write_certificate};
 
 const SMARTHOST: &str = r#"
 import asyncio, ssl, sys, time
@@ -53,52 +49,12 @@ finally:
     controller.stop()
 "#;
 
-struct Smarthost {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Smarthost {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_smarthost(dir: &std::path::Path, out: &std::path::Path) -> Smarthost {
+fn start_smarthost(dir: &std::path::Path, out: &std::path::Path) -> PythonServer {
     let (cert, key) = write_certificate(dir);
-    let mut child = Command::new(PYTHON)
-        .arg("-c")
-        .arg(SMARTHOST)
-        .args([&cert, &key, &out.to_path_buf()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start aiosmtpd");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .strip_prefix("READY ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("aiosmtpd did not start: {line:?}"));
-    Smarthost { child, port }
-}
-
-fn have_aiosmtpd() -> bool {
-    let found = Command::new(PYTHON)
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("REQUIRE_TEST_TOOLS").as_deref() != Ok("1"),
-            "python3-aiosmtpd is required (REQUIRE_TEST_TOOLS=1) but not installed"
-        );
-        eprintln!("SKIPPED: python3-aiosmtpd is not installed");
-    }
-    found
+    PythonServer::start(
+        SMARTHOST,
+        &[cert.as_os_str(), key.as_os_str(), out.as_os_str()],
+    )
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
