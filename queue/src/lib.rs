@@ -30,6 +30,7 @@ mod overlay;
 mod queue;
 mod record;
 mod salvage;
+mod scan;
 mod shard;
 mod store;
 
@@ -47,3 +48,4 @@ pub use queue::{Quarantined, Queue, QueueSettings};
 pub use salvage::{
     CORRUPT_DIR, SalvageReport, ShardHealth, check_queue, check_shard, salvage_shard,
 };
+pub use scan::{QueueScan, SCAN_PAGE};

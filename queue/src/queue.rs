@@ -17,6 +17,7 @@ use crate::fault::Faults;
 use crate::id::{IdGenerator, QueueId};
 use crate::message::{Envelope, QueueEntry, SpooledPart, domain_of};
 use crate::record;
+use crate::scan::QueueScan;
 use crate::shard::Shard;
 use crate::store::{Applied, Change, ShardStore, StoreOp, sync_parent_dir};
 
@@ -377,7 +378,12 @@ impl Queue {
     }
 
     /// Moves an undecodable record aside, with a log line naming it.
-    async fn quarantine(&self, shard: usize, id: QueueId, reason: &str) -> Result<(), QueueError> {
+    pub(crate) async fn quarantine(
+        &self,
+        shard: usize,
+        id: QueueId,
+        reason: &str,
+    ) -> Result<(), QueueError> {
         tracing::error!(
             target: "towerpost::queue",
             "{id}: damaged queue record in {} moved to quarantine: {reason}",
@@ -399,19 +405,33 @@ impl Queue {
             .take()
     }
 
-    /// Every queued message, in id (arrival) order. Records whose envelope
-    /// cannot be decoded are moved aside (see [`quarantined`](Self::quarantined)).
+    /// Every queued message, in id (arrival) order, in one `Vec` (tests and
+    /// small tools; the server walks the queue with [`scan`](Self::scan)).
+    /// Records whose envelope cannot be decoded are moved aside (see
+    /// [`quarantined`](Self::quarantined)).
     pub async fn entries(&self) -> Result<Vec<QueueEntry>, QueueError> {
         let mut all = Vec::new();
-        for (index, shard) in self.inner.shards.iter().enumerate() {
-            let (entries, damaged) = shard.read(|s| s.entries()).await?;
-            all.extend(entries);
-            for d in damaged {
-                self.quarantine(index, d.id, &d.reason).await?;
-            }
+        let mut scan = self.scan();
+        while let Some(page) = scan.next_page().await? {
+            all.extend(page);
         }
-        all.sort_by_key(|e| e.id);
         Ok(all)
+    }
+
+    /// Every queued message in id order, a page at a time, in memory that
+    /// does not grow with the queue; damaged records are moved to
+    /// quarantine as they are met.
+    pub fn scan(&self) -> QueueScan {
+        QueueScan::new(self.clone(), self.inner.shards.len())
+    }
+
+    /// Runs `f` on shard `index`'s store in its reader thread.
+    pub(crate) async fn read_shard<T, F>(&self, index: usize, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ShardStore) -> Result<T, QueueError> + Send + 'static,
+    {
+        self.inner.shards[index].read(f).await
     }
 
     /// Folds `f` over every queued message, one shard at a time, without

@@ -438,27 +438,35 @@ impl ShardStore {
         })
     }
 
-    /// Every message's envelope, in id order, and the ids of records whose
-    /// envelope cannot be decoded (with why).
-    pub(crate) fn entries(&self) -> Result<(Vec<QueueEntry>, Vec<Damaged>), QueueError> {
-        let raw = self.read(ENVELOPE, |t| {
-            t.iter()?
-                .map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec())))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        let mut entries = Vec::with_capacity(raw.len());
-        let mut damaged = Vec::new();
-        for (k, v) in raw {
-            let id = QueueId::from_u64(k);
-            match record::decode(id, &v) {
-                Ok(envelope) => entries.push(QueueEntry { id, envelope }),
-                Err(e) => damaged.push(Damaged {
-                    id,
-                    reason: e.to_string(),
-                }),
-            }
+    /// Up to `limit` envelopes after `after` (from the first when `None`),
+    /// in id order, and the records among them whose envelope cannot be
+    /// decoded (with why): one page of a scan that never holds the whole
+    /// shard. The next page starts after the largest id in either list.
+    pub(crate) fn page(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> Result<(Vec<QueueEntry>, Vec<Damaged>), QueueError> {
+        let start = after.map_or(0, |id| id.as_u64().saturating_add(1));
+        if after.is_some_and(|id| id.as_u64() == u64::MAX) {
+            return Ok((Vec::new(), Vec::new()));
         }
-        Ok((entries, damaged))
+        self.read(ENVELOPE, |t| {
+            let mut entries = Vec::with_capacity(limit.min(1024));
+            let mut damaged = Vec::new();
+            for row in t.range(start..)?.take(limit) {
+                let (k, v) = row?;
+                let id = QueueId::from_u64(k.value());
+                match record::decode(id, v.value()) {
+                    Ok(envelope) => entries.push(QueueEntry { id, envelope }),
+                    Err(e) => damaged.push(Damaged {
+                        id,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            Ok((entries, damaged))
+        })
     }
 
     /// Calls `f` with each envelope that decodes, in id order, without

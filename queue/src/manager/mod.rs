@@ -400,8 +400,13 @@ impl QueueManager {
     ) -> Result<Self, QueueError> {
         let events = queue.take_events().ok_or_else(QueueError::closed)?;
         let mut state = Schedule::new(Box::new(MemoryIndex::default()));
-        for entry in queue.entries().await? {
-            state.load(&entry);
+        // A page at a time: a million parked messages cost their schedule
+        // entries, never a copy of every envelope at once.
+        let mut scan = queue.scan();
+        while let Some(page) = scan.next_page().await? {
+            for entry in &page {
+                state.load(entry);
+            }
         }
         let flow = destination::FlowSettings {
             initial: settings.initial_destination_concurrency,
