@@ -504,6 +504,9 @@ impl Client {
 
     fn wrap(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        // Content and its final dot go in two writes: without this, Nagle
+        // holds the dot for the server's delayed ACK (40 ms a message).
+        stream.set_nodelay(true).expect("nodelay");
         let reader = BufReader::new(stream.try_clone().expect("clone"));
         Client {
             stream,

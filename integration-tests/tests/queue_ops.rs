@@ -173,3 +173,86 @@ print(closed, flush=True)
     assert!(child.wait().unwrap().success());
     server.wait_for_log("too many control connections from uid 65534; refused");
 }
+
+/// A listing longer than one page (512 messages) is streamed by the server
+/// and read from the files without one alike; a client from before paging
+/// still gets every message in one answer, and a reader that goes away
+/// early (`mailq | head`) ends the listing quietly.
+#[test]
+fn a_long_listing_arrives_in_pages() {
+    use std::io::{BufRead, Write};
+    const MESSAGES: usize = 1_100;
+    let (mut server, _port) = parked();
+    let mut c = server.client();
+    for i in 0..MESSAGES {
+        c.send_mail(
+            "a@example.test",
+            &[&format!("r{i}@example.test")],
+            &format!("Subject: page {i}\r\n\r\nx\r\n"),
+        );
+    }
+    let start = std::time::Instant::now();
+    while server.queue().iter().any(|m| m["queue_name"] != "deferred") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not all deferred"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let (status, streamed, err) = server.cli(&["queue", "list"]);
+    assert!(status.success(), "{err}");
+    assert_eq!(streamed.matches("-Queue ID-").count(), 1, "one header");
+    let reasons = streamed
+        .lines()
+        .filter(|l| l.trim_start().starts_with('(') && l.ends_with(')'))
+        .count();
+    assert_eq!(reasons, MESSAGES, "one delay reason each");
+    assert!(
+        streamed.ends_with(&format!(" Kbytes in {MESSAGES} Requests.\n")),
+        "{}",
+        &streamed[streamed.len() - 200..]
+    );
+    let ids = server.queue_ids();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids.len(), MESSAGES);
+    assert_eq!(ids, sorted, "once each, in id order");
+
+    // A client from before paging.
+    let mut old = std::os::unix::net::UnixStream::connect(server.spool().join("control.sock"))
+        .expect("control socket");
+    old.write_all(b"{\"command\":\"list\"}\n").unwrap();
+    old.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(old).read_line(&mut answer).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        answer["entries"]["entries"].as_array().map(Vec::len),
+        Some(MESSAGES)
+    );
+
+    // The reader stops after the first line.
+    let mut child = std::process::Command::new(integration_tests::towerpost_bin())
+        .arg("--config")
+        .arg(server.config_path())
+        .args(["queue", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("-Queue ID-"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+
+    server.terminate();
+    let (status, offline, err) = server.cli(&["queue", "list"]);
+    assert!(status.success(), "{err}");
+    assert_eq!(offline, streamed, "the same listing without a server");
+}

@@ -52,7 +52,14 @@ const MAX_REQUEST: u64 = 64 * 1024;
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum ControlRequest {
     /// List the queue.
-    List,
+    List {
+        /// Answer a page at a time ([`ControlResponse::Listed`] lines, then
+        /// `Entries` with only the damaged records), so that neither side
+        /// holds the whole queue. Without it, one `Entries` with every
+        /// message, as servers before paging answered.
+        #[serde(default)]
+        pages: bool,
+    },
     /// One message in full: envelope, recipients, next attempt.
     Show {
         /// The queue id.
@@ -144,6 +151,9 @@ pub enum ControlResponse {
         #[serde(default)]
         quarantined: Vec<Quarantined>,
     },
+    /// One page of a paged listing, in id order; more lines follow, the
+    /// last one `Entries`.
+    Listed(Vec<QueueEntry>),
     /// One message.
     Message(QueueEntry),
     /// What a change did: ids changed, and ids not found.
@@ -506,6 +516,7 @@ async fn handle(stream: UnixStream, uid: Option<u32>, context: Handling) -> std:
             Some(uid) => flush(local_flush, uid, target, wait, None).await,
             None => ControlResponse::Error("cannot identify the requesting user".into()),
         },
+        Ok(ControlRequest::List { pages: true }) => list_pages(&queue, &mut write).await?,
         Ok(request) => execute(&queue, request).await,
         Err(e) => ControlResponse::Error(format!("bad request: {e}")),
     };
@@ -567,6 +578,30 @@ async fn flush_with_progress(
     Ok(response)
 }
 
+/// A paged listing: each page of the queue's walk as a
+/// [`ControlResponse::Listed`] line, written as the client reads them, then
+/// the answer with the damaged records.
+async fn list_pages(
+    queue: &Queue,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<ControlResponse> {
+    let mut scan = queue.scan();
+    loop {
+        match scan.next_page().await {
+            Ok(Some(page)) => send_line(write, &ControlResponse::Listed(page)).await?,
+            Ok(None) => break,
+            Err(e) => return Ok(ControlResponse::Error(e.to_string())),
+        }
+    }
+    Ok(match queue.quarantined().await {
+        Ok(quarantined) => ControlResponse::Entries {
+            entries: Vec::new(),
+            quarantined,
+        },
+        Err(e) => ControlResponse::Error(e.to_string()),
+    })
+}
+
 /// Carries out a request on `queue`: by the server for the socket, and by
 /// the CLI directly when no server runs.
 pub async fn execute(queue: &Queue, request: ControlRequest) -> ControlResponse {
@@ -581,7 +616,7 @@ async fn run_request(
     request: ControlRequest,
 ) -> Result<ControlResponse, towerpost_queue::QueueError> {
     Ok(match request {
-        ControlRequest::List => ControlResponse::Entries {
+        ControlRequest::List { .. } => ControlResponse::Entries {
             entries: queue.entries().await?,
             quarantined: queue.quarantined().await?,
         },
@@ -615,12 +650,10 @@ async fn run_request(
         },
         ControlRequest::Change { action, ids } => {
             let targets: Vec<String> = if ids.iter().any(|i| i.eq_ignore_ascii_case("ALL")) {
-                queue
-                    .entries()
-                    .await?
-                    .into_iter()
-                    .map(|e| e.id.to_string())
-                    .collect()
+                // Ids only: a million envelopes need not be held at once.
+                let (mut ids, _damaged) = queue.fold(Vec::new(), |ids, id, _| ids.push(id)).await?;
+                ids.sort_unstable();
+                ids.iter().map(QueueId::to_string).collect()
             } else {
                 ids
             };
@@ -682,24 +715,25 @@ pub async fn request_with_body(
     request: &ControlRequest,
     body: &[u8],
 ) -> std::io::Result<Option<ControlResponse>> {
-    exchange(queue_directory, request, body, |_| {}).await
+    exchange(queue_directory, request, body, |_| Ok(())).await
 }
 
-/// Like [`request`], calling `on_progress` with each
-/// [`ControlResponse::Progress`] line that comes before the answer.
+/// Like [`request`], calling `on_interim` with each line that comes before
+/// the answer ([`ControlResponse::Progress`], [`ControlResponse::Listed`]);
+/// an error it returns ends the exchange with that error.
 pub async fn request_with_progress(
     queue_directory: &Path,
     request: &ControlRequest,
-    on_progress: impl FnMut(&ControlResponse),
+    on_interim: impl FnMut(ControlResponse) -> std::io::Result<()>,
 ) -> std::io::Result<Option<ControlResponse>> {
-    exchange(queue_directory, request, &[], on_progress).await
+    exchange(queue_directory, request, &[], on_interim).await
 }
 
 async fn exchange(
     queue_directory: &Path,
     request: &ControlRequest,
     body: &[u8],
-    mut on_progress: impl FnMut(&ControlResponse),
+    mut on_interim: impl FnMut(ControlResponse) -> std::io::Result<()>,
 ) -> std::io::Result<Option<ControlResponse>> {
     let path = socket_path(queue_directory);
     let stream = match UnixStream::connect(&path).await {
@@ -732,7 +766,9 @@ async fn exchange(
         let response: ControlResponse = serde_json::from_str(&answer)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         match response {
-            ControlResponse::Progress { .. } => on_progress(&response),
+            ControlResponse::Progress { .. } | ControlResponse::Listed(_) => {
+                on_interim(response)?;
+            }
             answer => return Ok(Some(answer)),
         }
     }

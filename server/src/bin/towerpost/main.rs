@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use local_args::{PostqueueAction, flush_request, postqueue_action, sendmail_action};
 use passwd::passwd_command;
 use towerpost::control::{self, ControlRequest, ControlResponse, QueueAction};
-use towerpost::queue_list::{format_json, format_listing};
 use towerpost::sysexits::{
     EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE,
 };
@@ -21,6 +20,7 @@ use towerpost_queue::QueueState;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod list;
 mod local_args;
 mod passwd;
 mod repair;
@@ -301,11 +301,9 @@ fn main() -> ExitCode {
             }
             run_async(flush_command(config, request, "towerpost"))
         }
-        Cmd::Mailq => run_async(queue_command(config, ControlRequest::List, false)),
+        Cmd::Mailq => run_async(list::list_command(config, false)),
         Cmd::Postqueue { args } => match postqueue_action(args) {
-            Ok(PostqueueAction::List { json }) => {
-                run_async(queue_command(config, ControlRequest::List, json))
-            }
+            Ok(PostqueueAction::List { json }) => run_async(list::list_command(config, json)),
             Ok(PostqueueAction::Flush(request)) => {
                 run_async(flush_command(config, request, "postqueue"))
             }
@@ -320,9 +318,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Sendmail { args } => match sendmail_action(args) {
-            Ok(PostqueueAction::List { json }) => {
-                run_async(queue_command(config, ControlRequest::List, json))
-            }
+            Ok(PostqueueAction::List { json }) => run_async(list::list_command(config, json)),
             Ok(PostqueueAction::Flush(request)) => {
                 run_async(flush_command(config, request, "postqueue"))
             }
@@ -339,7 +335,7 @@ fn main() -> ExitCode {
         Cmd::Passwd { file, action } => passwd_command(&config, file.as_deref(), action),
         Cmd::Queue { action } => {
             let (request, json) = match action {
-                QueueCmd::List { json } => (ControlRequest::List, *json),
+                QueueCmd::List { json } => return run_async(list::list_command(config, *json)),
                 QueueCmd::Show { id } => (ControlRequest::Show { id: id.clone() }, false),
                 QueueCmd::Shape {
                     queues,
@@ -487,7 +483,7 @@ async fn flush_command(config: Config, request: ControlRequest, prog: &str) -> E
     // piped, each message's line as its attempt ends.
     let terminal = std::io::stdout().is_terminal();
     let mut streamed = false;
-    let on_progress = |p: &ControlResponse| {
+    let on_progress = |p: ControlResponse| {
         if let ControlResponse::Progress {
             done,
             total,
@@ -508,6 +504,7 @@ async fn flush_command(config: Config, request: ControlRequest, prog: &str) -> E
             };
             let _ = out.flush();
         }
+        Ok(())
     };
     let answer =
         control::request_with_progress(&config.queue_directory, &request, on_progress).await;
@@ -576,24 +573,6 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
         }
     };
     match response {
-        ControlResponse::Entries {
-            entries,
-            quarantined,
-        } => {
-            // On stderr, so that the listing keeps postqueue's format.
-            for q in &quarantined {
-                eprintln!(
-                    "towerpost: warning: {}: damaged queue record in {} moved to quarantine: {}",
-                    q.id, q.shard, q.reason
-                );
-            }
-            if json {
-                print!("{}", format_json(&entries));
-            } else {
-                print!("{}", format_listing(&entries));
-            }
-            ExitCode::SUCCESS
-        }
         ControlResponse::Message(entry) => {
             print!("{}", control::format_show(&entry));
             ExitCode::SUCCESS
@@ -633,7 +612,9 @@ async fn queue_command(config: Config, request: ControlRequest, json: bool) -> E
                 ExitCode::from(EX_NOINPUT)
             }
         }
-        ControlResponse::Flushed(_)
+        ControlResponse::Entries { .. }
+        | ControlResponse::Listed(_)
+        | ControlResponse::Flushed(_)
         | ControlResponse::FlushedWait(_)
         | ControlResponse::Progress { .. }
         | ControlResponse::FlushRefused { .. }
