@@ -18,7 +18,7 @@
 #   4. `queue shape` likewise;
 #   5. ETRN customer.test (flush-helper.py etrn): milliseconds from the
 #      command until the sink (flush-helper.py sink) has all SITE_MESSAGES;
-#   6. stops the server.
+#   6. reads the server's peak RSS over the round (VmHWM) and stops it.
 # The table shows medians of the rounds.  Postfix is not run: filling it
 # with a million messages takes its own pickup path (smtp-source at about
 # 1,000 msg/s, 17 minutes a fill), and its queue manager then walks the
@@ -30,7 +30,8 @@
 #
 # Environment (defaults in brackets): SIZES ["2000 1000000"], DOMAINS
 # [1000], SITE_MESSAGES [100], REPEATS [3], PORT [2598], SINK_PORT [2599],
-# PYTHON [python3].  Loopback only.
+# SETTLE [2] (seconds of quiet after sync before each start), PYTHON
+# [python3].  Loopback only.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -46,7 +47,8 @@ REPEATS=${REPEATS:-3}
 PORT=${PORT:-2598}
 SINK_PORT=${SINK_PORT:-2599}
 PYTHON=${PYTHON:-python3}
-check_uint_vars "a whole number" DOMAINS SITE_MESSAGES REPEATS PORT SINK_PORT
+SETTLE=${SETTLE:-2}
+check_uint_vars "a whole number" DOMAINS SITE_MESSAGES REPEATS PORT SINK_PORT SETTLE
 for size in $SIZES; do [[ $size =~ ^[0-9]+$ ]] || die "bad size in SIZES: $size"; done
 require_bash5
 command -v /usr/bin/time >/dev/null || die "/usr/bin/time missing (apt-get install time)"
@@ -70,26 +72,32 @@ set_cleanup_traps
 
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-# peak_rss_while PID CMD...: run CMD; print "seconds peak_kib_of_PID".
+# peak_rss_while PID CMD...: run CMD (die if it fails); write "seconds
+# peak_kib_of_PID" to $dir/peak, the peak sampled every 0.1 s from just
+# before CMD starts.
 peak_rss_while() {
-    local pid=$1 out=$scratch/peak.$$ t0 t1 peak=0 r
+    local pid=$1 out=$dir/peak.rss t0 t1
     shift
+    status_kib "$pid" VmRSS >"$out"
     (
-        while :; do
-            r=$(status_kib "$pid" VmRSS) || exit 0
-            ((r > peak)) && peak=$r && echo "$peak" >"$out"
+        peak=$(cat "$out")
+        while r=$(status_kib "$pid" VmRSS 2>/dev/null) && [[ -n $r ]]; do
+            if ((r > peak)); then
+                peak=$r
+                echo "$peak" >"$out"
+            fi
             sleep 0.1
         done
     ) &
     sampler=$!
     t0=$(now_us)
-    "$@"
+    "$@" || die "$* failed"
     t1=$(now_us)
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
     sampler=
-    awk -v a="$t0" -v b="$t1" -v p="$(cat "$out" 2>/dev/null || echo 0)" \
-        'BEGIN { printf "%.2f %d\n", (b - a) / 1e6, p }'
+    awk -v a="$t0" -v b="$t1" -v p="$(cat "$out")" \
+        'BEGIN { printf "%.2f %d\n", (b - a) / 1e6, p }' >"$dir/peak"
 }
 
 # greeted_after T0_US: wait (up to 120 s) for the first greeting on PORT;
@@ -153,9 +161,7 @@ for size in $SIZES; do
     "$FILL" "$dir/spool" "$shards" "$size" "$DOMAINS" >&2
     for ((r = 1; r <= REPEATS; r++)); do
         "$FILL" "$dir/spool" "$shards" 0 1 customer.test "$SITE_MESSAGES" >/dev/null
-        settle_s=${SETTLE:-2}
-        sync
-        sleep "$settle_s"
+        settle
         t0=$(now_us)
         "$TOWERPOST_BIN" --config "$dir/towerpost.toml" serve >"$dir/towerpost.log" 2>&1 </dev/null &
         tp_pid=$!
@@ -165,9 +171,11 @@ for size in $SIZES; do
         sleep 10
         rss10=$(status_kib "$tp_pid" VmRSS)
 
-        read -r list_s list_srv < <(peak_rss_while "$tp_pid" listed queue list --json)
+        peak_rss_while "$tp_pid" listed queue list --json
+        read -r list_s list_srv <"$dir/peak"
         read -r list_n list_cli <"$dir/listed"
-        read -r shape_s shape_srv < <(peak_rss_while "$tp_pid" listed queue shape)
+        peak_rss_while "$tp_pid" listed queue shape
+        read -r shape_s shape_srv <"$dir/peak"
         read -r _ shape_cli <"$dir/listed"
 
         base=$(count '^msg ' "$sink_out")
@@ -182,9 +190,10 @@ for size in $SIZES; do
         done
         last=$(awk -v n=$((base + SITE_MESSAGES)) '/^msg / { if (++c == n) { print $2; exit } }' "$sink_out")
         etrn_ms=$(awk -v a="$et0" -v b="$last" 'BEGIN { printf "%.1f\n", (b - a) / 1e6 }')
+        hwm_end=$(status_kib "$tp_pid" VmHWM)
         stop_towerpost
 
-        log "size $size round $r: greeted after ${start_s}s, RSS $((rss0 / 1024)) MiB (peak $((hwm0 / 1024))), 10 s later $((rss10 / 1024)) MiB;" \
+        log "size $size round $r: greeted after ${start_s}s, RSS $((rss0 / 1024)) MiB (peak $((hwm0 / 1024)), $((hwm_end / 1024)) over the round), 10 s later $((rss10 / 1024)) MiB;" \
             "list ${list_s}s of $list_n, CLI $((list_cli / 1024)) MiB, server peak $((list_srv / 1024)) MiB;" \
             "shape ${shape_s}s, CLI $((shape_cli / 1024)) MiB, server peak $((shape_srv / 1024)) MiB; ETRN ${etrn_ms} ms"
         ((list_n == size + SITE_MESSAGES)) || die "queue list showed $list_n messages, expected $((size + SITE_MESSAGES))"
@@ -192,17 +201,19 @@ for size in $SIZES; do
         R[$size,rss10]+="$((rss10 / 1024)) " R[$size,list]+="$list_s " R[$size,listcli]+="$((list_cli / 1024)) "
         R[$size,listsrv]+="$((list_srv / 1024)) " R[$size,shape]+="$shape_s " R[$size,shapecli]+="$((shape_cli / 1024)) "
         R[$size,shapesrv]+="$((shape_srv / 1024)) " R[$size,etrn]+="$etrn_ms "
+        R[$size,hwmend]+="$((hwm_end / 1024)) "
     done
     du -sh "$dir/spool" >&2
     rm -rf "$dir/spool"
 done
 
 med() { median "${2:-0}" <<<"$1"; }
-echo "| parked messages | start until first greeting (s) | RSS at greeting / peak (MiB) | RSS 10 s later (MiB) | queue list --json (s) | its CLI peak RSS (MiB) | server peak RSS during it (MiB) | queue shape (s) | its CLI peak RSS (MiB) | server peak RSS during it (MiB) | ETRN to $SITE_MESSAGES delivered (ms) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+maxof() { tr ' ' '\n' | grep . | sort -g | tail -n 1; }
+echo "| parked messages | start until first greeting (s) | RSS at greeting / peak (MiB) | peak over the round, median / max of rounds (MiB) | RSS 10 s later (MiB) | queue list --json (s) | its CLI peak RSS (MiB) | server peak RSS during it (MiB) | queue shape (s) | its CLI peak RSS (MiB) | server peak RSS during it (MiB) | ETRN to $SITE_MESSAGES delivered (ms) |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for size in $SIZES; do
     total=$((size + SITE_MESSAGES))
-    echo "| $total | $(med "${R[$size,start]}" 2) | $(med "${R[$size,rss0]}") / $(med "${R[$size,hwm0]}") | $(med "${R[$size,rss10]}") | $(med "${R[$size,list]}" 2) | $(med "${R[$size,listcli]}") | $(med "${R[$size,listsrv]}") | $(med "${R[$size,shape]}" 2) | $(med "${R[$size,shapecli]}") | $(med "${R[$size,shapesrv]}") | $(med "${R[$size,etrn]}") |"
+    echo "| $total | $(med "${R[$size,start]}" 2) | $(med "${R[$size,rss0]}") / $(med "${R[$size,hwm0]}") | $(med "${R[$size,hwmend]}") / $(maxof <<<"${R[$size,hwmend]}") | $(med "${R[$size,rss10]}") | $(med "${R[$size,list]}" 2) | $(med "${R[$size,listcli]}") | $(med "${R[$size,listsrv]}") | $(med "${R[$size,shape]}" 2) | $(med "${R[$size,shapecli]}") | $(med "${R[$size,shapesrv]}") | $(med "${R[$size,etrn]}") |"
 done
 echo
 echo "Medians of $REPEATS rounds; $DOMAINS destinations; $SITE_MESSAGES of the parked messages for customer.test; $TOWERPOST_BIN; scripts at commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')."

@@ -5,9 +5,12 @@
 //!
 //! Each shard is read in short read transactions, one per batch, from
 //! just after the last id it returned; the shards' batches are merged by
-//! id. A message stored during the walk is seen if its id is past the
-//! cursor of its shard, one removed is not seen once past: what `mailq`
-//! shows of a spool directory that changes under it. A record whose
+//! id. Mail that changes during the walk is seen as `mailq` sees a spool
+//! directory that changes under it: a message stored meanwhile is seen if
+//! its shard has not been read to its end yet and its id is past that
+//! shard's cursor (so it may come after larger ids of other shards), one
+//! removed is not seen once past. The server's start-up walks before any
+//! listener accepts, when nothing changes. A record whose
 //! envelope cannot be decoded is moved to quarantine as it is met, as a
 //! whole read of the queue has always done.
 

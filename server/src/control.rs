@@ -289,8 +289,18 @@ impl ControlServer {
                         load: self.load.clone(),
                     };
                     tokio::spawn(async move {
-                        if let Err(e) = handle(stream, uid, context).await {
-                            tracing::warn!(target: "towerpost::control", "control request: {e}");
+                        match handle(stream, uid, context).await {
+                            // The client went away (`mailq | head`).
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::BrokenPipe
+                                        | std::io::ErrorKind::ConnectionReset
+                                ) => {}
+                            Err(e) => {
+                                tracing::warn!(target: "towerpost::control", "control request: {e}");
+                            }
+                            Ok(()) => {}
                         }
                         drop(admitted);
                     });
@@ -651,9 +661,13 @@ async fn run_request(
         ControlRequest::Change { action, ids } => {
             let targets: Vec<String> = if ids.iter().any(|i| i.eq_ignore_ascii_case("ALL")) {
                 // Ids only: a million envelopes need not be held at once.
-                let (mut ids, _damaged) = queue.fold(Vec::new(), |ids, id, _| ids.push(id)).await?;
-                ids.sort_unstable();
-                ids.iter().map(QueueId::to_string).collect()
+                // The scan moves damaged records aside as it meets them.
+                let mut ids = Vec::new();
+                let mut scan = queue.scan();
+                while let Some(page) = scan.next_page().await? {
+                    ids.extend(page.iter().map(|e| e.id.to_string()));
+                }
+                ids
             } else {
                 ids
             };

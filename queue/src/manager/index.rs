@@ -36,9 +36,9 @@ pub trait DestinationIndex: Send {
 
 /// The index in memory, for every operation a cost of what the one domain
 /// or one message involves, never the size of the queue; and small per
-/// message, since a parked queue can hold millions: domain names are
-/// stored once and numbered, and a message keeps its first domain's
-/// number inline (the rare message with recipients in several domains
+/// message, since a parked queue can hold millions: a domain's name is
+/// kept per domain, not per message, and numbered, and a message keeps its
+/// first domain's number inline (the rare message with recipients in several domains
 /// keeps the others aside).
 #[derive(Debug, Default)]
 pub struct MemoryIndex {

@@ -17,6 +17,7 @@ pub(crate) async fn list_command(config: Config, json: bool) -> ExitCode {
     let mut printer = Printer {
         listing: Listing::new(json),
         text: String::new(),
+        failed: false,
         closed: false,
     };
     let done = match listed(&config, &mut printer).await {
@@ -71,7 +72,8 @@ async fn listed(config: &Config, printer: &mut Printer) -> Result<Vec<Quarantine
         }),
         // No server running: read the queue files directly.
         Ok(None) => offline(config, printer).await,
-        Err(e) if printer.closed => Err(output(e)),
+        // Stdout failed, not the server.
+        Err(e) if printer.failed => Err(output(e)),
         Err(e) => Err(Failure {
             text: format!(
                 "cannot talk to the server at {}: {e}",
@@ -104,7 +106,9 @@ struct Printer {
     listing: Listing,
     /// One page's text, reused.
     text: String,
-    /// Stdout's reader is gone.
+    /// Writing to stdout failed.
+    failed: bool,
+    /// Stdout's reader is gone (the failure is nothing to report).
     closed: bool,
 }
 
@@ -126,11 +130,9 @@ impl Printer {
         let written = out
             .write_all(self.text.as_bytes())
             .and_then(|()| out.flush());
-        if written
-            .as_ref()
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-        {
-            self.closed = true;
+        if let Err(e) = &written {
+            self.failed = true;
+            self.closed = e.kind() == std::io::ErrorKind::BrokenPipe;
         }
         written
     }
