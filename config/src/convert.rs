@@ -19,7 +19,7 @@ use crate::error::{Origin, Problem};
 use crate::keys::{LISTENER_KEYS, TRANSPORT_KEYS, keys, suggest};
 use crate::{
     BareNewline, Listener, ListenerOverrides, LogFormat, Nexthop, SmtpTlsLevel, TlsMode,
-    TransportConfig, TransportKind, TransportMapEntry,
+    TransportConfig, TransportKind, TransportMapEntry, UpstreamProxyProtocol,
 };
 
 /// Describes a value for "found ..." in messages.
@@ -61,6 +61,16 @@ pub(crate) fn text(value: &Value) -> Result<String, String> {
         }
         Value::Char(_, c) => text(&Value::from(c.to_string())),
         other => Err(found("a string", other)),
+    }
+}
+
+/// `smtpd_upstream_proxy_protocol`: empty or `haproxy`.
+pub(crate) fn upstream_proxy_protocol(value: &Value) -> Result<UpstreamProxyProtocol, String> {
+    let s = text(value)?;
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(UpstreamProxyProtocol::None),
+        "haproxy" => Ok(UpstreamProxyProtocol::Haproxy),
+        _ => Err(format!("expected \"\" or \"haproxy\", found {s:?}")),
     }
 }
 
@@ -557,6 +567,9 @@ fn listener_overrides(table: &Dict, fail: &mut impl FnMut(String)) -> ListenerOv
             "smtpd_sender_restrictions" => list(&mut o.smtpd_sender_restrictions),
             "smtpd_relay_restrictions" => list(&mut o.smtpd_relay_restrictions),
             "smtpd_recipient_restrictions" => list(&mut o.smtpd_recipient_restrictions),
+            "smtpd_upstream_proxy_protocol" => single(
+                upstream_proxy_protocol(value).map(|p| o.smtpd_upstream_proxy_protocol = Some(p)),
+            ),
             _ => Ok(()),
         };
         one(key, result);

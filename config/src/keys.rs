@@ -25,6 +25,7 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "smtpd_sender_restrictions",
     "smtpd_tls_auth_only",
     "smtpd_tls_security_level",
+    "smtpd_upstream_proxy_protocol",
     "tls",
 ];
 

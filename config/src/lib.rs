@@ -85,7 +85,7 @@ pub use crate::sasl::{Login, PasswordMap, SaslSecurityOption, SmtpdTlsLevel};
 pub use crate::tls_policy::{TlsMatch, TlsPolicy, TlsPolicyMap};
 pub use crate::values::{
     BareNewline, Listener, ListenerOverrides, LogFormat, RateLimit, SmtpTlsLevel, SmtpdPolicy,
-    TlsMode, TransportConfig, TransportKind, TransportMapEntry,
+    TlsMode, TransportConfig, TransportKind, TransportMapEntry, UpstreamProxyProtocol,
 };
 /// Next hops and routes are shared with the queue and the SMTP client.
 pub use towerpost_protocol::{Nexthop, Route};
@@ -274,6 +274,9 @@ impl Config {
                 &o.smtpd_recipient_restrictions,
                 &self.smtpd_recipient_restrictions,
             ),
+            upstream_proxy_protocol: o
+                .smtpd_upstream_proxy_protocol
+                .unwrap_or(self.smtpd_upstream_proxy_protocol),
         }
     }
 

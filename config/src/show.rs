@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use crate::{
     AddressMap, BareNewline, Listener, ListenerOverrides, LogFormat, Nexthop, PasswordMap,
     RateLimit, Restriction, SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap,
-    TransportMapEntry, UserRule,
+    TransportMapEntry, UpstreamProxyProtocol, UserRule,
 };
 
 /// A value's rendering as a [`Setting`].
@@ -135,6 +135,12 @@ impl Show for SmtpTlsLevel {
 }
 
 impl Show for SmtpdTlsLevel {
+    fn show(&self) -> Setting<'_> {
+        Setting::Word(self.as_str())
+    }
+}
+
+impl Show for UpstreamProxyProtocol {
     fn show(&self) -> Setting<'_> {
         Setting::Word(self.as_str())
     }
@@ -273,6 +279,12 @@ pub(crate) fn render_overrides(o: &ListenerOverrides) -> Vec<(&'static str, Stri
     }
     if let Some(level) = o.smtpd_tls_security_level {
         out.push(("smtpd_tls_security_level", toml_string(level.as_str())));
+    }
+    if let Some(protocol) = o.smtpd_upstream_proxy_protocol {
+        out.push((
+            "smtpd_upstream_proxy_protocol",
+            toml_string(protocol.as_str()),
+        ));
     }
     for (key, value) in [
         ("smtpd_client_restrictions", &o.smtpd_client_restrictions),

@@ -23,7 +23,7 @@ use crate::show::Setting;
 use crate::{
     AddressMap, BareNewline, Listener, LogFormat, Nexthop, PasswordMap, RateLimit, Restriction,
     SaslSecurityOption, SmtpTlsLevel, SmtpdTlsLevel, TlsPolicyMap, TransportConfig,
-    TransportMapEntry, UserRule, convert, flush, restrictions, sasl,
+    TransportMapEntry, UpstreamProxyProtocol, UserRule, convert, flush, restrictions, sasl,
 };
 
 config_keys! {
@@ -395,6 +395,19 @@ config_keys! {
     /// command but EHLO, HELO, STARTTLS, NOOP and QUIT needs TLS first).
     /// Default `none`; a `starttls` listener is `may` unless set.
     smtpd_tls_security_level "smtpd_tls_security_level": SmtpdTlsLevel = d("") => (one sasl::smtpd_tls_level);
+    /// `smtpd_upstream_proxy_protocol`: `haproxy` when the listener sits
+    /// behind a TCP proxy or balancer (HAProxy `send-proxy` or
+    /// `send-proxy-v2`) that announces each client with a PROXY protocol
+    /// header, version 1 or 2: the address in it is the client that
+    /// `mynetworks`, restrictions, rate limits, logs and `Received:` see. A
+    /// connection without a valid header is closed without a greeting.
+    /// Default empty (no header is read: a PROXY line is an unknown
+    /// command). Usually set per listener; only for listeners that nothing
+    /// but the proxy can reach.
+    smtpd_upstream_proxy_protocol "smtpd_upstream_proxy_protocol": UpstreamProxyProtocol = d("") => (one convert::upstream_proxy_protocol);
+    /// `smtpd_upstream_proxy_timeout`: how long to wait for the PROXY
+    /// header. Default 5s.
+    smtpd_upstream_proxy_timeout "smtpd_upstream_proxy_timeout": Duration = d("5s") => (one convert::positive_duration);
     /// `smtpd_sasl_password_file` (towerpost): the file of users and
     /// argon2id password hashes that AUTH checks, managed by `towerpost
     /// passwd`. Default unset; required when AUTH is enabled anywhere.

@@ -42,6 +42,8 @@ pub struct ListenerOverrides {
     pub smtpd_relay_restrictions: Option<Vec<Restriction>>,
     /// `smtpd_recipient_restrictions`.
     pub smtpd_recipient_restrictions: Option<Vec<Restriction>>,
+    /// `smtpd_upstream_proxy_protocol`.
+    pub smtpd_upstream_proxy_protocol: Option<UpstreamProxyProtocol>,
 }
 
 /// The effective smtpd policy of one listener: the top-level settings with
@@ -64,6 +66,36 @@ pub struct SmtpdPolicy {
     pub relay_restrictions: Vec<Restriction>,
     /// `smtpd_recipient_restrictions`.
     pub recipient_restrictions: Vec<Restriction>,
+    /// `smtpd_upstream_proxy_protocol`.
+    pub upstream_proxy_protocol: UpstreamProxyProtocol,
+}
+
+/// `smtpd_upstream_proxy_protocol`: whether a listener's clients are
+/// announced by a PROXY protocol header before any SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UpstreamProxyProtocol {
+    /// Empty: the client is whoever connected.
+    #[default]
+    None,
+    /// `haproxy`: the connection starts with a PROXY protocol header,
+    /// version 1 (text) or 2 (binary), naming the real client.
+    Haproxy,
+}
+
+impl UpstreamProxyProtocol {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProxyProtocol::None => "",
+            UpstreamProxyProtocol::Haproxy => "haproxy",
+        }
+    }
+}
+
+impl fmt::Display for UpstreamProxyProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How a listener uses TLS (`tls = "none" | "starttls" | "implicit"`).

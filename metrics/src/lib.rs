@@ -26,9 +26,11 @@ use prometheus_client::registry::Registry;
 /// `reason` of a refused connection.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusedLabels {
-    /// `session_limit` (`smtpd_session_limit`, answered by the listener) or
+    /// `session_limit` (`smtpd_session_limit`, answered by the listener),
     /// `client_limit` (a per-client limit or a policy answered the
-    /// connection instead of the banner).
+    /// connection instead of the banner) or `proxy_header` (no valid PROXY
+    /// protocol header where `smtpd_upstream_proxy_protocol` wants one;
+    /// closed without a banner).
     pub reason: &'static str,
 }
 

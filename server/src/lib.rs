@@ -24,6 +24,7 @@ mod listener;
 mod logging;
 mod metrics_http;
 pub mod policy;
+mod proxy_header;
 pub mod queue_list;
 pub mod queue_shape;
 mod rate_limit;

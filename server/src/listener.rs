@@ -7,11 +7,12 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use towerpost_config::{Config, TlsMode};
+use towerpost_config::{Config, TlsMode, UpstreamProxyProtocol};
 use towerpost_queue::{Queue, QueueManager};
 
 use crate::certs::CertStore;
 use crate::control::ControlServer;
+use crate::proxy_header::Announced;
 use crate::request::SessionInfo;
 use crate::sasl::{PasswordDb, SharedAuthenticator};
 use crate::session::{Connection, ConnectionParts, SessionSettings};
@@ -150,8 +151,11 @@ pub(crate) async fn serve_with(
             (TlsMode::Implicit, Some(a)) => Some(ListenerTls::Implicit(a.clone())),
             _ => None,
         };
+        let proxied = config.smtpd_policy(l).upstream_proxy_protocol;
         let context = ListenerContext {
             name: Arc::from(l.name.as_str()),
+            proxy_header: (proxied == UpstreamProxyProtocol::Haproxy)
+                .then_some(config.smtpd_upstream_proxy_timeout),
             tls,
             service: build_stack(
                 &shared_config,
@@ -250,6 +254,8 @@ fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// What every session of one listener shares.
 struct ListenerContext {
     name: Arc<str>,
+    /// `smtpd_upstream_proxy_timeout`, when a PROXY header comes first.
+    proxy_header: Option<Duration>,
     tls: Option<ListenerTls>,
     service: crate::session::SmtpService,
     settings: Arc<SessionSettings>,
@@ -260,24 +266,54 @@ struct ListenerContext {
 }
 
 impl ListenerContext {
-    fn connection(&self, stream: TcpStream, client: SocketAddr) -> Connection<TcpStream> {
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(client);
-        let info = SessionInfo::new(client, local, &self.name);
-        Connection::new(
-            stream,
-            ConnectionParts {
-                tls: self.tls.clone(),
-                info,
-                service: self.service.clone(),
-                settings: self.settings.clone(),
-                ids: self.ids.clone(),
-                content_files: Some(self.content_files.clone()),
-                load: self.load.clone(),
-                shutdown: self.shutdown.clone(),
-            },
-        )
+    /// What a session of this listener is given, for the client `info`
+    /// names.
+    fn parts(&self, info: SessionInfo) -> ConnectionParts {
+        ConnectionParts {
+            tls: self.tls.clone(),
+            info,
+            service: self.service.clone(),
+            settings: self.settings.clone(),
+            ids: self.ids.clone(),
+            content_files: Some(self.content_files.clone()),
+            load: self.load.clone(),
+            shutdown: self.shutdown.clone(),
+        }
     }
+}
+
+/// The session of an accepted connection, once the PROXY header it must
+/// start with (with `proxy_header`, its timeout) has named the client;
+/// `None` (logged, and the connection closed without a greeting) when the
+/// header is missing or malformed.
+async fn open(
+    mut stream: TcpStream,
+    mut parts: ConnectionParts,
+    proxy_header: Option<Duration>,
+) -> Option<Connection<TcpStream>> {
+    if let Some(timeout) = proxy_header {
+        match crate::proxy_header::read_header(&mut stream, timeout).await {
+            Ok(Announced::Client { client, server }) => {
+                parts.info = SessionInfo::new(client, server, &parts.info.listener);
+            }
+            Ok(Announced::Proxy) => {}
+            Err(e) => {
+                towerpost_metrics::metrics()
+                    .connections_refused
+                    .get_or_create(&towerpost_metrics::RefusedLabels {
+                        reason: "proxy_header",
+                    })
+                    .inc();
+                tracing::warn!(
+                    target: "towerpost::smtpd",
+                    "haproxy read: {e}; closing the connection from {}",
+                    format_args!("unknown[{}]", parts.info.client.ip())
+                );
+                return None;
+            }
+        }
+    }
+    Some(Connection::new(stream, parts))
 }
 
 async fn accept_loop(
@@ -322,12 +358,19 @@ async fn accept_loop(
             ));
             continue;
         };
-        let conn = context.connection(stream, client);
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(client);
+        let parts = context.parts(SessionInfo::new(client, local, &context.name));
+        let proxy_header = context.proxy_header;
         let mut set = sessions.lock().await;
         // Reap finished sessions so the set stays as small as the live ones.
         while set.try_join_next().is_some() {}
+        // The PROXY header, if any, is read in the session's own task: a
+        // slow proxy must not hold up the accept loop.
         set.spawn(async move {
-            conn.run().await;
+            if let Some(conn) = open(stream, parts, proxy_header).await {
+                conn.run().await;
+            }
             drop(slot);
         });
     }
