@@ -152,6 +152,15 @@ pub(crate) async fn serve_with(
             _ => None,
         };
         let proxied = config.smtpd_policy(l).upstream_proxy_protocol;
+        if proxied == UpstreamProxyProtocol::Haproxy && l.address.ip().is_unspecified() {
+            tracing::warn!(
+                target: "towerpost::master",
+                "listener {}: smtpd_upstream_proxy_protocol is set and it listens on every \
+                 address; whoever can reach it can claim any client address, so let only \
+                 the balancer reach it",
+                l.name
+            );
+        }
         let context = ListenerContext {
             name: Arc::from(l.name.as_str()),
             proxy_header: (proxied == UpstreamProxyProtocol::Haproxy)

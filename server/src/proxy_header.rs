@@ -159,7 +159,7 @@ fn parse_v2(header: &[u8]) -> Result<Announced, HeaderError> {
     if h.command == Command::Local {
         return Ok(Announced::Proxy);
     }
-    if h.protocol == Protocol::Datagram {
+    if h.protocol != Protocol::Stream {
         return Err(invalid("unsupported protocol type", header));
     }
     match h.addresses {
@@ -190,11 +190,21 @@ fn client(ip: IpAddr, port: u16, server_ip: IpAddr, server_port: u16) -> Announc
     }
 }
 
+/// Octets of a refused header shown in its log line.
+const SHOWN: usize = 100;
+
 fn invalid(why: &str, seen: &[u8]) -> HeaderError {
-    HeaderError::Invalid {
-        why: why.trim_end_matches('.').to_owned(),
-        seen: seen.escape_ascii().to_string(),
+    // The parser's texts may hold line breaks; a log line must not.
+    let why: String = why
+        .trim_end_matches('.')
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut shown = seen[..seen.len().min(SHOWN)].escape_ascii().to_string();
+    if seen.len() > SHOWN {
+        shown.push_str("...");
     }
+    HeaderError::Invalid { why, seen: shown }
 }
 
 #[cfg(test)]
@@ -291,18 +301,25 @@ mod tests {
             ),
             (
                 b"PROXY TCP4 192.0.2.300 127.0.0.1 1 25\r\n".to_vec(),
-                "192.0.2.300",
+                "invalid IP address for the source: PROXY TCP4 192.0.2.300",
             ),
             (
                 b"PROXY TCP4 192.0.2.1 127.0.0.1 1\r\n".to_vec(),
-                "PROXY TCP4",
+                "port for the destination: PROXY TCP4",
+            ),
+            // ppp's text for this one holds a CR LF.
+            (
+                b"PROXY TCP4 192.0.2.1 127.0.0.1 1 25 extra\r\n".to_vec(),
+                ": PROXY TCP4 192.0.2.1 127.0.0.1 1 25 extra\\r\\n",
             ),
             (long.into_bytes(), "line > 107 characters"),
             (v2(1, 0x31, &[0; 216]), "unsupported address family"),
-            (v2(1, 0x00, &[]), "unsupported address family"),
+            (v2(1, 0x00, &[]), "unsupported protocol type"),
+            (v2(1, 0x01, &[]), "unsupported address family"),
             (b"PROXY UNKNOWN\r\n".to_vec(), "unsupported protocol type"),
             (v2(1, 0x12, &[0; 12]), "unsupported protocol type"),
-            (v2(1, 0x11, &[0; 4]), "\\r\\n\\r\\n"),
+            (v2(1, 0x10, &[0; 12]), "unsupported protocol type"),
+            (v2(1, 0x11, &[0; 4]), "cannot store the 12 bytes"),
         ];
         for (bytes, want) in cases {
             let (got, _) = announced(&bytes).await;
@@ -310,6 +327,9 @@ mod tests {
                 .expect_err(&bytes.escape_ascii().to_string())
                 .to_string();
             assert!(err.contains(want), "{err} (wanted {want})");
+            assert!(!err.chars().any(char::is_control), "{err:?}");
+            // At most 100 octets shown, each at most 4 characters escaped.
+            assert!(err.len() < 500, "{err}");
         }
         let (got, _) = announced(b"PROXY TCP4 192.0.2.1").await;
         assert!(matches!(got, Err(HeaderError::Eof)), "{got:?}");
@@ -317,6 +337,36 @@ mod tests {
         huge[14..16].copy_from_slice(&5000u16.to_be_bytes());
         let (got, _) = announced(&huge).await;
         assert!(got.unwrap_err().to_string().contains("more than 4096"));
+    }
+
+    #[tokio::test]
+    async fn a_header_in_pieces_is_put_together() {
+        let (mut proxy, mut server) = pair().await;
+        let writer = tokio::spawn(async move {
+            let pieces: [&[u8]; 4] = [
+                b"PROX",
+                b"Y TCP4 192.0.2.1",
+                b"0 127.0.0.1 5555 25\r",
+                b"\nEHLO x\r\n",
+            ];
+            for piece in pieces {
+                proxy.write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            proxy.shutdown().await.unwrap();
+        });
+        let got = read_header(&mut server, Duration::from_secs(5)).await;
+        assert_eq!(
+            got.unwrap(),
+            Announced::Client {
+                client: "192.0.2.10:5555".parse().unwrap(),
+                server: "127.0.0.1:25".parse().unwrap(),
+            }
+        );
+        let mut after = Vec::new();
+        server.read_to_end(&mut after).await.unwrap();
+        assert_eq!(after, b"EHLO x\r\n");
+        writer.await.unwrap();
     }
 
     #[tokio::test]
