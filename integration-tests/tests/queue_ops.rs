@@ -251,6 +251,25 @@ fn a_long_listing_arrives_in_pages() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 
+    // Stdout that cannot be written is the listing's fault, not the server's.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(integration_tests::towerpost_bin())
+        .arg("--config")
+        .arg(server.config_path())
+        .args(["queue", "list"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("towerpost: fatal: cannot write the listing: "),
+        "{err}"
+    );
+
     server.terminate();
     let (status, offline, err) = server.cli(&["queue", "list"]);
     assert!(status.success(), "{err}");

@@ -10,9 +10,9 @@
 //! its shard has not been read to its end yet and its id is past that
 //! shard's cursor (so it may come after larger ids of other shards), one
 //! removed is not seen once past. The server's start-up walks before any
-//! listener accepts, when nothing changes. A record whose
-//! envelope cannot be decoded is moved to quarantine as it is met, as a
-//! whole read of the queue has always done.
+//! listener accepts, when nothing changes. A record whose envelope cannot
+//! be decoded is moved to quarantine as it is met, as a whole read of the
+//! queue has always done.
 
 use std::collections::VecDeque;
 

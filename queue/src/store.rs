@@ -447,10 +447,12 @@ impl ShardStore {
         after: Option<QueueId>,
         limit: usize,
     ) -> Result<(Vec<QueueEntry>, Vec<Damaged>), QueueError> {
-        let start = after.map_or(0, |id| id.as_u64().saturating_add(1));
-        if after.is_some_and(|id| id.as_u64() == u64::MAX) {
-            return Ok((Vec::new(), Vec::new()));
-        }
+        let start = match after.map(|id| id.as_u64().checked_add(1)) {
+            None => 0,
+            Some(Some(next)) => next,
+            // Nothing can come after the largest id.
+            Some(None) => return Ok((Vec::new(), Vec::new())),
+        };
         self.read(ENVELOPE, |t| {
             let mut entries = Vec::with_capacity(limit.min(1024));
             let mut damaged = Vec::new();

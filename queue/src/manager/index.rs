@@ -38,8 +38,8 @@ pub trait DestinationIndex: Send {
 /// or one message involves, never the size of the queue; and small per
 /// message, since a parked queue can hold millions: a domain's name is
 /// kept per domain, not per message, and numbered, and a message keeps its
-/// first domain's number inline (the rare message with recipients in several domains
-/// keeps the others aside).
+/// first domain's number inline (the rare message with recipients in
+/// several domains keeps the others aside).
 #[derive(Debug, Default)]
 pub struct MemoryIndex {
     /// Each domain with messages, by name: its number.
